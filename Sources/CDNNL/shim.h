@@ -1,0 +1,4 @@
+#include <oneapi/dnnl/dnnl.h>
+// DNNL_MEMORY_ALLOCATE is ((void *)-1): a macro Swift cannot import.
+static inline void *cdnnl_memory_allocate(void) { return DNNL_MEMORY_ALLOCATE; }
+static inline void *cdnnl_memory_none(void) { return DNNL_MEMORY_NONE; }
