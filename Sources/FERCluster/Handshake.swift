@@ -1,0 +1,81 @@
+// Start-up agreement: ranks built from different binaries, configs or data would silently train
+// different models. Every rank contributes a key (hash of its parts); if they differ, rank 0 gathers
+// the parts themselves and names which one differs, and every rank throws the same error.
+// Every rank makes the same sequence of collective calls whatever the outcome, so none can hang.
+import FERCore
+
+public typealias AgreementPart = (name: String, value: String)
+
+/// Hash of the parts, names included and order significant.
+public func agreementKey(_ parts: [AgreementPart]) -> UInt64 {
+    var c = Checksum()
+    for p in parts { c.update(p.name); c.update(p.value) }
+    return c.value
+}
+
+/// Throws on every rank unless all ranks passed the same key.
+public func agree(on key: UInt64, describing parts: [AgreementPart], comm: Communicator) throws {
+    // max(key) == min(key) on all ranks; min via max of the complement. All ranks see the same result.
+    let r = try comm.allreduceMax([key, ~key])
+    if r[0] == ~r[1] { return }
+    let report = try comm.gather(encodeParts(parts), root: 0)
+    var message = report.map { describeMismatch(decoded: $0.map(decodeParts)) }.map { Array($0.utf8) } ?? []
+    try comm.broadcast(&message, root: 0)
+    throw FERError("ranks disagree at start-up: " + String(decoding: message, as: UTF8.self))
+}
+
+/// Names each part whose value differs from rank 0's, with the ranks and a short view of the values.
+func describeMismatch(decoded ranks: [[AgreementPart]]) -> String {
+    guard let reference = ranks.first else { return "no ranks" }
+    var lines: [String] = []
+    for (i, part) in reference.enumerated() {
+        let odd = ranks.indices.filter { r in ranks[r].count <= i || ranks[r][i] != part }
+        guard let r = odd.first else { continue }
+        let theirs = ranks[r].count > i ? ranks[r][i].value : "(missing)"
+        lines.append("\(part.name) differs on rank(s) \(odd.map(String.init).joined(separator: ",")): "
+                     + firstDifference(part.value, theirs, otherRank: r))
+    }
+    let extra = ranks.indices.filter { ranks[$0].count > reference.count }
+    if !extra.isEmpty { lines.append("rank(s) \(extra) describe more parts than rank 0") }
+    if lines.isEmpty { lines.append("keys differ but the described parts are equal (key computed from other data)") }
+    return lines.joined(separator: "; ")
+}
+
+/// "rank 0 has 'A', rank r has 'B'" for the first differing line, shortened: configs can be long.
+func firstDifference(_ a: String, _ b: String, otherRank: Int) -> String {
+    let la = a.split(separator: "\n", omittingEmptySubsequences: false)
+    let lb = b.split(separator: "\n", omittingEmptySubsequences: false)
+    let i = (0..<max(la.count, lb.count)).first { $0 >= la.count || $0 >= lb.count || la[$0] != lb[$0] } ?? 0
+    func show(_ l: [Substring]) -> String {
+        let s = i < l.count ? String(l[i]) : "(end)"
+        let where_ = l.count > 1 ? "line \(i + 1): " : ""
+        return "'" + where_ + (s.count > 80 ? String(s.prefix(77)) + "..." : s) + "'"
+    }
+    return "rank 0 has \(show(la)), rank \(otherRank) has \(show(lb))"
+}
+
+// Length-prefixed UTF-8 strings: names and values may contain any character.
+func encodeParts(_ parts: [AgreementPart]) -> [UInt8] {
+    var out: [UInt8] = []
+    func put(_ s: String) {
+        let u = Array(s.utf8)
+        withUnsafeBytes(of: UInt32(u.count).littleEndian) { out += $0 }
+        out += u
+    }
+    for p in parts { put(p.name); put(p.value) }
+    return out
+}
+
+func decodeParts(_ bytes: [UInt8]) -> [AgreementPart] {
+    var i = 0
+    func take() -> String? {
+        guard i + 4 <= bytes.count else { return nil }
+        let n = Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
+        guard i + 4 + n <= bytes.count else { return nil }
+        defer { i += 4 + n }
+        return String(decoding: bytes[(i + 4)..<(i + 4 + n)], as: UTF8.self)
+    }
+    var parts: [AgreementPart] = []
+    while let name = take(), let value = take() { parts.append((name, value)) }
+    return parts
+}

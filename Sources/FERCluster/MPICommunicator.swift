@@ -1,0 +1,197 @@
+// Communicator over Open MPI. One instance wraps one MPI communicator: the world (created once by
+// `world()`, which initialises MPI) or a sub-communicator made by `split`.
+import CMPI
+import FERCore
+import Foundation
+
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    /// Largest single MPI_Bcast in `broadcast`/`broadcastFloats` (bytes). Small values exercise the
+    /// multi-chunk path in tests; every rank must use the same value.
+    public var chunkBytes: Int = defaultChunkBytes
+    private var comm: MPI_Comm?
+    private let isWorld: Bool
+    private static var worldInstance: MPICommunicator?
+
+    private init(comm: MPI_Comm?, isWorld: Bool) throws {
+        self.comm = comm
+        self.isWorld = isWorld
+        // Errors come back as codes we turn into messages, instead of Open MPI's silent default abort.
+        try mpiCheck(MPI_Comm_set_errhandler(comm, cmpi_errors_return()), "MPI_Comm_set_errhandler")
+        var r: Int32 = 0, s: Int32 = 0
+        try mpiCheck(MPI_Comm_rank(comm, &r), "MPI_Comm_rank")
+        try mpiCheck(MPI_Comm_size(comm, &s), "MPI_Comm_size")
+        rank = Int(r); size = Int(s)
+    }
+
+    /// Initialises MPI (FUNNELED: only the main thread calls MPI) on first use; MPI_COMM_WORLD.
+    public static func world() throws -> MPICommunicator {
+        if let w = worldInstance { return w }
+        var initialized: Int32 = 0
+        MPI_Initialized(&initialized)
+        if initialized == 0 {
+            var provided: Int32 = 0
+            try mpiCheck(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
+            guard provided >= cmpi_thread_funneled() else {
+                throw CommError("MPI provides thread level \(provided), need MPI_THREAD_FUNNELED")
+            }
+        }
+        let w = try MPICommunicator(comm: cmpi_comm_world(), isWorld: true)
+        worldInstance = w
+        return w
+    }
+
+    // MARK: float sums (gradients)
+
+    public func allreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws {
+        for r in chunkRanges(total: count, chunk: Int(Int32.max)) {
+            try mpiCheck(MPI_Allreduce(cmpi_in_place(), buf + r.lowerBound, Int32(r.count),
+                                       cmpi_float(), cmpi_sum(), comm), "MPI_Allreduce(\(r.count) floats)")
+        }
+    }
+
+    public func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest {
+        guard count <= Int(Int32.max) else { throw CommError("iallreduceSum: \(count) floats exceeds one MPI call") }
+        var req: MPI_Request? = cmpi_request_null()
+        try mpiCheck(MPI_Iallreduce(cmpi_in_place(), buf, Int32(count), cmpi_float(), cmpi_sum(), comm, &req),
+                     "MPI_Iallreduce(\(count) floats)")
+        return CommRequest(handle: req)
+    }
+
+    public func test(_ request: CommRequest) throws -> Bool {
+        if request.isComplete { return true }
+        var flag: Int32 = 0
+        try mpiCheck(MPI_Test(&request.handle, &flag, cmpi_status_ignore()), "MPI_Test")
+        if flag != 0 { request.isComplete = true; request.handle = nil }
+        return request.isComplete
+    }
+
+    public func wait(_ request: CommRequest) throws {
+        if request.isComplete { return }
+        try mpiCheck(MPI_Wait(&request.handle, cmpi_status_ignore()), "MPI_Wait")
+        request.isComplete = true; request.handle = nil
+    }
+
+    public func waitAll(_ requests: [CommRequest]) throws {
+        let pending = requests.filter { !$0.isComplete }
+        if pending.isEmpty { return }
+        var handles: [MPI_Request?] = pending.map { $0.handle }
+        try mpiCheck(MPI_Waitall(Int32(handles.count), &handles, cmpi_statuses_ignore()), "MPI_Waitall")
+        for r in pending { r.isComplete = true; r.handle = nil }
+    }
+
+    // MARK: small reductions (metrics, agreement)
+
+    public func allreduceSum(_ values: [Double]) throws -> [Double] {
+        try allreduce(values, cmpi_double(), cmpi_sum(), "sum of doubles")
+    }
+    public func allreduceSum(_ values: [UInt64]) throws -> [UInt64] {
+        try allreduce(values, cmpi_uint64(), cmpi_sum(), "sum of uint64")
+    }
+    public func allreduceMax(_ values: [UInt64]) throws -> [UInt64] {
+        try allreduce(values, cmpi_uint64(), cmpi_max(), "max of uint64")
+    }
+    public func allreduceBitOr(_ values: [UInt64]) throws -> [UInt64] {
+        try allreduce(values, cmpi_uint64(), cmpi_bor(), "bitwise or of uint64")
+    }
+
+    private func allreduce<T>(_ values: [T], _ type: MPI_Datatype?, _ op: MPI_Op?, _ what: String) throws -> [T] {
+        var out = values
+        let n = Int32(values.count)
+        try out.withUnsafeMutableBytes { p in
+            try mpiCheck(MPI_Allreduce(cmpi_in_place(), p.baseAddress, n, type, op, comm), "MPI_Allreduce(\(what))")
+        }
+        return out
+    }
+
+    // MARK: broadcast and gather
+
+    public func broadcast(_ bytes: inout [UInt8], root: Int) throws {
+        try checkRoot(root)
+        // Size first so receivers can allocate; checksum so they can prove the copy is intact.
+        var header: [UInt64] = rank == root ? [UInt64(bytes.count), Checksum.of(bytes)] : [0, 0]
+        try header.withUnsafeMutableBytes { try bcast($0.baseAddress!, 16, cmpi_byte(), root) }
+        let n = Int(header[0])
+        if rank != root {
+            bytes = [UInt8](unsafeUninitializedCapacity: n) { _, count in count = n }
+        }
+        try bytes.withUnsafeMutableBytes { p in
+            for r in chunkRanges(total: n, chunk: chunkBytes) {
+                try bcast(p.baseAddress! + r.lowerBound, r.count, cmpi_byte(), root)
+            }
+        }
+        if rank != root, Checksum.of(bytes) != header[1] {
+            throw CommError("broadcast from rank \(root): checksum mismatch on rank \(rank) after \(n) bytes")
+        }
+    }
+
+    public func broadcastFloats(_ buf: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {
+        try checkRoot(root)
+        let step = chunkElements(chunkBytes: chunkBytes, stride: MemoryLayout<Float>.stride)
+        for r in chunkRanges(total: count, chunk: step) {
+            try bcast(buf + r.lowerBound, r.count, cmpi_float(), root)
+        }
+    }
+
+    private func bcast(_ p: UnsafeMutableRawPointer, _ count: Int, _ type: MPI_Datatype?, _ root: Int) throws {
+        try mpiCheck(MPI_Bcast(p, Int32(count), type, Int32(root), comm), "MPI_Bcast(\(count) from rank \(root))")
+    }
+
+    public func gather(_ bytes: [UInt8], root: Int) throws -> [[UInt8]]? {
+        try checkRoot(root)
+        // Every rank learns every size, so all take the same decision about the 2 GiB limit below.
+        var mine = Int64(bytes.count)
+        var sizes = [Int64](repeating: 0, count: size)
+        try mpiCheck(MPI_Allgather(&mine, 1, cmpi_int64(), &sizes, 1, cmpi_int64(), comm), "MPI_Allgather(sizes)")
+        let total = sizes.reduce(0, +)
+        guard total <= Int64(Int32.max) else {
+            throw CommError("gather: \(total) bytes in all exceeds MPI_Gatherv's 2 GiB limit")
+        }
+        let counts = sizes.map { Int32($0) }
+        var displs = [Int32](repeating: 0, count: size)
+        for i in 1..<max(size, 1) { displs[i] = displs[i - 1] + counts[i - 1] }
+        var all = rank == root ? [UInt8](repeating: 0, count: Int(total) + 1) : [0]  // +1: never empty
+        try bytes.withUnsafeBytes { s in
+            try all.withUnsafeMutableBytes { d in
+                try mpiCheck(MPI_Gatherv(s.baseAddress, Int32(bytes.count), cmpi_byte(), d.baseAddress, counts,
+                                         displs, cmpi_byte(), Int32(root), comm), "MPI_Gatherv")
+            }
+        }
+        guard rank == root else { return nil }
+        return (0..<size).map { i in Array(all[Int(displs[i]) ..< Int(displs[i]) + Int(counts[i])]) }
+    }
+
+    public func barrier() throws { try mpiCheck(MPI_Barrier(comm), "MPI_Barrier") }
+
+    // MARK: lifecycle
+
+    public func abort(_ message: String) -> Never {
+        let world = isWorld ? "" : " of a split communicator"
+        fputs("fer: [rank \(rank)/\(size)\(world)] \(message)\n", stderr)
+        fflush(stderr)
+        MPI_Abort(cmpi_comm_world(), 1)  // the world: a failure on any rank ends the whole job
+        exit(1)
+    }
+
+    public func split(color: Int, key: Int) throws -> Communicator {
+        guard color >= 0 else { throw CommError("split: color must be >= 0, got \(color)") }
+        var sub: MPI_Comm? = cmpi_comm_null()
+        try mpiCheck(MPI_Comm_split(comm, Int32(color), Int32(key), &sub), "MPI_Comm_split(color \(color))")
+        let c = try MPICommunicator(comm: sub, isWorld: false)
+        c.chunkBytes = chunkBytes
+        return c
+    }
+
+    public func finalize() {
+        var done: Int32 = 0
+        MPI_Finalized(&done)
+        guard done == 0, comm != nil else { return }
+        if isWorld { MPI_Finalize() } else { MPI_Comm_free(&comm) }
+        comm = nil
+    }
+
+    private func checkRoot(_ root: Int) throws {
+        guard (0..<size).contains(root) else { throw CommError("root \(root) out of range for \(size) ranks") }
+    }
+}
