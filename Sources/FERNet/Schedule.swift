@@ -1,0 +1,57 @@
+import Foundation
+import FERCore
+
+public struct ScheduleConfig: Codable, Equatable, Sendable {
+    public var name = "constant"        // constant | step | cosine | plateau
+    public var warmupEpochs: Float = 0  // linear warm-up from 0 (cosine and others)
+    public var stepEpochs = 10          // step: multiply by factor every stepEpochs
+    public var factor: Float = 0.5      // step, plateau
+    public var patience = 3             // plateau: epochs without validation improvement
+    public var minLR: Float = 1e-6      // cosine floor, plateau floor
+    enum CodingKeys: String, CodingKey {
+        case name, warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", factor, patience, minLR = "min_lr"
+    }
+    public init() {}
+    public func validate() throws {
+        guard ["constant", "step", "cosine", "plateau"].contains(name) else {
+            throw FERError("schedule.name: unknown schedule '\(name)' (constant, step, cosine, plateau)")
+        }
+    }
+}
+
+/// Learning rate as a function of training progress. Plateau keeps a little state (best validation
+/// score, epochs since, current scale), which checkpoints save.
+public struct Schedule: Sendable {
+    public let config: ScheduleConfig
+    public let baseLR: Float
+    public let totalEpochs: Int
+    public var plateauScale: Float = 1
+    public var best: Double = -.infinity
+    public var sinceBest = 0
+
+    public init(config: ScheduleConfig, baseLR: Float, totalEpochs: Int) {
+        self.config = config; self.baseLR = baseLR; self.totalEpochs = max(totalEpochs, 1)
+    }
+
+    /// Rate at fractional epoch `e` (epoch + step / stepsPerEpoch).
+    public func lr(at e: Double) -> Float {
+        let w = Double(config.warmupEpochs)
+        if w > 0, e < w { return baseLR * Float((e + 1e-9) / w) }
+        switch config.name {
+        case "step": return baseLR * pow(config.factor, Float(Int(e) / max(config.stepEpochs, 1)))
+        case "cosine":
+            let p = min(max((e - w) / max(Double(totalEpochs) - w, 1e-9), 0), 1)
+            return config.minLR + (baseLR - config.minLR) * Float(0.5 * (1 + cos(Double.pi * p)))
+        case "plateau": return max(baseLR * plateauScale, config.minLR)
+        default: return baseLR
+        }
+    }
+
+    /// Reduce-on-plateau bookkeeping after an epoch's validation score (higher is better).
+    public mutating func observe(validation score: Double) {
+        guard config.name == "plateau" else { return }
+        if score > best + 1e-4 { best = score; sinceBest = 0; return }
+        sinceBest += 1
+        if sinceBest >= config.patience { plateauScale *= config.factor; sinceBest = 0 }
+    }
+}

@@ -1,0 +1,62 @@
+import XCTest
+@testable import FERNet
+
+final class LossAndOptimizerTests: XCTestCase {
+    /// Two samples, hand-computed: loss = sum_i w_{y_i} * -log softmax(z_i)[y_i] / global batch.
+    func testWeightedCrossEntropyMatchesHandComputation() {
+        let logits: [Float] = [1, 2, 0, 0, 0, 0, 0,   0, 0, 0, 3, 0, 0, 1]
+        let labels: [Int32] = [1, 6]
+        let w: [Float] = [1, 2, 1, 1, 1, 1, 0.5]
+        let ce = WeightedCrossEntropy(classWeights: w)
+        var grad = [Float](repeating: 0, count: 14)
+        let r = ce.evaluate(logits: logits, labels: labels, n: 2, k: 7, globalBatch: 4, grad: &grad)
+        let s0 = exp(1.0) + exp(2.0) + 5, s1 = exp(3.0) + exp(1.0) + 5
+        let expected = 2 * -log(exp(2.0) / s0) + 0.5 * -log(exp(1.0) / s1)
+        XCTAssertEqual(r.weightedLossSum, expected, accuracy: 1e-5)
+        XCTAssertEqual(r.correct, 1)   // sample 0 predicts 1 (right); sample 1 predicts 3 (wrong)
+        // d/dz of w*CE/B = w * (p - onehot) / B
+        XCTAssertEqual(Double(grad[1]), 2 * (exp(2.0) / s0 - 1) / 4, accuracy: 1e-6)
+        XCTAssertEqual(Double(grad[7 + 3]), 0.5 * (exp(3.0) / s1) / 4, accuracy: 1e-6)
+    }
+
+    /// Adam on f(p) = p^2 / 2 moves towards 0; the first Keras Adam step has size lr.
+    func testAdamFirstStepAndConvergence() {
+        var c = OptimizerConfig(); c.lr = 0.1
+        let opt = Optimizer(config: c, count: 1)
+        let p = Arena(1), g = Arena(1)
+        p.ptr[0] = 1
+        g.ptr[0] = 1; opt.step(params: p, grads: g, lr: 0.1)
+        XCTAssertEqual(p.ptr[0], 0.9, accuracy: 1e-4)
+        for _ in 0..<200 { g.ptr[0] = p.ptr[0]; opt.step(params: p, grads: g, lr: 0.1) }
+        XCTAssertLessThan(abs(p.ptr[0]), 0.05)
+    }
+
+    func testNesterovSGDMatchesFormula() {
+        var c = OptimizerConfig(); c.name = "sgd"; c.momentum = 0.9; c.nesterov = true
+        let opt = Optimizer(config: c, count: 1)
+        let p = Arena(1), g = Arena(1)
+        p.ptr[0] = 1; g.ptr[0] = 2
+        opt.step(params: p, grads: g, lr: 0.1)   // m = 2; p -= 0.1 * (2 + 0.9 * 2)
+        XCTAssertEqual(p.ptr[0], 1 - 0.38, accuracy: 1e-6)
+        opt.step(params: p, grads: g, lr: 0.1)   // m = 0.9*2 + 2 = 3.8; p -= 0.1 * (2 + 0.9 * 3.8)
+        XCTAssertEqual(p.ptr[0], 0.62 - 0.542, accuracy: 1e-6)
+    }
+
+    func testCosineScheduleWithWarmup() {
+        var c = ScheduleConfig(); c.name = "cosine"; c.warmupEpochs = 1; c.minLR = 0
+        let s = Schedule(config: c, baseLR: 1, totalEpochs: 11)
+        XCTAssertEqual(s.lr(at: 0.5), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 1), 1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 6), 0.5, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 11), 0, accuracy: 1e-6)
+    }
+
+    func testPlateauReducesAfterPatience() {
+        var c = ScheduleConfig(); c.name = "plateau"; c.patience = 2; c.factor = 0.5
+        var s = Schedule(config: c, baseLR: 1, totalEpochs: 10)
+        s.observe(validation: 0.5); s.observe(validation: 0.4)
+        XCTAssertEqual(s.lr(at: 2), 1)
+        s.observe(validation: 0.45)
+        XCTAssertEqual(s.lr(at: 3), 0.5)
+    }
+}
