@@ -1,0 +1,215 @@
+import FERCore
+import Foundation
+
+// The dataset as bytes (for the cache file and the MPI broadcast), and the on-disk cache keyed by the
+// source's identity, so a second `loadDataset` of an unchanged source skips decoding entirely.
+//
+// Dataset bytes, little-endian:  "FERDSET\0" | u32 version | u32 side | u64 count | u64 name bytes |
+//   pixels (count*side*side) | labels (count) | splits (count) | per name: u32 length, UTF-8 | u64 checksum
+// Cache file:  "FERCACHE" | u32 version | u32 0 | u64 source key | u64 report length | report JSON |
+//   u64 checksum of everything before it | dataset bytes
+
+private let datasetMagic = Array("FERDSET\0".utf8), cacheMagic = Array("FERCACHE".utf8)
+private let datasetVersion: UInt32 = 1, cacheVersion: UInt32 = 1
+/// Bump when ingestion would produce different pixels from the same source (decoder, resize, ordering).
+private let ingestVersion: UInt64 = 1
+
+/// Appends little-endian values and raw bytes to a preallocated buffer.
+private struct ByteWriter {
+    var bytes: [UInt8] = []
+    mutating func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
+    mutating func put(_ b: [UInt8]) { bytes.append(contentsOf: b) }
+}
+
+/// Bounds-checked little-endian reader; every failure names what was being read.
+private struct ByteReader {
+    let buf: UnsafeRawBufferPointer
+    var pos = 0
+    mutating func take(_ n: Int, _ what: String) throws -> UnsafeRawBufferPointer {
+        guard n >= 0, pos + n <= buf.count else { throw FERError("truncated data while reading \(what)") }
+        defer { pos += n }
+        return UnsafeRawBufferPointer(rebasing: buf[pos..<(pos + n)])
+    }
+    mutating func get<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
+        T(littleEndian: try take(MemoryLayout<T>.size, what).loadUnaligned(as: T.self))
+    }
+}
+
+extension Dataset {
+    /// Self-describing, checksummed bytes of the dataset; `Dataset(serialized:)` reads them back.
+    public func serialize() -> [UInt8] {
+        var w = ByteWriter()
+        let names = sources.map { Array($0.utf8) }
+        let nameBytes = names.reduce(0) { $0 + 4 + $1.count }
+        w.bytes.reserveCapacity(40 + pixels.count + 2 * count + nameBytes)
+        w.put(datasetMagic); w.put(datasetVersion); w.put(UInt32(imageSide))
+        w.put(UInt64(count)); w.put(UInt64(nameBytes))
+        w.put(pixels); w.put(labels); w.put(splits.map { $0.rawValue })
+        for n in names { w.put(UInt32(n.count)); w.put(n) }
+        w.put(Checksum.of(w.bytes))
+        return w.bytes
+    }
+
+    public init(serialized bytes: [UInt8]) throws {
+        self = try bytes.withUnsafeBytes { try Dataset(serialized: $0) }
+    }
+
+    /// Throws on bad magic, unknown version, a size mismatch, a checksum mismatch or invalid labels.
+    public init(serialized buf: UnsafeRawBufferPointer) throws {
+        var r = ByteReader(buf: buf)
+        guard Array(try r.take(8, "magic")) == datasetMagic else { throw FERError("not FER dataset bytes (bad magic)") }
+        let version = try r.get(UInt32.self, "version")
+        guard version == datasetVersion else { throw FERError("dataset format version \(version), this build reads \(datasetVersion)") }
+        guard try r.get(UInt32.self, "image side") == UInt32(imageSide) else { throw FERError("dataset image side is not \(imageSide)") }
+        let n = Int(try r.get(UInt64.self, "count")), nameBytes = Int(try r.get(UInt64.self, "name bytes"))
+        guard n >= 0, n <= buf.count, 40 + n * (imagePixels + 2) + nameBytes == buf.count else {
+            throw FERError("dataset size mismatch: header says \(n) images, data has \(buf.count) bytes")
+        }
+        let stored = buf.loadUnaligned(fromByteOffset: buf.count - 8, as: UInt64.self)
+        guard Checksum.of(UnsafeRawBufferPointer(rebasing: buf[0..<(buf.count - 8)])) == UInt64(littleEndian: stored) else {
+            throw FERError("dataset checksum mismatch (corrupt data)")
+        }
+        let px = Array(try r.take(n * imagePixels, "pixels"))
+        let labels = Array(try r.take(n, "labels")), rawSplits = Array(try r.take(n, "splits"))
+        guard labels.allSatisfy({ $0 < 7 }) else { throw FERError("dataset has a label outside 0-6") }
+        let splits = try rawSplits.map { s -> Split in
+            guard let v = Split(rawValue: s) else { throw FERError("dataset has an unknown split \(s)") }
+            return v
+        }
+        var sources: [String] = []
+        sources.reserveCapacity(n)
+        for _ in 0..<n {
+            let len = Int(try r.get(UInt32.self, "name length"))
+            sources.append(String(decoding: try r.take(len, "name"), as: UTF8.self))
+        }
+        self.init(pixels: px, labels: labels, splits: splits, sources: sources)
+    }
+}
+
+// MARK: - Cache
+
+/// Loads the dataset at `path` (folder, .zip or .csv), from the cache when the source is unchanged.
+/// `cacheDir` overrides the cache location (see `cacheDirectory`); `useCache: false` always ingests.
+/// A stale or corrupt cache is rebuilt (noted in the report); failing to write the cache is not an error.
+public func loadDataset(path: String, strict: Bool = false, cacheDir: String? = nil,
+                        useCache: Bool = true) throws -> (Dataset, IngestReport) {
+    let start = Date()
+    let format = try detectFormat(path)
+    guard useCache else {
+        var (data, report) = try ingest(path: path, strict: strict)
+        report.seconds = Date().timeIntervalSince(start)
+        return (data, report)
+    }
+    let key = try sourceKey(path, format)
+    let dir = cacheDir.map(makeWritable) ?? cacheDirectory(forSource: path)
+    let file = dir.map { $0 + "/" + cacheFileName(path) }
+    var note: String?
+    if let file, FileManager.default.fileExists(atPath: file) {
+        do {
+            if let (data, report0) = try readCache(file, key: key) {
+                var report = report0
+                if strict, let b = report.skipped.first {
+                    throw FERError("\(report.skipped.count) bad input(s) with --strict; first: \(b.source): \(b.reason)")
+                }
+                report.fromCache = true; report.cachePath = file; report.cacheNote = nil
+                report.seconds = Date().timeIntervalSince(start)
+                return (data, report)
+            }
+            note = "cache was stale (source changed); rebuilt"
+        } catch let e as FERError where e.message.hasPrefix("cache:") {
+            note = "\(e.message); rebuilt"
+        }
+    }
+    var (data, report) = try ingest(path: path, strict: strict)
+    if let file {
+        do {
+            try writeCache(file, key: key, data: data, report: report)
+            report.cachePath = file
+        } catch {
+            note = (note.map { $0 + "; " } ?? "") + "cache not written: \(error)"
+        }
+    } else {
+        note = "no writable cache directory"
+    }
+    report.cacheNote = note
+    report.seconds = Date().timeIntervalSince(start)
+    return (data, report)
+}
+
+/// FER_CACHE_DIR; else `<folder of source>/.fer-cache` if writable; else $XDG_CACHE_HOME/fer or ~/.cache/fer.
+public func cacheDirectory(forSource path: String) -> String? {
+    let env = ProcessInfo.processInfo.environment
+    if let d = env["FER_CACHE_DIR"], !d.isEmpty { return makeWritable(d) }
+    let parent = ((path as NSString).standardizingPath as NSString).deletingLastPathComponent
+    if let d = makeWritable((parent.isEmpty ? "." : parent) + "/.fer-cache") { return d }
+    let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+    return makeWritable(base + "/fer")
+}
+
+private func makeWritable(_ dir: String) -> String? {
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return access(dir, W_OK) == 0 ? dir : nil
+}
+
+/// One cache file per source path: `<name>-<hash of absolute path>.fercache`.
+private func cacheFileName(_ path: String) -> String {
+    let abs = URL(fileURLWithPath: path).standardizedFileURL.path
+    return (abs as NSString).lastPathComponent + "-" + String(hex64(Checksum.of(Array(abs.utf8))).prefix(12)) + ".fercache"
+}
+
+/// Identity of the source content: size and mtime, plus a hash of its listing (zip: the central directory
+/// with names, sizes and CRCs; folder: every file's path, size and mtime; CSV: its first and last MiB).
+func sourceKey(_ path: String, _ format: SourceFormat) throws -> UInt64 {
+    var c = Checksum()
+    c.update(ingestVersion); c.update(UInt64(cacheVersion))
+    func addStat(_ p: String) {
+        var st = stat()
+        if stat(p, &st) == 0 {
+            c.update(UInt64(st.st_size)); c.update(UInt64(st.st_mtim.tv_sec)); c.update(UInt64(st.st_mtim.tv_nsec))
+        }
+    }
+    switch format {
+    case .zip:
+        addStat(path)
+        c.update(try ZipArchive(path: path).directoryHash)
+    case .folder:
+        for f in listFiles(path).sorted() { c.update(f); addStat(path + "/" + f) }
+    case .csv:
+        addStat(path)
+        let f = try MappedFile(path), mib = 1 << 20
+        c.update(UnsafeRawBufferPointer(rebasing: f.bytes[0..<min(mib, f.size)]))
+        c.update(UnsafeRawBufferPointer(rebasing: f.bytes[max(0, f.size - mib)..<f.size]))
+    }
+    return c.value
+}
+
+/// The cached dataset and report, nil if the key differs; throws "cache: ..." if the file is damaged.
+private func readCache(_ file: String, key: UInt64) throws -> (Dataset, IngestReport)? {
+    let m: MappedFile
+    do { m = try MappedFile(file) } catch { throw FERError("cache: \(error)") }
+    var r = ByteReader(buf: m.bytes)
+    do {
+        guard Array(try r.take(8, "magic")) == cacheMagic else { throw FERError("bad magic") }
+        guard try r.get(UInt32.self, "version") == cacheVersion else { return nil }
+        _ = try r.get(UInt32.self, "reserved")
+        guard try r.get(UInt64.self, "key") == key else { return nil }
+        let reportLen = Int(try r.get(UInt64.self, "report length"))
+        let reportBytes = try r.take(reportLen, "report")
+        let headerSum = Checksum.of(UnsafeRawBufferPointer(rebasing: m.bytes[0..<r.pos]))
+        guard try r.get(UInt64.self, "header checksum") == headerSum else { throw FERError("header checksum mismatch") }
+        let report = try JSONDecoder().decode(IngestReport.self, from: Data(reportBytes))
+        let data = try Dataset(serialized: UnsafeRawBufferPointer(rebasing: m.bytes[r.pos...]))
+        return (data, report)
+    } catch {
+        throw FERError("cache: \(file) is unreadable (\(error))")
+    }
+}
+
+private func writeCache(_ file: String, key: UInt64, data: Dataset, report: IngestReport) throws {
+    var w = ByteWriter()
+    let json = try JSONEncoder().encode(report)
+    w.put(cacheMagic); w.put(cacheVersion); w.put(UInt32(0)); w.put(key); w.put(UInt64(json.count)); w.put(Array(json))
+    w.put(Checksum.of(w.bytes))
+    w.put(data.serialize())
+    try writeAtomically(w.bytes, to: file)
+}

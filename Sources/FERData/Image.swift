@@ -1,0 +1,34 @@
+import CSTB
+
+// Any image stb can read (JPEG, PNG, BMP, GIF, ...) of any size and colour becomes 48x48 grayscale:
+// stb converts to one channel (its luma weights), then stb_image_resize resamples if the size differs.
+
+/// Decodes `bytes` into `out` (imagePixels bytes). Returns nil on success, else the reason.
+func decodeGray48(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) -> String? {
+    guard bytes.count > 0 else { return "empty file" }
+    guard bytes.count < Int(Int32.max) else { return "file too large" }
+    let u8 = bytes.bindMemory(to: UInt8.self)
+    // stb pads a truncated baseline JPEG with zeros and "succeeds"; a JPEG must end with its EOI marker.
+    if bytes.count >= 2, u8[0] == 0xFF, u8[1] == 0xD8, !hasJPEGEnd(u8) { return "truncated JPEG (no end-of-image marker)" }
+    var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+    guard let img = stbi_load_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c, 1) else {
+        return "cannot decode image (\(String(cString: stbi_failure_reason())))"
+    }
+    defer { stbi_image_free(img) }
+    if w == Int32(imageSide) && h == Int32(imageSide) {
+        out.update(from: img, count: imagePixels)
+    } else if stbir_resize_uint8(img, w, h, 0, out, Int32(imageSide), Int32(imageSide), 0, 1) == 0 {
+        return "cannot resize \(w)x\(h) image"
+    }
+    return nil
+}
+
+/// True if FF D9 occurs in the last bytes (some writers append padding after it).
+private func hasJPEGEnd(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    var i = b.count - 2
+    while i >= max(0, b.count - 4096) {
+        if b[i] == 0xFF && b[i + 1] == 0xD9 { return true }
+        i -= 1
+    }
+    return false
+}
