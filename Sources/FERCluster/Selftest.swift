@@ -119,8 +119,9 @@ private func checkHandshake(_ comm: Communicator) throws -> String {
         try expect(false, "handshake: a differing config was not detected on rank \(comm.rank)")
     } catch let e as FERError {
         try expect(e.message.contains("config differs on rank(s) \(comm.size - 1)"), "handshake: message '\(e.message)'")
+        return "handshake: agreement, and a mismatch reported as: \(e.message)"
     }
-    return "handshake: agreement and a named config mismatch"
+    return "unreachable"
 }
 
 private func checkSplit(_ comm: Communicator) throws -> String {

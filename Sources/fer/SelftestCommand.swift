@@ -1,6 +1,46 @@
 import ArgumentParser
+import FERCluster
 
 struct SelftestCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "selftest", abstract: "(not yet built)")
-    func run() throws { throw ValidationError("fer selftest is not built yet") }
+    static let configuration = CommandConfiguration(
+        commandName: "selftest", abstract: "Check this installation.", subcommands: [SelftestMPI.self])
+}
+
+/// Run bare (1 rank) or under mpirun: `mpirun -np 2 fer selftest mpi`.
+struct SelftestMPI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mpi", abstract: "Check MPI: allreduce, non-blocking allreduce, broadcast, gather, split.")
+
+    @Option(help: .hidden) var chunkBytes: Int?   // small values exercise multi-chunk broadcasts
+    @Option(help: "Floats in the allreduce buffer.") var floats = 1 << 20
+    @Option(help: "Bytes in each broadcast.") var broadcastBytes = (3 << 20) + 12345
+    @Flag(help: "Print each check on rank 0.") var verbose = false
+    // Failure injection for tests: rank R fails at start while the others wait in a collective; the
+    // job must end with the message, never hang. "abort" calls MPI_Abort, "throw" exits non-zero.
+    @Option(help: .hidden) var failRank: Int?
+    @Option(help: .hidden) var failBy = "abort"
+
+    func validate() throws {
+        if let c = chunkBytes, c < 1 { throw ValidationError("--chunk-bytes must be positive") }
+        if !["abort", "throw"].contains(failBy) { throw ValidationError("--fail-by must be abort or throw") }
+        if floats < 1 || broadcastBytes < 0 { throw ValidationError("--floats must be positive, --broadcast-bytes >= 0") }
+    }
+
+    func run() throws {
+        let comm = try makeCommunicator()
+        if let c = chunkBytes, let m = comm as? MPICommunicator { m.chunkBytes = c }
+        if comm.rank == failRank {
+            if failBy == "throw" { throw CommError("injected failure on rank \(comm.rank)") }
+            comm.abort("injected failure on rank \(comm.rank)")
+        }
+        var o = MPISelftestOptions()
+        o.floats = floats
+        o.broadcastBytes = broadcastBytes
+        let log = comm.orAbort("mpi selftest failed") { try mpiSelftest(comm: comm, options: o) }
+        if comm.isRoot {
+            if verbose { log.forEach { print($0) } }
+            print("mpi selftest ok: size \(comm.size)")
+        }
+        comm.finalize()
+    }
 }

@@ -6,7 +6,7 @@ final class MPISelftestTests: XCTestCase {
     private func selftest(np: Int?, _ extra: [String] = []) throws {
         let fer = try ferBinary()
         let cmd = np.map { ["mpirun", "-np", "\($0)", "--oversubscribe", "--bind-to", "none"] } ?? []
-        let r = try run(cmd + [fer, "selftest", "mpi"] + extra)
+        let r = try runCommand(cmd + [fer, "selftest", "mpi"] + extra)
         XCTAssertFalse(r.timedOut, "selftest hung:\n\(r.output)")
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("mpi selftest ok: size \(np ?? 1)"), r.output)
@@ -18,11 +18,18 @@ final class MPISelftestTests: XCTestCase {
     /// Tiny chunks: the broadcast travels in hundreds of MPI_Bcast calls, including a short last one.
     func testTwoRanksManyChunks() throws { try selftest(np: 2, ["--chunk-bytes", "65536", "--broadcast-bytes", "1000003"]) }
 
-    /// One rank failing must end the whole job with its message, not hang the others.
-    func testFailureEndsJob() throws {
+    /// One rank failing must end the whole job with its message while the others sit in a collective,
+    /// whether it calls MPI_Abort or just exits non-zero.
+    private func failure(by how: String) throws {
         let fer = try ferBinary()
-        let r = try run(["mpirun", "-np", "2", "--oversubscribe", fer, "selftest", "mpi", "--floats", "0"], timeout: 60)
-        XCTAssertFalse(r.timedOut); XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.output.contains("--floats must be positive"), r.output)
+        let r = try runCommand(["mpirun", "-np", "3", "--oversubscribe", fer, "selftest", "mpi", "--fail-rank", "1",
+                         "--fail-by", how], timeout: 60)
+        XCTAssertFalse(r.timedOut, "job hung after a rank failed:\n\(r.output)")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("injected failure on rank 1"), r.output)
+        XCTAssertFalse(r.output.contains("mpi selftest ok"), r.output)
     }
+
+    func testAbortEndsJob() throws { try failure(by: "abort") }
+    func testThrowEndsJob() throws { try failure(by: "throw") }
 }

@@ -6,21 +6,21 @@ final class MultiNodeTests: XCTestCase {
     /// The harness needs root and a kernel that lets us make namespaces; probe instead of guessing.
     private func requireNetns() throws {
         let name = "fer-probe-\(getpid())"
-        let r = try run(["ip", "netns", "add", name], timeout: 30)
-        _ = try? run(["ip", "netns", "delete", name], timeout: 30)
+        let r = try runCommand(["ip", "netns", "add", name], timeout: 30)
+        _ = try? runCommand(["ip", "netns", "delete", name], timeout: 30)
         if r.status != 0 { throw XCTSkip("`ip netns add` is not permitted here: \(r.output)") }
     }
 
     private func multinode(np: Int) throws {
         try requireNetns()
         let fer = try ferBinary()
-        let r = try run(["\(repoRoot)/cluster/run-multinode", "-np", "\(np)", "selftest", "mpi", "--chunk-bytes", "262144"],
+        let r = try runCommand(["\(repoRoot)/cluster/run-multinode", "-np", "\(np)", "selftest", "mpi", "--chunk-bytes", "262144"],
                         timeout: 300, env: ["FER_BIN": fer])
         XCTAssertFalse(r.timedOut, "multi-node selftest hung:\n\(r.output)")
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("mpi selftest ok: size \(np)"), r.output)
         // Torn down afterwards: no namespaces left behind.
-        let left = try run(["ip", "netns", "list"], timeout: 30).output
+        let left = try runCommand(["ip", "netns", "list"], timeout: 30).output
         XCTAssertFalse(left.split(separator: "\n").contains { $0.hasPrefix("n1 ") || $0 == "n1" }, left)
     }
 

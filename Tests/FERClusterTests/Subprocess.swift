@@ -20,13 +20,15 @@ func ferBinary() throws -> String {
     let candidates = [dir.path + "/fer"] + [".build-cluster", ".build"].flatMap { b in
         ["release", "debug"].map { "\(repoRoot)/\(b)/\($0)/fer" } }
     if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-    throw XCTSkip("no built fer binary (looked at \(candidates)); run `swift build` or set FER_BIN")
+    throw FERBinaryMissing(message: "no built fer binary (looked at \(candidates)); run `swift build` or set FER_BIN")
 }
+
+struct FERBinaryMissing: Error { let message: String }
 
 struct RunResult { let status: Int32; let output: String; let timedOut: Bool }
 
 /// Runs `argv` with the root-permission variables mpirun needs; stdout and stderr together.
-func run(_ argv: [String], timeout: TimeInterval = 180, env extra: [String: String] = [:]) throws -> RunResult {
+func runCommand(_ argv: [String], timeout: TimeInterval = 180, env extra: [String: String] = [:]) throws -> RunResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = argv
@@ -36,7 +38,7 @@ func run(_ argv: [String], timeout: TimeInterval = 180, env extra: [String: Stri
     for k in env.keys where k.hasPrefix("OMPI_COMM_WORLD") || k.hasPrefix("PMIX_") { env[k] = nil }
     p.environment = env.merging(extra) { $1 }
     let log = FileManager.default.temporaryDirectory.appendingPathComponent("fercluster-\(UUID()).log")
-    FileManager.default.createFile(atPath: log.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     let fh = try FileHandle(forWritingTo: log)
     defer { try? fh.close(); try? FileManager.default.removeItem(at: log) }
     p.standardOutput = fh; p.standardError = fh
