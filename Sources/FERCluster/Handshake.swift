@@ -13,10 +13,12 @@ public func agreementKey(_ parts: [AgreementPart]) -> UInt64 {
     return c.value
 }
 
-/// Throws on every rank unless all ranks passed the same key.
+/// Throws on every rank unless all ranks have the same parts and the same `key`. The parts are always
+/// hashed in; `key` adds anything else the ranks must share (a hash of data too big to describe, or 0).
 public func agree(on key: UInt64, describing parts: [AgreementPart], comm: Communicator) throws {
-    // max(key) == min(key) on all ranks; min via max of the complement. All ranks see the same result.
-    let r = try comm.allreduceMax([key, ~key])
+    let mine = hashKey(key, agreementKey(parts))
+    // max == min over ranks; min via max of the complement. All ranks see the same result.
+    let r = try comm.allreduceMax([mine, ~mine])
     if r[0] == ~r[1] { return }
     let report = try comm.gather(encodeParts(parts), root: 0)
     var message = report.map { describeMismatch(decoded: $0.map(decodeParts)) }.map { Array($0.utf8) } ?? []
@@ -37,7 +39,7 @@ func describeMismatch(decoded ranks: [[AgreementPart]]) -> String {
     }
     let extra = ranks.indices.filter { ranks[$0].count > reference.count }
     if !extra.isEmpty { lines.append("rank(s) \(extra) describe more parts than rank 0") }
-    if lines.isEmpty { lines.append("keys differ but the described parts are equal (key computed from other data)") }
+    if lines.isEmpty { lines.append("the described parts are equal but the keys differ (data not among the parts)") }
     return lines.joined(separator: "; ")
 }
 

@@ -115,11 +115,18 @@ private func checkHandshake(_ comm: Communicator) throws -> String {
     var odd = same
     if comm.rank == comm.size - 1 { odd[1].value = "lr: 0.2" }
     do {
-        try agree(on: agreementKey(odd), describing: odd, comm: comm)
+        try agree(on: 0, describing: odd, comm: comm)  // key 0: the parts alone must reveal it
         try expect(false, "handshake: a differing config was not detected on rank \(comm.rank)")
     } catch let e as FERError {
         try expect(e.message.contains("config differs on rank(s) \(comm.size - 1)"), "handshake: message '\(e.message)'")
-        return "handshake: agreement, and a mismatch reported as: \(e.message)"
+        let named = e.message
+        do {  // same parts, different key: still caught
+            try agree(on: comm.rank == comm.size - 1 ? 1 : 0, describing: same, comm: comm)
+            try expect(false, "handshake: a differing key was not detected on rank \(comm.rank)")
+        } catch let e as FERError {
+            try expect(e.message.contains("keys differ"), "handshake: message '\(e.message)'")
+        }
+        return "handshake: agreement, and a mismatch reported as: \(named)"
     }
     return "unreachable"
 }

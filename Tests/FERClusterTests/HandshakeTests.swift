@@ -31,5 +31,6 @@ final class HandshakeTests: XCTestCase {
 
     func testAgreeOnOneRank() throws {
         try agree(on: agreementKey(parts), describing: parts, comm: LocalCommunicator())
+        try agree(on: 0, describing: parts, comm: LocalCommunicator())
     }
 }
