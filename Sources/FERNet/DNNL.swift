@@ -109,7 +109,7 @@ final class PrimitiveDesc {
 /// A primitive descriptor from an op descriptor value (conv, pooling, ... desc structs).
 func primitiveDesc<T>(_ opDesc: T, attr: dnnl_primitive_attr_t? = nil, hint: PrimitiveDesc? = nil, _ what: String) -> PrimitiveDesc {
     var d = opDesc
-    return primitiveDesc(d, attr: attr, hint: hint, what)
+    return withUnsafePointer(to: &d) { PrimitiveDesc(UnsafeRawPointer($0), attr: attr, hint: hint, what) }
 }
 
 /// A primitive with its arguments bound once at construction; `execute()` runs it on the stream.

@@ -188,3 +188,25 @@ public final class Network {
         }
     }
 }
+
+extension Network {
+    /// Median forward and backward seconds of each layer over `steps` training steps (after one warm-up).
+    /// Gradients are whatever is in logitsGrad: timing does not depend on their values.
+    public func profileLayers(steps: Int, key: StepKey) -> [(name: String, forward: Double, backward: Double)] {
+        var fw = [[Double]](repeating: [], count: layers.count), bw = fw
+        for s in 0...steps {
+            for (i, l) in layers.enumerated() {
+                let t = DispatchTime.now().uptimeNanoseconds
+                l.forward(training: true, key: key)
+                if s > 0 { fw[i].append(Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
+            }
+            for (i, l) in layers.enumerated().reversed() {
+                let t = DispatchTime.now().uptimeNanoseconds
+                l.backward(key: key)
+                if s > 0 { bw[i].append(Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
+            }
+        }
+        func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
+        return layers.indices.map { (layers[$0].name, median(fw[$0]), median(bw[$0])) }
+    }
+}

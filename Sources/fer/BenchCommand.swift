@@ -1,6 +1,33 @@
 import ArgumentParser
+import FERTrain
+import Foundation
 
 struct BenchCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "bench", abstract: "(not yet built)")
-    func run() throws { throw ValidationError("fer bench is not built yet") }
+    static let configuration = CommandConfiguration(commandName: "bench",
+        abstract: "Training and inference images/s on synthetic data, and the convolution-bound images/s.")
+    @Option(help: "Run config (YAML).") var config = "configs/paper.yaml"
+    @Option(help: "Batch size.") var batch = 64
+    @Option(help: "Timed steps (medians are reported).") var steps = 10
+    @Flag(help: "Print JSON.") var json = false
+    @Flag(help: "Per-layer forward/backward times.") var profile = false
+
+    func run() throws {
+        try runReporting {
+            let c = try loadRunConfig(path: config)
+            let r = try benchmark(config: c, batch: batch, steps: steps)
+            if json {
+                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+                print(String(decoding: try enc.encode(r), as: UTF8.self)); return
+            }
+            print("config \(config), batch \(batch), \(r.threads) thread(s), median of \(steps) steps")
+            print(String(format: "train      %8.1f images/s  (%.1f ms/step)", r.trainImagesPerSecond, r.trainStepMs))
+            print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
+            print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
+            print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+            if profile {
+                print("\nlayer         forward ms  backward ms")
+                for l in r.layers { print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f", l.forwardMs, l.backwardMs)) }
+            }
+        }
+    }
 }

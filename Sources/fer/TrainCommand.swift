@@ -1,6 +1,32 @@
 import ArgumentParser
+import FERCluster
+import FERTrain
+import Foundation
 
 struct TrainCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "train", abstract: "(not yet built)")
-    func run() throws { throw ValidationError("fer train is not built yet") }
+    static let configuration = CommandConfiguration(commandName: "train",
+        abstract: "Train a model (single process, or one rank of an mpirun job).")
+    @Option(help: "Run config (YAML).") var config: String
+    @Option(help: "Dataset: Kaggle folder, .zip or fer2013.csv (default $FER_DATA or ../shared/data/fer2013.zip).") var data: String?
+    @Option(name: .customLong("run"), help: "Run folder for config, metrics, checkpoints and plots.") var runDir: String
+    @Option(help: "Total epochs (overrides train.epochs).") var epochs: Int?
+    @Option(name: .customLong("set"), help: "Override a config key, e.g. optimizer.lr=0.01 (repeatable).") var overrides: [String] = []
+    @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: String?
+    @Option(help: "Stop after this epoch (the run can be resumed later).") var stopAfter: Int?
+    @Flag(help: "Treat unreadable images as fatal.") var strict = false
+
+    func run() throws {
+        let comm = try makeCommunicator()
+        defer { comm.finalize() }
+        try runReporting(comm) {
+            var sets = overrides
+            if let epochs { sets.append("train.epochs=\(epochs)") }
+            let cfg = try loadRunConfig(path: config, overrides: sets)
+            let log: (String) -> Void = { if comm.rank == 0 { print($0); fflush(stdout) } }
+            let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: strict, comm: comm, log: log)
+            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, resume: resume, log: log)
+            try trainer.run(untilEpoch: stopAfter)
+            log("run folder: \(runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
+        }
+    }
 }

@@ -1,0 +1,85 @@
+import FERCore
+import FERData
+import FERNet
+import Foundation
+
+/// Throughput of a model on synthetic images (so it needs no dataset): a full training step (input fill,
+/// forward, loss, backward, optimizer), the convolution layers alone (forward with fused ReLU, backward
+/// data and weights) and the images/s bound they imply, and inference.
+public struct BenchResult: Codable, Sendable {
+    public var batch: Int, steps: Int, threads: Int
+    public var trainImagesPerSecond: Double
+    public var convBoundImagesPerSecond: Double
+    public var inferImagesPerSecond: Double
+    public var trainStepMs: Double, convMs: Double
+    public var layers: [LayerTime]
+    public struct LayerTime: Codable, Sendable { public var name: String; public var forwardMs: Double; public var backwardMs: Double }
+    enum CodingKeys: String, CodingKey {
+        case batch, steps, threads, trainImagesPerSecond = "train_images_per_second",
+             convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
+             trainStepMs = "train_step_ms", convMs = "conv_ms", layers
+    }
+}
+
+public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> BenchResult {
+    let model = try Model(config: config.model, batch: batch)
+    model.initialize(seed: 1)
+    let net = try model.network(batch: batch)
+    let optimizer = Optimizer(config: config.optimizer, count: model.params.count)
+    var r = KeyedStream(42)
+    let images = (0..<(batch * imagePixels)).map { _ in UInt8(truncatingIfNeeded: r.next()) }
+    let labels = (0..<batch).map { Int32($0 % 7) }
+    let loss = WeightedCrossEntropy(classWeights: [Float](repeating: 1, count: 7))
+    let augmenter = Augmenter(config: config.augment, seed: 1)
+    let per = net.input.count / batch
+
+    func trainStep(_ s: Int) {
+        images.withUnsafeBufferPointer { img in
+            for j in 0..<batch {
+                fillAugmented(src: img.baseAddress! + j * imagePixels, augmenter: augmenter, epoch: 0, id: s * batch + j,
+                              channels: config.model.inputChannels, dst: net.input.ptr + j * per)
+            }
+        }
+        let key = StepKey(seed: 1, step: UInt64(s), globalOffset: 0)
+        net.forward(training: true, key: key)
+        _ = labels.withUnsafeBufferPointer {
+            loss.evaluate(logits: net.logits, labels: $0.baseAddress!, n: batch, k: 7, globalBatch: batch, grad: net.logitsGrad)
+        }
+        net.backward(key: key)
+        optimizer.step(params: model.params, grads: model.grads, lr: 1e-4)
+    }
+    trainStep(0)
+    var stepTimes: [Double] = []
+    for s in 1...steps { stepTimes.append(seconds { trainStep(s) }) }
+    let step = median(stepTimes)
+
+    let profile = net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
+    let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == "conv" ? net.rows[$0.0].name : nil })
+    let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
+
+    net.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
+    var inferTimes: [Double] = []
+    for _ in 0..<steps { inferTimes.append(seconds { net.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
+    let infer = median(inferTimes)
+    let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+    return BenchResult(batch: batch, steps: steps, threads: threads,
+                       trainImagesPerSecond: Double(batch) / step, convBoundImagesPerSecond: Double(batch) / conv,
+                       inferImagesPerSecond: Double(batch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
+                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) })
+}
+
+func seconds(_ body: () -> Void) -> Double {
+    let t = DispatchTime.now().uptimeNanoseconds
+    body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9
+}
+
+func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
+
+/// A model restored from a checkpoint, for evaluation and prediction.
+public func loadModel(checkpoint: String, batch: Int) throws -> (Model, CheckpointHeader) {
+    let (header, tensors) = try Checkpoint.read(path: checkpoint)
+    let model = try Model(config: header.model, batch: batch)
+    try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
+    return (model, header)
+}

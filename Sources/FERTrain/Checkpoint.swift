@@ -1,0 +1,144 @@
+import FERCore
+import FERNet
+import Foundation
+
+/// A checkpoint file:
+///   "FERCKPT\0" | format version u32 | header length u32 | header JSON | tensor data | checksum u64
+/// The header names the model config, progress (epoch, step), global batch and dataset checksum, and lists
+/// the tensors in the order their Float data follows: parameters, optimizer state, batch-norm statistics,
+/// all in canonical layout (OIHW / OI / C), so a checkpoint moves between machines whose CPUs make
+/// oneDNN choose other blocked layouts. The trailer checksums everything before it.
+public struct CheckpointHeader: Codable, Equatable {
+    public var model: ModelConfig
+    public var optimizer: String
+    public var optimizerSteps: Int
+    public var epoch: Int              // epochs completed
+    public var step: Int               // global steps completed
+    public var globalBatch: Int
+    public var datasetChecksum: String
+    public var configHash: String
+    public var validationAccuracy: Double?
+    public var schedule: ScheduleState
+    public var tensors: [Entry]
+
+    public struct Entry: Codable, Equatable { public var name: String; public var shape: [Int]; public var section: String }
+    public struct ScheduleState: Codable, Equatable { public var plateauScale: Float; public var best: Double; public var sinceBest: Int }
+}
+
+let checkpointMagic: [UInt8] = Array("FERCKPT\0".utf8)
+let checkpointVersion: UInt32 = 1
+
+/// Training state that a checkpoint restores.
+public struct TrainingState {
+    public var epoch: Int, step: Int
+    public var schedule: CheckpointHeader.ScheduleState
+    public var validationAccuracy: Double?
+}
+
+public enum Checkpoint {
+    /// Serialises the model (and optimizer, if given) and writes it atomically.
+    public static func save(path: String, model: Model, optimizer: Optimizer?, state: TrainingState,
+                            globalBatch: Int, datasetChecksum: UInt64, configHash: UInt64) throws {
+        var entries: [CheckpointHeader.Entry] = []
+        var data: [Float] = []
+        func add(_ t: ParamTensor, _ arena: Arena, _ section: String) {
+            entries.append(.init(name: t.name, shape: t.shape, section: section))
+            data += model.exportCanonical(t, from: arena)
+        }
+        for t in model.layout.tensors where t.trainable { add(t, model.params, "param") }
+        if let optimizer {
+            for t in model.layout.tensors where t.trainable { add(t, optimizer.m, "opt.m") }
+            if optimizer.v.count > 0 { for t in model.layout.tensors where t.trainable { add(t, optimizer.v, "opt.v") } }
+        }
+        for t in model.layout.tensors where !t.trainable { add(t, model.stats, "stat") }
+        let header = CheckpointHeader(
+            model: model.config, optimizer: optimizer?.config.name ?? "none", optimizerSteps: optimizer?.t ?? 0,
+            epoch: state.epoch, step: state.step, globalBatch: globalBatch, datasetChecksum: hex64(datasetChecksum),
+            configHash: hex64(configHash), validationAccuracy: state.validationAccuracy, schedule: state.schedule,
+            tensors: entries)
+        let json = try JSONEncoder().encode(header)
+        var bytes = checkpointMagic
+        appendLE(&bytes, checkpointVersion); appendLE(&bytes, UInt32(json.count))
+        bytes += json
+        data.withUnsafeBytes { bytes += $0 }
+        appendLE(&bytes, Checksum.of(bytes))
+        try writeAtomically(bytes, to: path)
+    }
+
+    /// Reads and verifies a checkpoint file; returns the header and the tensors by "section/name".
+    public static func read(path: String) throws -> (CheckpointHeader, [String: [Float]]) {
+        guard let d = FileManager.default.contents(atPath: path) else {
+            throw FERError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read" : "no such checkpoint")
+        }
+        let b = [UInt8](d)
+        guard b.count >= 24, Array(b[0..<8]) == checkpointMagic else { throw FERError(file: path, "not a FER checkpoint (bad magic)") }
+        let version: UInt32 = readLE(b, 8)
+        guard version == checkpointVersion else { throw FERError(file: path, "checkpoint format version \(version), this build reads \(checkpointVersion)") }
+        let stored: UInt64 = readLE(b, b.count - 8)
+        guard b.withUnsafeBytes({ Checksum.of(UnsafeRawBufferPointer(rebasing: $0[0..<(b.count - 8)])) }) == stored else {
+            throw FERError(file: path, "corrupt or truncated (checksum mismatch)")
+        }
+        let hlen = Int(readLE(b, 12) as UInt32)
+        guard 16 + hlen <= b.count - 8 else { throw FERError(file: path, "truncated header") }
+        let header: CheckpointHeader
+        do { header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(b[16..<(16 + hlen)])) } catch {
+            throw FERError(file: path, "unreadable header: \(error)")
+        }
+        var tensors: [String: [Float]] = [:]
+        var off = 16 + hlen
+        for e in header.tensors {
+            let n = e.shape.reduce(1, *)
+            guard off + n * 4 <= b.count - 8 else { throw FERError(file: path, "truncated tensor data at \(e.name)") }
+            tensors["\(e.section)/\(e.name)"] = b.withUnsafeBytes { raw in
+                (0..<n).map { raw.loadUnaligned(fromByteOffset: off + $0 * 4, as: Float.self) }
+            }
+            off += n * 4
+        }
+        return (header, tensors)
+    }
+
+    /// Loads parameters, statistics and (if given) optimizer state into `model`. Refuses a checkpoint of
+    /// another architecture, naming the first difference.
+    public static func load(path: String, into model: Model, optimizer: Optimizer?) throws -> CheckpointHeader {
+        let (h, tensors) = try read(path: path)
+        try apply(h, tensors, path: path, into: model, optimizer: optimizer)
+        return h
+    }
+
+    /// Copies tensors already read from `path` into the model (and optimizer).
+    public static func apply(_ h: CheckpointHeader, _ tensors: [String: [Float]], path: String, into model: Model,
+                             optimizer: Optimizer?) throws {
+        if h.model != model.config {
+            throw FERError(file: path, "architecture mismatch: \(firstDifference(h.model, model.config))")
+        }
+        for t in model.layout.tensors {
+            let key = (t.trainable ? "param/" : "stat/") + t.name
+            guard let v = tensors[key], v.count == t.logicalCount else { throw FERError(file: path, "missing or misshapen tensor \(t.name)") }
+            model.importCanonical(t, v, into: t.trainable ? model.params : model.stats)
+        }
+        if let optimizer {
+            guard h.optimizer == optimizer.config.name else {
+                throw FERError(file: path, "optimizer mismatch: checkpoint has \(h.optimizer), config has \(optimizer.config.name)")
+            }
+            for t in model.layout.tensors where t.trainable {
+                if let m = tensors["opt.m/" + t.name] { model.importCanonical(t, m, into: optimizer.m) }
+                if optimizer.v.count > 0, let v = tensors["opt.v/" + t.name] { model.importCanonical(t, v, into: optimizer.v) }
+            }
+            optimizer.t = h.optimizerSteps
+        }
+    }
+
+    static func firstDifference(_ a: ModelConfig, _ b: ModelConfig) -> String {
+        if a.inputChannels != b.inputChannels { return "input_channels \(a.inputChannels) vs \(b.inputChannels)" }
+        if a.inputSize != b.inputSize { return "input_size \(a.inputSize) vs \(b.inputSize)" }
+        if a.classes != b.classes { return "classes \(a.classes) vs \(b.classes)" }
+        if a.layers.count != b.layers.count { return "\(a.layers.count) layers vs \(b.layers.count)" }
+        for (i, (x, y)) in zip(a.layers, b.layers).enumerated() where x != y { return "layer \(i): checkpoint \(x.type) \(x.setFields) vs config \(y.type) \(y.setFields)" }
+        return "init \(a.initializer) vs \(b.initializer)"
+    }
+}
+
+func appendLE<T: FixedWidthInteger>(_ b: inout [UInt8], _ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
+func readLE<T: FixedWidthInteger>(_ b: [UInt8], _ off: Int) -> T {
+    b.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: off, as: T.self)) }
+}

@@ -1,0 +1,65 @@
+import FERCluster
+import FERData
+import FERNet
+import Foundation
+
+/// `fer eval`: metrics without TTA and, if asked, with K-variant TTA, for one checkpoint or an ensemble
+/// (members' probabilities averaged). Distributed: ranks split the images; rank 0 gets the result.
+public struct EvalResult: Codable, Sendable {
+    public var checkpoints: [String]
+    public var split: String
+    public var report: ClassificationReport
+    public var tta: Int?
+    public var ttaReport: ClassificationReport?
+    public var predictions: [Int]
+    public var ttaPredictions: [Int]?
+    public var seconds: Double
+}
+
+public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: Int?, batch: Int,
+                     comm: Communicator) throws -> EvalResult? {
+    let start = Date()
+    let indices = data.indices(in: split)
+    guard !indices.isEmpty else { throw FERError("the dataset has no \(split.name) images") }
+    let labels = indices.map { Int(data.labels[$0]) }
+    var plain: [Float]?, augmented: [Float]?
+    for path in checkpoints {
+        let (model, _) = try loadModel(checkpoint: path, batch: batch)
+        let p = try predictProbabilities(model: model, data: data, indices: indices, tta: 1, batch: batch, comm: comm)
+        plain = add(plain, p)
+        if let tta, tta > 1 {
+            augmented = add(augmented, try predictProbabilities(model: model, data: data, indices: indices, tta: tta, batch: batch, comm: comm))
+        }
+    }
+    guard let plain else { return nil }   // not rank 0
+    let k = 7
+    let pred = argmaxRows(plain, k: k)
+    var r = EvalResult(checkpoints: checkpoints, split: split.name, report: ClassificationReport(labels: labels, predictions: pred),
+                       tta: tta, predictions: pred, seconds: 0)
+    if let augmented {
+        let tp = argmaxRows(augmented, k: k)
+        r.ttaPredictions = tp
+        r.ttaReport = ClassificationReport(labels: labels, predictions: tp)
+    }
+    r.seconds = Date().timeIntervalSince(start)
+    return r
+}
+
+private func add(_ a: [Float]?, _ b: [Float]?) -> [Float]? {
+    guard let b else { return a }
+    guard let a else { return b }
+    return zip(a, b).map { $0 + $1 }
+}
+
+import FERCore
+
+/// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants.
+public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [[Float]] {
+    let images = try paths.map { try loadImageFile($0) }
+    let (model, _) = try loadModel(checkpoint: checkpoint, batch: min(max(images.count, 1), 64))
+    let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
+        images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
+    }
+    let k = model.config.classes
+    return (0..<images.count).map { Array(p[($0 * k)..<(($0 + 1) * k)]) }
+}
