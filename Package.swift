@@ -27,13 +27,14 @@ let package = Package(
         .target(name: "FERCluster", dependencies: ["FERCore", "CMPI"]),
         .target(name: "FERTrain", dependencies: ["FERData", "FERNet", "FERCluster", "FERPlot", "Yams"], swiftSettings: hot),
         .executableTarget(name: "fer", dependencies: [
-            "FERTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            "FERTrain", "FERCluster", "FERData", "FERNet", "FERCore",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
-        .testTarget(name: "FERDataTests", dependencies: ["FERData", "FERPlot", "ZIPFoundation"]),
-        .testTarget(name: "FERNetTests", dependencies: ["FERNet"]),
+        .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation"]),
+        .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),
         .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI"]),
-        .testTarget(name: "FERTrainTests", dependencies: ["FERTrain"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["FERData"]),
+        .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -26,7 +26,7 @@ public struct Schedule: Sendable {
     public let baseLR: Float
     public let totalEpochs: Int
     public var plateauScale: Float = 1
-    public var best: Double = -.infinity
+    public var best: Double = -1          // best validation score so far (scores are >= 0)
     public var sinceBest = 0
 
     public init(config: ScheduleConfig, baseLR: Float, totalEpochs: Int) {

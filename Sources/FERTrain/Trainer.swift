@@ -65,7 +65,7 @@ public final class Trainer {
         model = try Model(config: config.model, batch: slice.count)
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
-        state = TrainingState(epoch: 0, step: 0, schedule: .init(plateauScale: 1, best: -.infinity, sinceBest: 0), validationAccuracy: nil)
+        state = TrainingState(epoch: 0, step: 0, schedule: .init(plateauScale: 1, best: -1, sinceBest: 0), validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
 
         try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
@@ -171,7 +171,8 @@ public final class Trainer {
     // MARK: - Run folder
 
     func record(_ m: EpochMetrics) throws {
-        let line = String(decoding: try JSONEncoder().encode(m), as: UTF8.self) + "\n"
+        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+        let line = String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
         let path = runDir + "/metrics.jsonl"
         if let h = FileHandle(forWritingAtPath: path) {
             h.seekToEndOfFile(); h.write(Data(line.utf8)); try h.close()

@@ -4,7 +4,9 @@ import FERCore
 
 /// Finite-difference checks: the analytic gradient of every parameter tensor (sampled elements) matches
 /// (L(p+h) - L(p-h)) / 2h, with the loss summed in Double. Float forward passes limit precision, so the
-/// tolerance is |num - ana| <= 2e-2 * max(|num|, |ana|) + 2e-3 with h = 1e-2.
+/// tolerance is |num - ana| <= 2e-2 * max(|num|, |ana|) + 2e-3 with h = 1e-3. ReLU and max-pool have
+/// kinks: where the one-sided differences (L(p+h) - L(p)) / h and (L(p) - L(p-h)) / h disagree, a kink
+/// lies within h of the point and it is skipped; at least 80% of the sampled points must be checked.
 final class GradientCheckTests: XCTestCase {
     func spec(_ type: String, _ set: (inout LayerSpec) -> Void = { _ in }) -> LayerSpec {
         var l = LayerSpec(type: type); set(&l); return l
@@ -44,26 +46,35 @@ final class GradientCheckTests: XCTestCase {
         let x = (0..<net.input.count).map { _ in Float(r.uniform(0, 1)) }
         let labels: [Int32] = [0, 3, 1, 6]
         _ = loss(m, net, x, labels, grad: true)
-        let h: Float = 1e-2
-        var checked = 0
+        let h: Float = 1e-3
+        var checked = 0, kinks = 0
+        let l0 = loss(m, net, x, labels, grad: false)
+        /// (central, forward, backward) differences.
+        func numeric(_ t: ParamTensor, _ base: [Float], _ i: Int) -> (Double, Double, Double) {
+            var p = base
+            p[i] = base[i] + h; m.importCanonical(t, p, into: m.params)
+            let lp = loss(m, net, x, labels, grad: false)
+            p[i] = base[i] - h; m.importCanonical(t, p, into: m.params)
+            let lm = loss(m, net, x, labels, grad: false)
+            m.importCanonical(t, base, into: m.params)
+            // The steps as Float actually represents them.
+            let up = Double(base[i] + h) - Double(base[i]), down = Double(base[i]) - Double(base[i] - h)
+            return ((lp - lm) / (up + down), (lp - l0) / up, (l0 - lm) / down)
+        }
+        func close(_ a: Double, _ b: Double) -> Bool { abs(a - b) <= 2e-2 * max(abs(a), abs(b)) + 2e-3 }
         for t in m.layout.tensors where t.trainable {
             let analytic = m.exportCanonical(t, from: m.grads)
             let base = m.exportCanonical(t, from: m.params)
             let picks = Set((0..<min(6, t.logicalCount)).map { _ in Int(r.next() % UInt64(t.logicalCount)) })
             for i in picks {
-                var p = base
-                p[i] = base[i] + h; m.importCanonical(t, p, into: m.params)
-                let lp = loss(m, net, x, labels, grad: false)
-                p[i] = base[i] - h; m.importCanonical(t, p, into: m.params)
-                let lm = loss(m, net, x, labels, grad: false)
-                m.importCanonical(t, base, into: m.params)
-                let num = (lp - lm) / Double(2 * h), ana = Double(analytic[i])
-                XCTAssertLessThanOrEqual(abs(num - ana), 2e-2 * max(abs(num), abs(ana)) + 2e-3,
-                                         "\(t.name)[\(i)]: numeric \(num) vs analytic \(ana)", file: file, line: line)
+                let (num, fwd, bwd) = numeric(t, base, i), ana = Double(analytic[i])
+                if !close(fwd, bwd) { kinks += 1; continue }
+                XCTAssertTrue(close(num, ana), "\(t.name)[\(i)]: numeric \(num) vs analytic \(ana)", file: file, line: line)
                 checked += 1
             }
         }
         XCTAssertGreaterThan(checked, 6, file: file, line: line)
+        XCTAssertGreaterThanOrEqual(Double(checked), 0.8 * Double(checked + kinks), "too many kinks: \(kinks)", file: file, line: line)
     }
 
     // Each layer type sits between a first conv (whose weight gradient then checks the layer's input

@@ -1,0 +1,129 @@
+import XCTest
+import FERCluster
+import FERCore
+import FERData
+import FERNet
+@testable import FERTrain
+
+final class TrainingTests: XCTestCase {
+    let fast = ["train.batch=16", "train.validation_fraction=0.25", "augment.rotation_range=8", "train.keep_checkpoints=5"]
+
+    func paramBytes(_ path: String) throws -> [String: [Float]] { try Checkpoint.read(path: path).1 }
+
+    /// N epochs in one run and N/2 + resume N/2 give byte-identical parameters, optimizer state and
+    /// batch-norm statistics.
+    func testResumeIsBitExact() throws {
+        let data = syntheticDataset(perClass: 12)
+        let cfg = try tinyConfig(fast + ["train.epochs=4"])
+        let a = tempDir("resumeA"), b = tempDir("resumeB")
+        let t1 = try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), log: silent)
+        try t1.run()
+        let t2 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), log: silent)
+        try t2.run(untilEpoch: 2)
+        let t3 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), resume: "latest", log: silent)
+        XCTAssertEqual(t3.state.epoch, 2)
+        try t3.run()
+        let x = try paramBytes(a + "/checkpoints/epoch-0004.ckpt"), y = try paramBytes(b + "/checkpoints/epoch-0004.ckpt")
+        XCTAssertEqual(x.count, y.count)
+        for (k, v) in x { XCTAssertEqual(v, y[k], "tensor \(k) differs after resume") }
+        XCTAssertEqual(readMetrics(runDir: b).map { $0.epoch }, [1, 2, 3, 4])
+        // And training did something: the parameters moved from their initial values.
+        let c = tempDir("resumeInit")
+        let init0 = try Trainer(config: cfg, data: data, runDir: c, comm: LocalCommunicator(), log: silent)
+        try init0.saveCheckpoint(c + "/init.ckpt")
+        let z = try paramBytes(c + "/init.ckpt")
+        XCTAssertNotEqual(z["param/conv1.weight"], x["param/conv1.weight"])
+    }
+
+    /// The newest checkpoint is corrupt: `latest` falls back to the previous good one and keeps the
+    /// corrupt file for inspection. Truncated, corrupted and mismatched checkpoints are refused.
+    func testCorruptCheckpointsAreRefusedAndOlderOnesSurvive() throws {
+        let data = syntheticDataset(perClass: 8)
+        let cfg = try tinyConfig(fast + ["train.epochs=2"])
+        let dir = tempDir("corrupt")
+        try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), log: silent).run()
+        let newest = dir + "/checkpoints/epoch-0002.ckpt"
+        var bytes = [UInt8](FileManager.default.contents(atPath: newest)!)
+        bytes[bytes.count / 2] ^= 0xFF
+        try Data(bytes).write(to: URL(fileURLWithPath: newest))
+        XCTAssertThrowsError(try Checkpoint.read(path: newest)) { XCTAssertTrue("\($0)".contains("checksum mismatch"), "\($0)") }
+
+        let truncated = dir + "/truncated.ckpt"
+        try Data(bytes.prefix(bytes.count / 3)).write(to: URL(fileURLWithPath: truncated))
+        XCTAssertThrowsError(try Checkpoint.read(path: truncated)) { XCTAssertTrue("\($0)".contains("truncated.ckpt"), "\($0)") }
+        try Data("not a checkpoint".utf8).write(to: URL(fileURLWithPath: dir + "/junk.ckpt"))
+        XCTAssertThrowsError(try Checkpoint.read(path: dir + "/junk.ckpt")) { XCTAssertTrue("\($0)".contains("bad magic"), "\($0)") }
+
+        var logs: [String] = []
+        let resumed = try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), resume: "latest", log: { logs.append($0) })
+        XCTAssertEqual(resumed.state.epoch, 1)
+        XCTAssertTrue(logs.contains { $0.contains("skipping") && $0.contains("epoch-0002.ckpt") }, "\(logs)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: newest), "the corrupt checkpoint must not be deleted")
+
+        let wider = try tinyConfig(fast + ["model.layers.0.filters=32"])
+        let m = try Model(config: wider.model, batch: 4)
+        XCTAssertThrowsError(try Checkpoint.load(path: dir + "/checkpoints/epoch-0001.ckpt", into: m, optimizer: nil)) {
+            XCTAssertTrue("\($0)".contains("architecture mismatch: layer 0"), "\($0)")
+        }
+    }
+
+    /// A save that dies half-way leaves only a temporary file: the target keeps its previous content.
+    func testInterruptedSaveKeepsThePreviousCheckpoint() throws {
+        let dir = tempDir("atomic")
+        let path = dir + "/a.ckpt"
+        try writeAtomically(Array("old".utf8), to: path)
+        // A crash mid-write is a partial temporary file that was never renamed.
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: dir + "/.a.ckpt.tmp-999"))
+        XCTAssertEqual(String(decoding: FileManager.default.contents(atPath: path)!, as: UTF8.self), "old")
+        try writeAtomically(Array("new".utf8), to: path)
+        XCTAssertEqual(String(decoding: FileManager.default.contents(atPath: path)!, as: UTF8.self), "new")
+    }
+
+    /// The tiny model memorises 64 real FER-2013 training images (no augmentation, no dropout).
+    func testTinyModelOverfits64RealImages() throws {
+        guard let zipPath = sharedZip else { throw XCTSkip("shared FER-2013 zip not found") }
+        let (full, _) = try loadDataset(path: zipPath)
+        var small = Dataset()
+        var picked = 0
+        for i in full.indices(in: .train) where picked < 64 {
+            if BlankFilter().flagged(full, indices: [i]).isEmpty {
+                full.withImage(i) { small.append(image: $0, label: Emotion(rawValue: Int(full.labels[i]))!, split: .train, source: full.sources[i]) }
+                picked += 1
+            }
+        }
+        let cfg = try tinyConfig(["train.batch=16", "train.epochs=60", "train.validation_fraction=0", "optimizer.lr=0.003",
+                                  "model.layers.6.rate=0", "model.layers.10.rate=0", "augment.rotation_range=0",
+                                  "augment.width_shift_range=0", "augment.height_shift_range=0", "augment.shear_range=0",
+                                  "augment.zoom_range=0", "augment.horizontal_flip=false", "model.layers.1.momentum=0.8",
+                                  "model.layers.4.momentum=0.8", "model.layers.9.momentum=0.8", "train.class_weights=none"])
+        let t = try Trainer(config: cfg, data: small, runDir: tempDir("overfit"), comm: LocalCommunicator(), log: silent)
+        try t.run()
+        let p = try predictProbabilities(model: t.model, data: small, indices: Array(0..<64), tta: 1, batch: 64, comm: LocalCommunicator())!
+        let acc = Double(zip(argmaxRows(p, k: 7), small.labels).filter { $0 == Int($1) }.count) / 64
+        XCTAssertGreaterThanOrEqual(acc, 0.95, "training accuracy \(acc)")
+    }
+
+    /// `fer eval` and `fer predict` give the same probabilities for the same images.
+    func testEvalPredictionsEqualPredictPredictions() throws {
+        let data = syntheticDataset(perClass: 6)
+        let cfg = try tinyConfig(fast + ["train.epochs=1"])
+        let dir = tempDir("evalpredict")
+        try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), log: silent).run()
+        let ckpt = dir + "/checkpoints/epoch-0001.ckpt"
+        let test = data.indices(in: .test)
+        var paths: [String] = []
+        for (j, i) in test.prefix(5).enumerated() {
+            let path = dir + "/img\(j).pgm"   // binary PGM: lossless, and stb reads it
+            var bytes = Array("P5\n48 48\n255\n".utf8)
+            data.withImage(i) { bytes += $0 }
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            paths.append(path)
+        }
+        for tta in [1, 4] {
+            let (model, _) = try loadModel(checkpoint: ckpt, batch: 32)
+            let viaEval = try predictProbabilities(model: model, data: data, indices: Array(test.prefix(5)), tta: tta, batch: 32, comm: LocalCommunicator())!
+            let viaPredict = try predictImages(checkpoint: ckpt, paths: paths, tta: tta).flatMap { $0 }
+            for (a, b) in zip(viaEval, viaPredict) { XCTAssertEqual(a, b, accuracy: 1e-6, "tta \(tta)") }
+        }
+    }
+}
