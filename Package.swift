@@ -34,7 +34,8 @@ let package = Package(
         .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),
         .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI"]),
         .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData"]),
+        .target(name: "FERTestSupport", path: "Tests/FERTestSupport"),
+        .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

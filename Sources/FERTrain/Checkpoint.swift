@@ -72,12 +72,12 @@ public enum Checkpoint {
         }
         let b = [UInt8](d)
         guard b.count >= 24, Array(b[0..<8]) == checkpointMagic else { throw FERError(file: path, "not a FER checkpoint (bad magic)") }
-        let version: UInt32 = readLE(b, 8)
-        guard version == checkpointVersion else { throw FERError(file: path, "checkpoint format version \(version), this build reads \(checkpointVersion)") }
         let stored: UInt64 = readLE(b, b.count - 8)
         guard b.withUnsafeBytes({ Checksum.of(UnsafeRawBufferPointer(rebasing: $0[0..<(b.count - 8)])) }) == stored else {
             throw FERError(file: path, "corrupt or truncated (checksum mismatch)")
         }
+        let version: UInt32 = readLE(b, 8)
+        guard version == checkpointVersion else { throw FERError(file: path, "checkpoint format version \(version), this build reads \(checkpointVersion)") }
         let hlen = Int(readLE(b, 12) as UInt32)
         guard 16 + hlen <= b.count - 8 else { throw FERError(file: path, "truncated header") }
         let header: CheckpointHeader

@@ -55,8 +55,8 @@ import FERCore
 
 /// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants.
 public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [[Float]] {
+    let (model, _) = try loadModel(checkpoint: checkpoint, batch: min(max(paths.count, 1), 64))
     let images = try paths.map { try loadImageFile($0) }
-    let (model, _) = try loadModel(checkpoint: checkpoint, batch: min(max(images.count, 1), 64))
     let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
         images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
     }

@@ -1,0 +1,55 @@
+// Runs the built `fer` (directly, under mpirun, or through cluster/ scripts) with a time limit, so a
+// hung MPI job fails the test instead of hanging the suite.
+import Foundation
+
+/// Repository root: this file is Tests/FERTestSupport/Subprocess.swift.
+public let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().path
+
+/// The `fer` binary under test: $FER_BIN, else the one SwiftPM built next to this test bundle (same
+/// product folder, e.g. .build-cluster/release/), else the repository's usual build folders.
+public func ferBinary() throws -> String {
+    let env = ProcessInfo.processInfo.environment
+    if let b = env["FER_BIN"], !b.isEmpty { return b }
+    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+        ?? Bundle.main.executablePath ?? CommandLine.arguments[0]
+    var dir = URL(fileURLWithPath: me).deletingLastPathComponent()
+    // macOS: the executable sits inside X.xctest/Contents/MacOS; climb out to the product folder.
+    while dir.path.contains(".xctest") { dir = dir.deletingLastPathComponent() }
+    let candidates = [dir.path + "/fer"] + [".build", ".build-cluster", ".build-dist"].flatMap { b in
+        ["release", "debug"].map { "\(repoRoot)/\(b)/\($0)/fer" } }
+    if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
+    throw FERBinaryMissing(message: "no built fer binary (looked at \(candidates)); run `swift build` or set FER_BIN")
+}
+
+public struct FERBinaryMissing: Error { public let message: String }
+
+public struct RunResult { public let status: Int32; public let output: String; public let timedOut: Bool }
+
+/// Runs `argv` with the root-permission variables mpirun needs; stdout and stderr together.
+public func runCommand(_ argv: [String], timeout: TimeInterval = 180, env extra: [String: String] = [:]) throws -> RunResult {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    p.arguments = argv
+    var env = ProcessInfo.processInfo.environment
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+    // A test started under mpirun must not make its children think they are ranks of that job.
+    for k in env.keys where k.hasPrefix("OMPI_COMM_WORLD") || k.hasPrefix("PMIX_") { env[k] = nil }
+    p.environment = env.merging(extra) { $1 }
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("fercluster-\(UUID()).log")
+    _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+    let fh = try FileHandle(forWritingTo: log)
+    defer { try? fh.close(); try? FileManager.default.removeItem(at: log) }
+    p.standardOutput = fh; p.standardError = fh
+    let done = DispatchSemaphore(value: 0)
+    p.terminationHandler = { _ in done.signal() }
+    try p.run()
+    var timedOut = false
+    if done.wait(timeout: .now() + timeout) == .timedOut {
+        timedOut = true
+        p.terminate()  // SIGTERM: mpirun forwards it to its ranks and cleans up
+        if done.wait(timeout: .now() + 10) == .timedOut { kill(p.processIdentifier, SIGKILL); done.wait() }
+    }
+    let out = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
+    return RunResult(status: p.terminationStatus, output: out, timedOut: timedOut)
+}
