@@ -13,11 +13,15 @@ public struct BenchResult: Codable, Sendable {
     public var inferImagesPerSecond: Double
     public var trainStepMs: Double, convMs: Double
     public var layers: [LayerTime]
+    public var components: [Component]
     public struct LayerTime: Codable, Sendable { public var name: String; public var forwardMs: Double; public var backwardMs: Double }
+    /// Milliseconds per step by kind of work (layer kinds from the per-layer profile; data, loss and
+    /// optimizer timed inside the training step).
+    public struct Component: Codable, Sendable { public var name: String; public var ms: Double }
     enum CodingKeys: String, CodingKey {
         case batch, steps, threads, trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
-             trainStepMs = "train_step_ms", convMs = "conv_ms", layers
+             trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components
     }
 }
 
@@ -33,22 +37,29 @@ public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> Bench
     let augmenter = Augmenter(config: config.augment, seed: 1)
     let per = net.input.count / batch
 
+    // The data pipeline runs inside the step here (in training it is prefetched on a background thread).
+    var phase: [String: [Double]] = [:]
     func trainStep(_ s: Int) {
-        images.withUnsafeBufferPointer { img in
-            for j in 0..<batch {
-                fillAugmented(src: img.baseAddress! + j * imagePixels, augmenter: augmenter, epoch: 0, id: s * batch + j,
-                              channels: config.model.inputChannels, dst: net.input.ptr + j * per)
-            }
-        }
         let key = StepKey(seed: 1, step: UInt64(s), globalOffset: 0)
+        phase["data pipeline", default: []].append(seconds {
+            images.withUnsafeBufferPointer { img in
+                for j in 0..<batch {
+                    fillAugmented(src: img.baseAddress! + j * imagePixels, augmenter: augmenter, epoch: 0, id: s * batch + j,
+                                  channels: config.model.inputChannels, dst: net.input.ptr + j * per)
+                }
+            }
+        })
         net.forward(training: true, key: key)
-        _ = labels.withUnsafeBufferPointer {
-            loss.evaluate(logits: net.logits, labels: $0.baseAddress!, n: batch, k: 7, globalBatch: batch, grad: net.logitsGrad)
-        }
+        phase["loss", default: []].append(seconds {
+            _ = labels.withUnsafeBufferPointer {
+                loss.evaluate(logits: net.logits, labels: $0.baseAddress!, n: batch, k: 7, globalBatch: batch, grad: net.logitsGrad)
+            }
+        })
         net.backward(key: key)
-        optimizer.step(params: model.params, grads: model.grads, lr: 1e-4)
+        phase["optimizer", default: []].append(seconds { optimizer.step(params: model.params, grads: model.grads, lr: 1e-4) })
     }
     trainStep(0)
+    phase = [:]
     var stepTimes: [Double] = []
     for s in 1...steps { stepTimes.append(seconds { trainStep(s) }) }
     let step = median(stepTimes)
@@ -61,11 +72,19 @@ public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> Bench
     var inferTimes: [Double] = []
     for _ in 0..<steps { inferTimes.append(seconds { net.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
     let infer = median(inferTimes)
+    var byKind: [String: Double] = [:]
+    for (row, p) in zip(net.rows, profile) { byKind[row.kind, default: 0] += p.forward + p.backward }
+    let kindNames = ["conv": "conv (+ fused ReLU)", "batchnorm": "batch norm", "maxpool": "pooling", "dropout": "dropout",
+                     "dense": "dense (+ fused ReLU)", "flatten": "flatten"]
+    var components = byKind.filter { $0.value > 0 }.map { BenchResult.Component(name: kindNames[$0.key] ?? $0.key, ms: $0.value * 1e3) }
+    components += phase.map { BenchResult.Component(name: $0.key, ms: median($0.value) * 1e3) }
+    components.sort { $0.ms > $1.ms }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
     return BenchResult(batch: batch, steps: steps, threads: threads,
                        trainImagesPerSecond: Double(batch) / step, convBoundImagesPerSecond: Double(batch) / conv,
                        inferImagesPerSecond: Double(batch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
-                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) })
+                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
+                       components: components)
 }
 
 func seconds(_ body: () -> Void) -> Double {

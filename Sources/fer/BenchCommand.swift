@@ -25,6 +25,11 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
             print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
             if profile {
+                print("\ncomponent               ms/step   share of step")
+                for c in r.components {
+                    print(c.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.2f %10.1f%%", c.ms, 100 * c.ms / r.trainStepMs))
+                }
+                print("(reorders run inside the conv layers that need them; allreduce wait: see scripts/bench under mpirun)")
                 print("\nlayer         forward ms  backward ms")
                 for l in r.layers { print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f", l.forwardMs, l.backwardMs)) }
             }
