@@ -131,6 +131,7 @@ func classify(_ paths: [String], root: String) throws -> ([ImageRef], [BadItem])
         let c = p.split(separator: "/")
         return c.contains(where: isIgnored) ? [] : c
     }
+    if parts.allSatisfy(\.isEmpty) { return ([], []) }   // no files at all: reported as an empty dataset
     let tops = Set(parts.compactMap { $0.count > 1 ? $0[0].lowercased() : nil })
     var depth = 0
     if tops.isDisjoint(with: splitNames) {

@@ -66,7 +66,10 @@ public func balancedClassWeights(_ counts: [Int]) -> [Double] {
 }
 
 public struct PixelStats: Codable, Sendable, Equatable {
-    public var mean = 0.0, std = 0.0, min = 0, max = 0
+    public var mean: Double, std: Double, min: Int, max: Int
+    public init(mean: Double = 0, std: Double = 0, min: Int = 0, max: Int = 0) {
+        self.mean = mean; self.std = std; self.min = min; self.max = max
+    }
 }
 
 /// Mean, std, min and max over all pixels of `indices`, through a 256-bin histogram (exact).

@@ -1,0 +1,68 @@
+import FERCore
+import Foundation
+
+// Which samples each step sees: the epoch's permutation is a pure function of (seed, epoch); step s takes
+// permutation[s*B ..< (s+1)*B]; rank r of N takes a contiguous slice of that. Hence any number of ranks,
+// and a resumed run, see exactly the same global batches.
+
+public final class Sampler: @unchecked Sendable {
+    public let count: Int
+    public let globalBatch: Int
+    public let seed: UInt64
+    private let lock = NSLock()
+    private var cached: (epoch: Int, perm: [Int32])?   // steps of one epoch reuse its permutation
+
+    /// Positions 0..<count are sampled; callers map them to dataset indices.
+    public init(count: Int, globalBatch: Int, seed: UInt64) {
+        precondition(count >= 0 && globalBatch > 0, "Sampler: count >= 0 and globalBatch > 0")
+        self.count = count; self.globalBatch = globalBatch; self.seed = seed
+    }
+
+    /// Full batches per epoch; the last partial batch is dropped.
+    public var stepsPerEpoch: Int { count / globalBatch }
+
+    public func permutation(epoch: Int) -> [Int32] {
+        lock.lock(); defer { lock.unlock() }
+        if let c = cached, c.epoch == epoch { return c.perm }
+        let p = FERCore.permutation(count, key: KeyedStream(seed, UInt64(epoch), 0x5A4D))
+        cached = (epoch, p)
+        return p
+    }
+
+    /// The global batch of `step` in `epoch`.
+    public func batch(epoch: Int, step: Int) -> ArraySlice<Int32> {
+        precondition(step >= 0 && step < stepsPerEpoch, "Sampler: step \(step) outside 0..<\(stepsPerEpoch)")
+        return permutation(epoch: epoch)[(step * globalBatch)..<((step + 1) * globalBatch)]
+    }
+
+    /// This rank's part of the global batch.
+    public func localBatch(epoch: Int, step: Int, rank: Int, size: Int) -> ArraySlice<Int32> {
+        let b = batch(epoch: epoch, step: step)
+        let r = Sampler.slice(rank: rank, size: size, of: b.count)
+        return b[(b.startIndex + r.lowerBound)..<(b.startIndex + r.upperBound)]
+    }
+
+    /// Rank's contiguous share of n items; the first n % size ranks get one more.
+    public static func slice(rank: Int, size: Int, of n: Int) -> Range<Int> {
+        precondition(size > 0 && rank >= 0 && rank < size)
+        let base = n / size, extra = n % size
+        let start = rank * base + min(rank, extra)
+        return start..<(start + base + (rank < extra ? 1 : 0))
+    }
+}
+
+/// Holds out `fraction` of each class (rounded) as validation, chosen by a seeded permutation per class.
+/// `labels` is indexed by the values in `indices`. Both outputs are sorted.
+public func stratifiedSplit(indices: [Int], labels: [UInt8], fraction: Double = 0.2,
+                            seed: UInt64) -> (train: [Int], validation: [Int]) {
+    var train: [Int] = [], validation: [Int] = []
+    for c in 0..<Emotion.allCases.count {
+        let members = indices.filter { Int(labels[$0]) == c }
+        let perm = FERCore.permutation(members.count, key: KeyedStream(seed, UInt64(c), 0x57A7))
+        let held = Int((Double(members.count) * fraction).rounded())
+        for (k, p) in perm.enumerated() {
+            if k < held { validation.append(members[Int(p)]) } else { train.append(members[Int(p)]) }
+        }
+    }
+    return (train.sorted(), validation.sorted())
+}
