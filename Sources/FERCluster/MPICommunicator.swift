@@ -170,6 +170,10 @@ public final class MPICommunicator: Communicator {
         let world = isWorld ? "" : " of a split communicator"
         fputs("fer: [rank \(rank)/\(size)\(world)] \(message)\n", stderr)
         fflush(stderr)
+        // Errors every rank sees at once (bad config, missing data) reach all ranks together, and the first
+        // MPI_Abort kills the rest, perhaps before rank 0 has printed. Rank 0 is the one users read, so
+        // the others give it a moment to report first; a failure on one rank only costs this moment.
+        if isWorld, rank != 0 { usleep(500_000) }
         MPI_Abort(cmpi_comm_world(), 1)  // the world: a failure on any rank ends the whole job
         exit(1)
     }

@@ -11,24 +11,35 @@ public func predictProbabilities(model: Model, data: Dataset, indices: [Int], tt
                                  comm: Communicator) throws -> [Float]? {
     let k = model.config.classes
     let mine = Array(indices[Sampler.slice(rank: comm.rank, size: comm.size, of: indices.count)])
-    let local = try probabilities(model: model, count: mine.count, tta: tta, batch: batch) { i, v, dst in
+    // Every rank runs the batch shape a single process would (from the total count, not its share):
+    // oneDNN may pick other kernels for another shape, and the predictions must not depend on the ranks.
+    let shape = max(1, min(batch, indices.count))
+    let local = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
         data.withImage(mine[i]) { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
     }
-    guard comm.size > 1 else { return local }
-    let parts = try comm.gather(local.withUnsafeBytes { Array($0) }, root: 0)
-    guard let parts else { return nil }
-    var all: [Float] = []
-    all.reserveCapacity(indices.count * k)
-    for p in parts { p.withUnsafeBytes { all += $0.bindMemory(to: Float.self) } }
+    var all = local
+    if comm.size > 1 {
+        guard let parts = try comm.gather(local.withUnsafeBytes { Array($0) }, root: 0) else { return nil }
+        all = []
+        all.reserveCapacity(indices.count * k)
+        for p in parts { p.withUnsafeBytes { all += $0.bindMemory(to: Float.self) } }
+    }
+    // Test hook: the raw probabilities, appended, so tests can compare runs bit for bit.
+    if let dump = ProcessInfo.processInfo.environment["FER_DUMP_PROBABILITIES"], !dump.isEmpty {
+        let bytes = all.withUnsafeBytes { Data($0) }
+        if let h = FileHandle(forWritingAtPath: dump) { h.seekToEndOfFile(); h.write(bytes); try h.close() }
+        else { try bytes.write(to: URL(fileURLWithPath: dump)) }
+    }
     return all
 }
 
 /// Averaged softmax over TTA variants for `count` images; `fill(i, variant, dst)` writes image i's
 /// variant as network input. The last batch is padded (inference batch norm makes samples independent).
-func probabilities(model: Model, count: Int, tta: Int, batch: Int,
+/// `padTo`: the batch shape to use even when `count` is smaller.
+func probabilities(model: Model, count: Int, tta: Int, batch: Int, padTo: Int = 1,
                    fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
     let k = model.config.classes
-    let b = max(1, min(batch, count))
+    let b = max(padTo, min(batch, count), 1)
     let net = try model.network(batch: b)
     let per = net.input.count / b
     var out = [Float](repeating: 0, count: count * k)

@@ -12,15 +12,20 @@ public struct EpochMetrics: Codable, Sendable {
     public var valLoss: Double, valAccuracy: Double
     public var imagesPerSecond: Double
     public var seconds: Double
+    /// Seconds of the epoch spent waiting for gradient sums backward could not hide (nil: one rank, or
+    /// written by an older version).
+    public var allreduceWaitSeconds: Double?
     enum CodingKeys: String, CodingKey {
         case epoch, step, lr, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss",
-             valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds
+             valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds,
+             allreduceWaitSeconds = "allreduce_wait_seconds"
     }
 }
 
 /// Data-parallel training over `comm`'s ranks (one rank: plain single-process training). Every rank
 /// holds identical parameters; each step, rank r computes the gradient of its contiguous slice of the
-/// global batch, the gradients are summed across ranks, and every rank applies the same update.
+/// global batch, the gradients are summed across ranks (overlapped with backward, see GradientSync),
+/// and every rank applies the same update.
 public final class Trainer {
     public let config: RunConfig
     public let model: Model
@@ -37,10 +42,13 @@ public final class Trainer {
     let slice: Range<Int>
     let log: (String) -> Void
     let configHash: UInt64
+    let sync: GradientSync?
+    let fault: Fault?
     public private(set) var history: [EpochMetrics] = []
 
+    /// `bucketBytes`: target size of one gradient allreduce (see GradientSync).
     public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, resume: String? = nil,
-                log: @escaping (String) -> Void = { print($0) }) throws {
+                bucketBytes: Int = 1 << 20, log: @escaping (String) -> Void = { print($0) }) throws {
         self.config = config; self.data = data; self.runDir = runDir; self.comm = comm; self.log = log
         let t = config.train
         guard t.batch >= comm.size else {
@@ -62,14 +70,22 @@ public final class Trainer {
         sampler = Sampler(count: trainIndices.count, globalBatch: t.batch, seed: t.seed)
         augmenter = Augmenter(config: config.augment, seed: t.seed)
         slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.batch)
+        // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
+        // since checkpoints store tensors in canonical layout, not per batch shape.
         model = try Model(config: config.model, batch: slice.count)
+        sync = comm.size > 1 ? GradientSync(model: model, layerNames: try model.network(batch: slice.count).layerNames,
+                                            comm: comm, bucketBytes: bucketBytes) : nil
+        // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
+        // with --resume recovers instead of failing again.
+        fault = resume == nil ? try Fault.fromEnvironment() : nil
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
         state = TrainingState(epoch: 0, step: 0, schedule: .init(plateauScale: 1, best: -1, sinceBest: 0), validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
 
+        // The config text itself (it is short), so a mismatch names the differing line.
         try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
-                                      AgreementPart(name: "resolved config", value: hex64(configHash)),
+                                      AgreementPart(name: "resolved config", value: config.yaml()),
                                       AgreementPart(name: "dataset checksum", value: hex64(data.checksum))], comm: comm)
         if comm.rank == 0 {
             try FileManager.default.createDirectory(atPath: runDir + "/checkpoints", withIntermediateDirectories: true)
@@ -121,6 +137,7 @@ public final class Trainer {
         let loss = WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
         var lossSum = 0.0, correct = 0
         var lr: Float = 0
+        _ = sync?.takeWaitSeconds()
         for s in 0..<steps {
             prefetch.next(into: net.input.ptr, labels: labels)
             let key = StepKey(seed: config.train.seed, step: UInt64(state.step), globalOffset: slice.lowerBound)
@@ -128,17 +145,19 @@ public final class Trainer {
             let r = loss.evaluate(logits: net.logits, labels: labels, n: slice.count, k: config.model.classes,
                                   globalBatch: b, grad: net.logitsGrad)
             lossSum += r.weightedLossSum; correct += r.correct
-            net.backward(key: key)
-            if comm.size > 1 { try comm.allreduceSum(model.grads.ptr, count: model.grads.count) }
+            if let sync { try sync.backward(net, key: key) } else { net.backward(key: key) }
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps))
             optimizer.step(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
+            if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
             if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try checkReplicasAgree() }
         }
         prefetch.finish()
         let totals = try comm.allreduceSum([lossSum, Double(correct)])
         let seen = Double(steps * b)
         let seconds = Date().timeIntervalSince(start)
+        // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
+        let wait = sync?.takeWaitSeconds()
         try averageBatchNormStatistics()
         let (valLoss, valAcc) = try validate()
         schedule.observe(validation: valAcc)
@@ -147,7 +166,7 @@ public final class Trainer {
         state.schedule = .init(plateauScale: schedule.plateauScale, best: schedule.best, sinceBest: schedule.sinceBest)
         let m = EpochMetrics(epoch: epoch + 1, step: state.step, lr: Double(lr), trainLoss: totals[0] / seen,
                              trainAccuracy: totals[1] / seen, valLoss: valLoss, valAccuracy: valAcc,
-                             imagesPerSecond: seen / seconds, seconds: seconds)
+                             imagesPerSecond: seen / seconds, seconds: seconds, allreduceWaitSeconds: wait)
         if comm.rank == 0 { try record(m) }
         return m
     }
@@ -247,17 +266,46 @@ public final class Trainer {
         for i in 0..<model.stats.count { model.stats.ptr[i] *= s }
     }
 
-    /// Aborts the job if any rank's parameters differ from rank 0's.
+    /// Aborts the job if the ranks' parameters are not bit-identical (train.check_every).
     func checkReplicasAgree() throws {
+        guard comm.size > 1 else { return }
         let sum = Checksum.of(UnsafeRawBufferPointer(start: model.params.ptr, count: model.params.count * 4))
-        let maxSum = try comm.allreduceMax(sum), minSum = ~(try comm.allreduceMax(~sum))
-        if maxSum != minSum {
-            comm.abort("parameter replicas diverged at step \(state.step) (checksums differ across ranks)")
+        // max == min over ranks; min as the complement of the max of complements.
+        let r = try comm.allreduceMax([sum, ~sum])
+        if r[0] != ~r[1] {
+            comm.abort("parameter replicas diverged at step \(state.step): checksums differ across ranks (this rank has \(hex64(sum)))")
         }
     }
 }
 
 public let ferVersion = "0.1.0"
+
+/// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
+/// `kill` itself with SIGKILL (what kill -9 does), `throw` an error, or `diverge`: perturb one of its
+/// parameters so that the next train.check_every check must catch it.
+struct Fault {
+    enum Kind: String { case kill, `throw`, diverge }
+    let kind: Kind, step: Int, rank: Int
+
+    static func fromEnvironment() throws -> Fault? {
+        guard let spec = ProcessInfo.processInfo.environment["FER_FAULT"], !spec.isEmpty else { return nil }
+        let f = spec.split(separator: ":").map(String.init)
+        guard f.count == 3, let kind = Kind(rawValue: f[0]), let step = Int(f[1]), let rank = Int(f[2]) else {
+            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, throw or diverge")
+        }
+        return Fault(kind: kind, step: step, rank: rank)
+    }
+
+    func fire(model: Model) throws {
+        switch kind {
+        case .kill:
+            FileHandle.standardError.write(Data("fer: injected fault: rank \(rank) kills itself after step \(step)\n".utf8))
+            kill(getpid(), SIGKILL)
+        case .throw: throw FERError("injected fault: rank \(rank) fails after step \(step)")
+        case .diverge: model.params.ptr[0] = model.params.ptr[0].nextUp
+        }
+    }
+}
 
 /// Epoch checkpoints of a run, oldest first.
 public func epochCheckpoints(runDir: String) -> [String] {

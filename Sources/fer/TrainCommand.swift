@@ -14,6 +14,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: String?
     @Option(help: "Stop after this epoch (the run can be resumed later).") var stopAfter: Int?
     @Flag(help: "Treat unreadable images as fatal.") var strict = false
+    @Option(help: "Under mpirun: kilobytes of gradients per non-blocking allreduce (buckets overlap backward).")
+    var allreduceBucketKb = 1024
 
     func run() throws {
         let comm = try makeCommunicator()
@@ -24,7 +26,8 @@ struct TrainCommand: ParsableCommand {
             let cfg = try loadRunConfig(path: config, overrides: sets)
             let log: (String) -> Void = { if comm.rank == 0 { print($0); fflush(stdout) } }
             let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: strict, comm: comm, log: log)
-            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, resume: resume, log: log)
+            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, resume: resume,
+                                      bucketBytes: allreduceBucketKb * 1024, log: log)
             try trainer.run(untilEpoch: stopAfter)
             log("run folder: \(runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
         }
