@@ -2,3 +2,5 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 #include <stb_image_resize.h>
+// Header-only (static functions): a tiny vector font for plot text, rendered as quads.
+#include <stb_easy_font.h>

@@ -1,0 +1,35 @@
+import CSTB
+import FERData
+import FERPlot
+import Foundation
+import XCTest
+
+/// Writes every chart kind and checks each file decodes as a PNG of plausible size with ink on it.
+final class PlotTests: XCTestCase {
+    func checkPNG(_ path: String, file: StaticString = #filePath, line: UInt = #line) {
+        var w: Int32 = 0, h: Int32 = 0, n: Int32 = 0
+        guard let p = stbi_load(path, &w, &h, &n, 3) else { return XCTFail("\(path) is not a PNG", file: file, line: line) }
+        defer { stbi_image_free(p) }
+        let px = UnsafeBufferPointer(start: p, count: Int(w * h * 3))
+        XCTAssertGreaterThan(w, 100, file: file, line: line)
+        XCTAssertGreaterThan(px.filter { $0 < 128 }.count, 1000, "mostly blank", file: file, line: line)
+    }
+
+    func testAllChartKinds() throws {
+        let dir = ProcessInfo.processInfo.environment["FER_PLOT_DIR"] ?? tempDir()
+        try barChart(title: "Train images per class", labels: Emotion.names, values: [3995, 436, 4097, 7215, 4830, 3171, 4965],
+                     path: dir + "/bar.png")
+        let epochs = (0..<30).map(Double.init)
+        let loss: [(x: Double, y: Double)] = epochs.map { e in (e, 1.8 * exp(-e / 10) + 0.3) }
+        let acc: [(x: Double, y: Double)] = epochs.map { e in (e, 0.7 * (1 - exp(-e / 8))) }
+        try lineChart(title: "Training", xLabel: "epoch", yLabel: "loss / accuracy",
+                      series: [("train loss", loss), ("val accuracy", acc)], path: dir + "/line.png")
+        var m = [[Double]](repeating: [Double](repeating: 0, count: 7), count: 7)
+        for i in 0..<7 { for j in 0..<7 { m[i][j] = i == j ? Double(300 + 40 * i) : Double((i * 7 + j) % 23) } }
+        try heatmap(title: "Confusion matrix", rowLabels: Emotion.names, colLabels: Emotion.names.map { String($0.prefix(3)) },
+                    matrix: m, path: dir + "/heat.png")
+        try imageGrid(images: (0..<14).map { patternImage($0) }, columns: 7, rowLabels: ["a", "b"], scale: 2, path: dir + "/grid.png")
+        for f in ["bar", "line", "heat", "grid"] { checkPNG(dir + "/\(f).png") }
+        XCTAssertThrowsError(try imageGrid(images: [], columns: 3, path: dir + "/none.png"))
+    }
+}
