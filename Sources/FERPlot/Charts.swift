@@ -119,7 +119,7 @@ public func imageGrid(images: [[UInt8]], columns: Int, rowLabels: [String] = [],
     guard let first = images.first else { throw PlotError(message: "\(path): no images to plot") }
     let side = Int(Double(first.count).squareRoot()), cellSide = side * scale + 4
     let rows = (images.count + columns - 1) / columns
-    let left = rowLabels.isEmpty ? 4 : 16 + (rowLabels.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0)
+    let left = rowLabels.isEmpty ? 4 : 28 + (rowLabels.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0)
     var c = Canvas(width: left + columns * cellSide, height: rows * cellSide + 4)
     for (k, img) in images.enumerated() {
         let ox = left + (k % columns) * cellSide, oy = 4 + (k / columns) * cellSide
