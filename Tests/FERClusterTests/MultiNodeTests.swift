@@ -1,5 +1,6 @@
 // Two and three "nodes" as network namespaces, ranks talking over TCP through a bridge: the launch path
 // of a real cluster (rsh agent, remote daemons, btl tcp), on one machine.
+import Foundation
 import XCTest
 
 final class MultiNodeTests: XCTestCase {
@@ -26,4 +27,45 @@ final class MultiNodeTests: XCTestCase {
 
     func testTwoNodes() throws { try multinode(np: 2) }
     func testThreeNodes() throws { try multinode(np: 3) }
+
+    /// A real training job over two "nodes": rank 0 reads the data and broadcasts it over TCP, gradients
+    /// are summed across the bridge, rank 0 writes the checkpoint and metrics.
+    func testTwoNodeTraining() throws {
+        try requireNetns()
+        let fer = try ferBinary()
+        let dir = NSTemporaryDirectory() + "fer-multinode-train-\(getpid())"
+        try? FileManager.default.removeItem(atPath: dir)
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try writeSyntheticCSV(dir + "/fer2013.csv", perClass: 16)
+        let r = try runCommand(["\(repoRoot)/cluster/run-multinode", "-np", "2", "train", "--config", "\(repoRoot)/configs/tiny.yaml",
+                                "--data", dir + "/fer2013.csv", "--run", dir + "/run", "--epochs", "1",
+                                "--set", "train.batch=16", "--set", "train.check_every=1"],
+                               timeout: 300, env: ["FER_BIN": fer, "OMP_NUM_THREADS": "1"])
+        XCTAssertFalse(r.timedOut, "multi-node training hung:\n\(r.output)")
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("2 rank(s), global batch 16"), r.output)
+        XCTAssertTrue(r.output.contains("epoch   1"), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/run/checkpoints/epoch-0001.ckpt"), r.output)
+        let metrics = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8)
+        XCTAssertTrue(metrics.contains("\"allreduce_wait_seconds\""), metrics)
+    }
+}
+
+/// A fer2013.csv with `perClass` Training rows and 4 PublicTest rows per class of noise (deterministic).
+func writeSyntheticCSV(_ path: String, perClass: Int) throws {
+    var x: UInt64 = 88172645463325252
+    var text = "emotion,pixels,Usage\n"
+    for (usage, n) in [("Training", perClass), ("PublicTest", 4)] {
+        for c in 0..<7 {
+            for _ in 0..<n {
+                let px = (0..<2304).map { _ -> String in
+                    x ^= x << 13; x ^= x >> 7; x ^= x << 17    // xorshift64
+                    return String(x % 256)
+                }
+                text += "\(c),\(px.joined(separator: " ")),\(usage)\n"
+            }
+        }
+    }
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
