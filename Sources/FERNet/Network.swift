@@ -182,9 +182,9 @@ public final class Network {
     /// The implementations oneDNN chose for each conv/dense primitive (to catch reference fallbacks).
     public var implementations: [String] {
         layers.compactMap { l in
-            if let c = l as? Conv { return "\(c.name): fwd \(c.fwdPD.implementation), bwd-w \(c.bwdWeightsPD.implementation)" + (c.bwdDataPD.map { ", bwd-d \($0.implementation)" } ?? "") }
-            if let d = l as? Dense { return "\(d.name): fwd \(d.fwdPD.implementation)" }
-            return nil
+            guard let w = l as? WeightedLayer else { return nil }
+            return "\(w.name): fwd \(w.fwdPD.implementation), bwd-w \(w.bwdWeightsPD.implementation)"
+                + (w.bwdDataPD.map { ", bwd-d \($0.implementation)" } ?? "")
         }
     }
 }
