@@ -79,8 +79,8 @@ public func lineChart(title t: String, xLabel: String, yLabel: String,
         let col = RGB.palette[k % RGB.palette.count]
         for (a, b) in zip(s.points, s.points.dropFirst()) { c.line(f.px(a.x), f.py(a.y), f.px(b.x), f.py(b.y), col, thickness: 2) }
         if s.points.count == 1 { c.rect(Int(f.px(s.points[0].x)) - 2, Int(f.py(s.points[0].y)) - 2, 5, 5, col) }
-        // Legend, top right inside the plot.
-        let ly = f.y0 + 8 + k * 22, lx = f.x0 + f.w - 200
+        // Legend in one row above the plot's top right, so it never covers a curve.
+        let ly = f.y0 - 26, lx = f.x0 + f.w - 170 * (series.count - k)
         c.rect(lx, ly + 5, 24, 4, col)
         c.text(lx + 32, ly, s.name, scale: 2)
     }
@@ -97,7 +97,8 @@ public func heatmap(title t: String, rowLabels: [String], colLabels: [String], m
     let integers = matrix.joined().allSatisfy { $0 == $0.rounded() }
     let globalMax = matrix.joined().max() ?? 1
     for (j, l) in colLabels.enumerated() {
-        c.text(left + j * cell + (cell - Canvas.textWidth(l, scale: 2)) / 2, top - 22, l, scale: 2)
+        let scale = Canvas.textWidth(l, scale: 2) > cell - 6 ? 1 : 2   // long labels would run into their neighbours
+        c.text(left + j * cell + (cell - Canvas.textWidth(l, scale: scale)) / 2, top - 22, l, scale: scale)
     }
     for i in 0..<rows {
         c.text(left - 10 - Canvas.textWidth(rowLabels[i], scale: 2), top + i * cell + cell / 2 - 7, rowLabels[i], scale: 2)

@@ -93,6 +93,15 @@ final class GradientCheckTests: XCTestCase {
         try checkGradients([conv, spec("flatten"), spec("dense") { $0.units = 6; $0.activation = "relu" },
                             spec("batchnorm"), spec("dropout") { $0.rate = 0.3 }, spec("dense") { $0.units = 7 }])
     }
+    /// 16- and 32-channel layers run in oneDNN's blocked layouts (nChw16c, OIhw16i16o), as the paper's do.
+    func testBlockedLayoutGradients() throws {
+        try checkGradients([spec("conv") { $0.filters = 16; $0.activation = "relu" }, spec("batchnorm"),
+                            spec("conv") { $0.filters = 32; $0.activation = "relu" }, spec("batchnorm"), spec("maxpool"),
+                            spec("dropout") { $0.rate = 0.25 }, spec("flatten"),
+                            spec("dense") { $0.units = 16; $0.activation = "relu" }, spec("batchnorm"),
+                            spec("dropout") { $0.rate = 0.5 }, spec("dense") { $0.units = 7 }])
+    }
+
     /// The whole tiny model: the paper's block structure at small width.
     func testWholeTinyModelGradients() throws {
         try checkGradients([conv, spec("batchnorm"), spec("conv") { $0.filters = 8; $0.activation = "relu" }, spec("batchnorm"),
