@@ -32,9 +32,9 @@ let package = Package(
 
         .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation"]),
         .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),
-        .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI"]),
-        .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain"]),
-        .target(name: "FERTestSupport", path: "Tests/FERTestSupport"),
+        .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI", "FERTestSupport"]),
+        .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain", "FERTestSupport"]),
+        .target(name: "FERTestSupport", dependencies: ["FERCore"], path: "Tests/FERTestSupport"),
         .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

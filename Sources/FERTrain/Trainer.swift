@@ -45,6 +45,9 @@ public final class Trainer {
     let sync: GradientSync?
     let fault: Fault?
     public private(set) var history: [EpochMetrics] = []
+    /// Called after every step with (epoch, step within the epoch, steps per epoch, mean weighted loss so
+    /// far this epoch on this rank): the command line draws a progress bar from it on a terminal.
+    public var onStep: ((Int, Int, Int, Double) -> Void)?
 
     /// `bucketBytes`: target size of one gradient allreduce (see GradientSync).
     public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, resume: String? = nil,
@@ -149,6 +152,7 @@ public final class Trainer {
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps))
             optimizer.step(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
+            onStep?(epoch + 1, s + 1, steps, lossSum / Double((s + 1) * n))
             if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
             if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try checkReplicasAgree() }
         }

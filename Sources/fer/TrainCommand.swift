@@ -24,12 +24,24 @@ struct TrainCommand: ParsableCommand {
             var sets = overrides
             if let epochs { sets.append("train.epochs=\(epochs)") }
             let cfg = try loadRunConfig(path: config, overrides: sets)
-            let log: (String) -> Void = { if comm.rank == 0 { print($0); fflush(stdout) } }
+            // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
+            let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
+            let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(stdout) } }
             let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: strict, comm: comm, log: log)
             let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, resume: resume,
                                       bucketBytes: allreduceBucketKb * 1024, log: log)
+            if tty { trainer.onStep = drawProgress }
             try trainer.run(untilEpoch: stopAfter)
             log("run folder: \(runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
         }
     }
+}
+
+/// "epoch 3 [=========>          ] 412/717  loss 1.2345", redrawn in place every few steps.
+func drawProgress(epoch: Int, step: Int, steps: Int, loss: Double) {
+    guard step % 5 == 0 || step == steps else { return }
+    let width = 30, done = width * step / max(steps, 1)
+    let bar = String(repeating: "=", count: done) + (done < width ? ">" : "") + String(repeating: " ", count: max(width - done - 1, 0))
+    print("\repoch \(epoch) [\(bar)] \(step)/\(steps)  loss " + String(format: "%.4f", loss), terminator: "")
+    fflush(stdout)
 }

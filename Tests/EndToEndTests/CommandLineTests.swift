@@ -1,4 +1,3 @@
-import FERCore
 import FERTestSupport
 import Foundation
 import XCTest
@@ -9,23 +8,14 @@ final class CommandLineTests: XCTestCase {
     static var work = ""
     static var csv = ""
 
-    /// A small learnable fer2013.csv: each class is a bright bar at its own position, plus noise.
+    /// A small learnable fer2013.csv (FERTestSupport's synthetic squares): 40 training, 6 public and 4
+    /// private test rows per class.
     override class func setUp() {
         work = NSTemporaryDirectory() + "fer-e2e-\(getpid())"
         try? FileManager.default.removeItem(atPath: work)
         try! FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        var r = KeyedStream(3)
-        var lines = ["emotion,pixels,Usage"]
-        for (usage, n) in [("Training", 40), ("PublicTest", 6), ("PrivateTest", 4)] {
-            for i in 0..<(7 * n) {
-                let c = i % 7
-                var px = (0..<2304).map { _ in Int(r.next() % 50) }
-                for y in (4 + c * 6)..<(8 + c * 6) { for x in 6..<42 { px[y * 48 + x] = 220 } }
-                lines.append("\(c),\(px.map(String.init).joined(separator: " ")),\(usage)")
-            }
-        }
         csv = work + "/fer2013.csv"
-        try! (lines.joined(separator: "\n") + "\n").write(toFile: csv, atomically: true, encoding: .utf8)
+        try! writeFER2013CSV(csv, train: 40, test: 6, privateTest: 4)
     }
 
     func fer(_ args: [String], timeout: TimeInterval = 300) throws -> RunResult {
@@ -63,18 +53,18 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual((eval["confusion"] as! [[Int]]).flatMap { $0 }.reduce(0, +), 70)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/confusion-tta.png"))
 
-        // predict: a PGM written from a test row; --json gives the top emotion and 7 probabilities.
+        // predict: a class-3 (happy) square as a PGM; --json gives the top emotion and 7 probabilities.
         let img = Self.work + "/face.pgm"
-        var bytes = Array("P5\n48 48\n255\n".utf8)
-        bytes += (0..<2304).map { i in (i / 48 >= 4 + 3 * 6 && i / 48 < 8 + 3 * 6 && i % 48 >= 6 && i % 48 < 42) ? 220 : 20 }
-        try Data(bytes).write(to: URL(fileURLWithPath: img))
+        var pixels = [UInt8](repeating: 30, count: 2304)
+        for (y, x) in classSquare(3) { pixels[y * 48 + x] = 200 }
+        try Data(Array("P5\n48 48\n255\n".utf8) + pixels).write(to: URL(fileURLWithPath: img))
         r = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", "--json", img])
         XCTAssertEqual(r.status, 0, r.output)
         let rows = try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as! [[String: Any]]
         let probs = rows[0]["probabilities"] as! [String: Double]
         XCTAssertEqual(probs.count, 7)
         XCTAssertEqual(probs.values.reduce(0, +), 1, accuracy: 1e-4)
-        XCTAssertEqual(rows[0]["emotion"] as? String, "happy", "a class-3 bar should read as happy: \(probs)")
+        XCTAssertEqual(rows[0]["emotion"] as? String, "happy", "a class-3 square should read as happy: \(probs)")
 
         // Resume continues from the newest checkpoint.
         r = try fer(["train", "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "4", "--resume", "latest"] + quick)

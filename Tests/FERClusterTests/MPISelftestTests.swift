@@ -1,3 +1,4 @@
+import FERTestSupport
 // The CMPI module end to end: MPI_Init, collectives and MPI_Finalize through the Swift module, in real
 // ranks started by mpirun (this test process itself never initialises MPI).
 import XCTest

@@ -1,5 +1,6 @@
 // Two and three "nodes" as network namespaces, ranks talking over TCP through a bridge: the launch path
 // of a real cluster (rsh agent, remote daemons, btl tcp), on one machine.
+import FERTestSupport
 import Foundation
 import XCTest
 

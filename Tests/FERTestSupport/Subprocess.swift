@@ -1,5 +1,7 @@
-// Runs the built `fer` (directly, under mpirun, or through cluster/ scripts) with a time limit, so a
-// hung MPI job fails the test instead of hanging the suite.
+// What the tests that run `fer` share: the repository root, the built binary, a runner with a time limit
+// (a hung MPI job fails its test instead of hanging the suite), mpirun's arguments, and a synthetic
+// fer2013.csv fixture.
+import FERCore
 import Foundation
 
 /// Repository root: this file is Tests/FERTestSupport/Subprocess.swift.
@@ -7,7 +9,7 @@ public let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent(
     .deletingLastPathComponent().path
 
 /// The `fer` binary under test: $FER_BIN, else the one SwiftPM built next to this test bundle (same
-/// product folder, e.g. .build-cluster/release/), else the repository's usual build folders.
+/// product folder), else the repository's usual build folders. Missing is an error, not a skip.
 public func ferBinary() throws -> String {
     let env = ProcessInfo.processInfo.environment
     if let b = env["FER_BIN"], !b.isEmpty { return b }
@@ -24,25 +26,29 @@ public func ferBinary() throws -> String {
 
 public struct FERBinaryMissing: Error { public let message: String }
 
-public struct RunResult { public let status: Int32; public let output: String; public let timedOut: Bool }
+public struct RunResult {
+    public let status: Int32, output: String, timedOut: Bool, seconds: Double
+}
 
-/// Runs `argv` with the root-permission variables mpirun needs; stdout and stderr together.
+/// Runs `argv` (stdout and stderr together) with one OpenMP thread unless `env` says otherwise, the
+/// permission variables mpirun needs as root, and none of the caller's MPI or FER_ variables.
 public func runCommand(_ argv: [String], timeout: TimeInterval = 180, env extra: [String: String] = [:]) throws -> RunResult {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     p.arguments = argv
     var env = ProcessInfo.processInfo.environment
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
     // A test started under mpirun must not make its children think they are ranks of that job.
-    for k in env.keys where k.hasPrefix("OMPI_COMM_WORLD") || k.hasPrefix("PMIX_") { env[k] = nil }
+    for k in env.keys where k.hasPrefix("OMPI_COMM_WORLD") || k.hasPrefix("PMIX_") || k.hasPrefix("FER_") { env[k] = nil }
+    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"; env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"; env["OMP_NUM_THREADS"] = "1"
     p.environment = env.merging(extra) { $1 }
-    let log = FileManager.default.temporaryDirectory.appendingPathComponent("fercluster-\(UUID()).log")
+    let log = FileManager.default.temporaryDirectory.appendingPathComponent("fer-test-\(UUID()).log")
     _ = FileManager.default.createFile(atPath: log.path, contents: nil)
     let fh = try FileHandle(forWritingTo: log)
     defer { try? fh.close(); try? FileManager.default.removeItem(at: log) }
     p.standardOutput = fh; p.standardError = fh
     let done = DispatchSemaphore(value: 0)
     p.terminationHandler = { _ in done.signal() }
+    let start = Date()
     try p.run()
     var timedOut = false
     if done.wait(timeout: .now() + timeout) == .timedOut {
@@ -51,5 +57,33 @@ public func runCommand(_ argv: [String], timeout: TimeInterval = 180, env extra:
         if done.wait(timeout: .now() + 10) == .timedOut { kill(p.processIdentifier, SIGKILL); done.wait() }
     }
     let out = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-    return RunResult(status: p.terminationStatus, output: out, timedOut: timedOut)
+    return RunResult(status: p.terminationStatus, output: out, timedOut: timedOut, seconds: Date().timeIntervalSince(start))
+}
+
+/// mpirun on this 2-core machine: oversubscribed, unbound, passing `env`'s variables to every rank.
+public func mpirun(_ np: Int, env: [String: String] = [:]) -> [String] {
+    ["mpirun", "-np", "\(np)", "--oversubscribe", "--bind-to", "none"] + env.keys.sorted().flatMap { ["-x", $0] }
+}
+
+/// A Kaggle-style fer2013.csv: per class `train` Training rows, `test` PublicTest and `privateTest`
+/// PrivateTest rows, each a bright class-specific square on noise (learnable, deterministic).
+public func writeFER2013CSV(_ path: String, train: Int = 20, test: Int = 6, privateTest: Int = 0, seed: UInt64 = 5) throws {
+    var r = KeyedStream(seed)
+    var text = "emotion,pixels,Usage\n"
+    for (usage, n) in [("Training", train), ("PublicTest", test), ("PrivateTest", privateTest)] {
+        for c in 0..<7 {
+            for _ in 0..<n {
+                var img = (0..<2304).map { _ in Int(r.next() % 60) }
+                for (y, x) in classSquare(c) { img[y * 48 + x] = 200 }
+                text += "\(c),\(img.map(String.init).joined(separator: " ")),\(usage)\n"
+            }
+        }
+    }
+    try text.write(toFile: path, atomically: true, encoding: .utf8)
+}
+
+/// The pixels (row, column) of class c's square in the synthetic fixture.
+public func classSquare(_ c: Int) -> [(Int, Int)] {
+    let x0 = 4 + (c % 4) * 10, y0 = 6 + (c / 4) * 20
+    return (y0..<(y0 + 12)).flatMap { y in (x0..<(x0 + 8)).map { (y, $0) } }
 }

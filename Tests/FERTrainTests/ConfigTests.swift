@@ -1,3 +1,4 @@
+import FERTestSupport
 import XCTest
 import FERNet
 @testable import FERTrain

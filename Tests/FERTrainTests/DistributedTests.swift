@@ -4,6 +4,7 @@
 import FERCore
 import FERData
 import FERNet
+import FERTestSupport
 import Foundation
 import XCTest
 @testable import FERTrain
@@ -15,7 +16,7 @@ final class DistributedTrainingTests: XCTestCase {
     let stepsPerEpoch = 7
 
     override func setUpWithError() throws {
-        fer = try ferExecutable()
+        fer = try ferBinary()
         dir = tempDir("dist-\(name)")
         csv = dir + "/fer2013.csv"
         try writeFER2013CSV(csv)
@@ -24,10 +25,10 @@ final class DistributedTrainingTests: XCTestCase {
     }
 
     func train(np: Int?, config: String, run: String, _ extra: [String] = [], env: [String: String] = [:],
-               timeout: TimeInterval = 120) throws -> ProcessResult {
+               timeout: TimeInterval = 120) throws -> RunResult {
         let argv = (np.map { mpirun($0, env: env) } ?? []) + [fer, "train", "--config", config, "--data", csv, "--run", run,
                                                "--set", "train.batch=16"] + extra
-        return try runProcess(argv, timeout: timeout, env: env)
+        return try runCommand(argv, timeout: timeout, env: env)
     }
 
     func trainOK(np: Int?, config: String, run: String, _ extra: [String] = [], env: [String: String] = [:]) throws {
@@ -64,7 +65,7 @@ final class DistributedTrainingTests: XCTestCase {
     /// Only rank 0 writes the run folder (each rank here is told its own folder), and the metrics carry
     /// the time spent waiting for gradient sums.
     func testOnlyRankZeroWritesAndWaitIsRecorded() throws {
-        let r = try runProcess(mpirun(2) + ["sh", "-c", "exec \(fer) train --config \(noBN) --data \(csv) --run \(dir)/rank$OMPI_COMM_WORLD_RANK"])
+        let r = try runCommand(mpirun(2) + ["sh", "-c", "exec \(fer) train --config \(noBN) --data \(csv) --run \(dir)/rank$OMPI_COMM_WORLD_RANK"])
         XCTAssertFalse(r.timedOut, r.output); XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rank0/checkpoints/epoch-0001.ckpt"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rank0/metrics.jsonl"))
@@ -144,10 +145,10 @@ final class DistributedTrainingTests: XCTestCase {
     func testRestartAfterKillIsBitExact() throws {
         let launch = repoRoot + "/scripts/launch"
         let args = ["train", "--config", tiny, "--data", csv, "--set", "train.batch=16", "--epochs", "3"]
-        let clean = try runProcess([launch, "-np", "2"] + args + ["--run", "\(dir)/clean"], env: ["FER_BIN": fer])
+        let clean = try runCommand([launch, "-np", "2"] + args + ["--run", "\(dir)/clean"], env: ["FER_BIN": fer])
         XCTAssertEqual(clean.status, 0, clean.output)
         let midEpoch2 = stepsPerEpoch + stepsPerEpoch / 2
-        let r = try runProcess([launch, "-np", "2", "--max-restarts", "1"] + args + ["--run", "\(dir)/faulty"], timeout: 180,
+        let r = try runCommand([launch, "-np", "2", "--max-restarts", "1"] + args + ["--run", "\(dir)/faulty"], timeout: 180,
                                env: ["FER_BIN": fer, "FER_FAULT": "kill:\(midEpoch2):1"])
         XCTAssertFalse(r.timedOut, r.output)
         XCTAssertEqual(r.status, 0, r.output)
@@ -164,7 +165,7 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testConfigDifferingBetweenRanks() throws {
         let cmd = "exec \(fer) train --config \(tiny) --data \(csv) --run \(dir)/cfg --set optimizer.lr=$((OMPI_COMM_WORLD_RANK+1))e-3"
-        let r = try runProcess(mpirun(2) + ["sh", "-c", cmd], timeout: 60)
+        let r = try runCommand(mpirun(2) + ["sh", "-c", cmd], timeout: 60)
         assertStoppedCleanly(r, mentioning: "resolved config differs on rank(s) 1")
         XCTAssertTrue(r.output.contains("lr: 1") && r.output.contains("lr: 2"), r.output)
     }
@@ -176,7 +177,7 @@ final class DistributedTrainingTests: XCTestCase {
 
     func testDatasetMissingOnCoordinator() throws {
         let missing = dir + "/no-such.csv"
-        let r = try runProcess(mpirun(2) + [fer, "train", "--config", tiny, "--data", missing, "--run", "\(dir)/m"], timeout: 60)
+        let r = try runCommand(mpirun(2) + [fer, "train", "--config", tiny, "--data", missing, "--run", "\(dir)/m"], timeout: 60)
         assertStoppedCleanly(r, mentioning: missing)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/m/checkpoints"))
     }
@@ -191,7 +192,7 @@ final class DistributedTrainingTests: XCTestCase {
         var dumps: [Data] = [], reports: [NSDictionary] = []
         for np in [1, 2, 3] {
             let dump = "\(dir)/probs\(np).bin", json = "\(dir)/eval\(np).json"
-            let r = try runProcess((np == 1 ? [] : mpirun(np, env: ["FER_DUMP_PROBABILITIES": dump])) + [fer, "eval", "--checkpoint", ckpt, "--data", csv, "--tta", "3",
+            let r = try runCommand((np == 1 ? [] : mpirun(np, env: ["FER_DUMP_PROBABILITIES": dump])) + [fer, "eval", "--checkpoint", ckpt, "--data", csv, "--tta", "3",
                                                                   "--batch", "16", "--json", json],
                                    timeout: 60, env: ["FER_DUMP_PROBABILITIES": dump])
             XCTAssertFalse(r.timedOut, r.output); XCTAssertEqual(r.status, 0, r.output)

@@ -1,11 +1,9 @@
 import FERCluster
 import FERCore
 import FERData
+import FERTestSupport
 import Foundation
 @testable import FERTrain
-
-/// The repository root (configs/ lives there).
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
 
 /// The shared FER-2013 zip: $FER_DATA, else ../shared/data/fer2013.zip beside the checkout.
 var sharedZip: String? {
