@@ -1,3 +1,4 @@
+import FERCluster
 import FERCore
 import FERData
 import FERNet
@@ -5,9 +6,11 @@ import Foundation
 
 /// Throughput of a model on synthetic images (so it needs no dataset): a full training step (input fill,
 /// forward, loss, backward, optimizer), the convolution layers alone (forward with fused ReLU, backward
-/// data and weights) and the images/s bound they imply, and inference.
+/// data and weights) and the images/s bound they imply, and inference. Under mpirun, `batch` is the
+/// global batch: each rank times full steps on its slice, gradient allreduce (overlapped) included.
 public struct BenchResult: Codable, Sendable {
-    public var batch: Int, steps: Int, threads: Int
+    public var batch: Int, steps: Int, threads: Int, ranks: Int
+    public var allreduceWaitShare: Double
     public var trainImagesPerSecond: Double
     public var convBoundImagesPerSecond: Double
     public var inferImagesPerSecond: Double
@@ -19,16 +22,21 @@ public struct BenchResult: Codable, Sendable {
     /// optimizer timed inside the training step).
     public struct Component: Codable, Sendable { public var name: String; public var ms: Double }
     enum CodingKeys: String, CodingKey {
-        case batch, steps, threads, trainImagesPerSecond = "train_images_per_second",
+        case batch, steps, threads, ranks, allreduceWaitShare = "allreduce_wait_share", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
              trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components
     }
 }
 
-public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> BenchResult {
+public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
+                      comm: Communicator = LocalCommunicator()) throws -> BenchResult {
+    guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
+    let slice = Sampler.slice(rank: comm.rank, size: comm.size, of: globalBatch)
+    let batch = slice.count
     let model = try Model(config: config.model, batch: batch)
     model.initialize(seed: 1)
     let net = try model.network(batch: batch)
+    let sync = comm.size > 1 ? GradientSync(model: model, layerNames: net.layerNames, comm: comm, bucketBytes: 1 << 20) : nil
     let optimizer = Optimizer(config: config.optimizer, count: model.params.count)
     var r = KeyedStream(42)
     let images = (0..<(batch * imagePixels)).map { _ in UInt8(truncatingIfNeeded: r.next()) }
@@ -40,7 +48,7 @@ public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> Bench
     // The data pipeline runs inside the step here (in training it is prefetched on a background thread).
     var phase: [String: [Double]] = [:]
     func trainStep(_ s: Int) {
-        let key = StepKey(seed: 1, step: UInt64(s), globalOffset: 0)
+        let key = StepKey(seed: 1, step: UInt64(s), globalOffset: slice.lowerBound)
         phase["data pipeline", default: []].append(seconds {
             images.withUnsafeBufferPointer { img in
                 for j in 0..<batch {
@@ -52,17 +60,21 @@ public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> Bench
         net.forward(training: true, key: key)
         phase["loss", default: []].append(seconds {
             _ = labels.withUnsafeBufferPointer {
-                loss.evaluate(logits: net.logits, labels: $0.baseAddress!, n: batch, k: 7, globalBatch: batch, grad: net.logitsGrad)
+                loss.evaluate(logits: net.logits, labels: $0.baseAddress!, n: batch, k: 7, globalBatch: globalBatch, grad: net.logitsGrad)
             }
         })
-        net.backward(key: key)
+        if let sync { try? sync.backward(net, key: key) } else { net.backward(key: key) }
         phase["optimizer", default: []].append(seconds { optimizer.step(params: model.params, grads: model.grads, lr: 1e-4) })
     }
     trainStep(0)
     phase = [:]
+    _ = sync?.takeWaitSeconds()
     var stepTimes: [Double] = []
+    try comm.barrier()
     for s in 1...steps { stepTimes.append(seconds { trainStep(s) }) }
     let step = median(stepTimes)
+    let waitShare = (sync?.takeWaitSeconds() ?? 0) / stepTimes.reduce(0, +)
+    try comm.barrier()
 
     let profile = net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
     let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == "conv" ? net.rows[$0.0].name : nil })
@@ -80,9 +92,9 @@ public func benchmark(config: RunConfig, batch: Int, steps: Int) throws -> Bench
     components += phase.map { BenchResult.Component(name: $0.key, ms: median($0.value) * 1e3) }
     components.sort { $0.ms > $1.ms }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
-    return BenchResult(batch: batch, steps: steps, threads: threads,
-                       trainImagesPerSecond: Double(batch) / step, convBoundImagesPerSecond: Double(batch) / conv,
-                       inferImagesPerSecond: Double(batch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
+    return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, allreduceWaitShare: waitShare,
+                       trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: Double(globalBatch) / conv,
+                       inferImagesPerSecond: Double(globalBatch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
                        components: components)
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERCluster
 import FERTrain
 import Foundation
 
@@ -12,18 +13,22 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Per-layer forward/backward times.") var profile = false
 
     func run() throws {
-        try runReporting {
+        let comm = try makeCommunicator()
+        defer { comm.finalize() }
+        try runReporting(comm) {
             let c = try loadRunConfig(path: config)
-            let r = try benchmark(config: c, batch: batch, steps: steps)
+            let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm)
+            guard comm.rank == 0 else { return }
             if json {
                 let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
                 print(String(decoding: try enc.encode(r), as: UTF8.self)); return
             }
-            print("config \(config), batch \(batch), \(r.threads) thread(s), median of \(steps) steps")
+            print("config \(config), global batch \(batch), \(r.ranks) rank(s) x \(r.threads) thread(s), median of \(steps) steps")
             print(String(format: "train      %8.1f images/s  (%.1f ms/step)", r.trainImagesPerSecond, r.trainStepMs))
             print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
             print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
             print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+            if r.ranks > 1 { print(String(format: "allreduce  %8.1f%% of the step waiting on gradient sums", 100 * r.allreduceWaitShare)) }
             if profile {
                 print("\ncomponent               ms/step   share of step")
                 for c in r.components {
