@@ -141,9 +141,16 @@ public func cacheDirectory(forSource path: String) -> String? {
     let env = ProcessInfo.processInfo.environment
     if let d = env["FER_CACHE_DIR"], !d.isEmpty { return makeWritable(d) }
     let parent = ((path as NSString).standardizingPath as NSString).deletingLastPathComponent
-    if let d = makeWritable((parent.isEmpty ? "." : parent) + "/.fer-cache") { return d }
+    // A folder marked read-only (like a shared data folder) stays untouched, even for root, whom
+    // access(2) would let write anyway.
+    if ownerWritable(parent.isEmpty ? "." : parent), let d = makeWritable((parent.isEmpty ? "." : parent) + "/.fer-cache") { return d }
     let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
     return makeWritable(base + "/fer")
+}
+
+private func ownerWritable(_ dir: String) -> Bool {
+    var st = stat()
+    return stat(dir, &st) == 0 && st.st_mode & S_IWUSR != 0
 }
 
 private func makeWritable(_ dir: String) -> String? {
