@@ -3,25 +3,35 @@ import CDNNL
 /// 2-D convolution with bias and an optional fused ReLU: y = relu(W * x + b). Weights and activations
 /// use the blocked layouts oneDNN prefers (nChw16c, OIhw16i16o on AVX-512).
 final class Conv: WeightedLayer {
+    /// `inference`: forward only, and oneDNN may pick any algorithm (Winograd for 3x3) and weight layout.
     init(name: String, src: MD, filters: Int, kernel: Int, stride: Int, same: Bool, relu: Bool,
-         needDiffSrc: Bool, layout: ParamLayout) {
+         needDiffSrc: Bool, inference: Bool, layout: ParamLayout) {
         let s = src.shape
         let (oh, ph0, ph1) = padding(s[2], kernel: kernel, stride: stride, same: same)
         let (ow, pw0, pw1) = padding(s[3], kernel: kernel, stride: stride, same: same)
         // Channel counts that are not whole 16-blocks: let oneDNN pick the input layout (see WeightedLayer).
         var srcMD = s[1] % 16 == 0 || s[1] < 4 ? src : md(s, dnnl_format_tag_any)
-        var wMD = layout.tensor(name + ".weight")?.desc ?? md([filters, s[1], kernel, kernel], dnnl_format_tag_any)
+        let known = inference ? nil : layout.tensor(name + ".weight")?.desc
+        var wMD = known ?? md([filters, s[1], kernel, kernel], dnnl_format_tag_any)
         var bMD = md([filters], dnnl_a)
         var dMD = md([s[0], filters, oh, ow], dnnl_format_tag_any)
         var strides = dims([stride, stride]), padL = dims([ph0, pw0]), padR = dims([ph1, pw1])
 
         var fd = dnnl_convolution_desc_t()
-        check(dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+        check(dnnl_convolution_forward_desc_init(&fd, inference ? dnnl_forward_inference : dnnl_forward_training,
+                                                 inference ? dnnl_convolution_auto : dnnl_convolution_direct,
                                                  &srcMD, &wMD, &bMD, &dMD, &strides, &padL, &padR), "conv fwd desc")
         let attr = reluAttr(relu)
         let fpd = primitiveDesc(fd, attr: attr, "\(name) forward")
         if let attr { dnnl_primitive_attr_destroy(attr) }
 
+        if inference {
+            guard let w = layout.tensor(name + ".weight"), let b = layout.tensor(name + ".bias") else {
+                preconditionFailure("\(name): an inference network needs the training layout first")
+            }
+            super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: nil, bwdWeights: nil, weight: w, bias: b)
+            return
+        }
         // Backward uses the forward layouts, so gradients land in the parameters' layout.
         srcMD = fpd.query(dnnl_query_src_md)
         wMD = fpd.query(dnnl_query_weights_md)

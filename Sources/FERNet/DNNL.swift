@@ -150,6 +150,16 @@ func reorder(from src: Memory, to dst: Memory) {
     dnnl_primitive_destroy(prim); dnnl_primitive_desc_destroy(p)
 }
 
+/// True if oneDNN has a reorder between the two layouts (not every pair is implemented, e.g. blocked to
+/// Winograd weights).
+func canReorder(_ a: MD, _ b: MD) -> Bool {
+    var s = a, d = b
+    var p: dnnl_primitive_desc_t?
+    guard dnnl_reorder_primitive_desc_create(&p, &s, Engine.cpu.engine, &d, Engine.cpu.engine, nil) == dnnl_success else { return false }
+    dnnl_primitive_desc_destroy(p)
+    return true
+}
+
 /// A reusable reorder bound to two memories (the input and flatten boundaries use it every step).
 func makeReorder(from src: Memory, to dst: Memory) -> Primitive {
     var s = src.desc, d = dst.desc

@@ -3,18 +3,26 @@ import CDNNL
 /// Fully connected layer (oneDNN inner product) with an optional fused ReLU. A 4-D input is flattened
 /// implicitly: oneDNN reads the blocked activations directly, so no reorder happens at the flatten.
 final class Dense: WeightedLayer {
-    init(name: String, src: MD, units: Int, relu: Bool, needDiffSrc: Bool, layout: ParamLayout) {
+    init(name: String, src: MD, units: Int, relu: Bool, needDiffSrc: Bool, inference: Bool, layout: ParamLayout) {
         let s = src.shape
         var srcMD = src
         let wShape = [units] + s.dropFirst()
-        var wMD = layout.tensor(name + ".weight")?.desc ?? md(wShape, dnnl_format_tag_any)
+        var wMD = (inference ? nil : layout.tensor(name + ".weight")?.desc) ?? md(wShape, dnnl_format_tag_any)
         var bMD = md([units], dnnl_a)
         var dMD = md([s[0], units], dnnl_ab)   // plain: the loss and the next dense layer read it
         var fd = dnnl_inner_product_desc_t()
-        check(dnnl_inner_product_forward_desc_init(&fd, dnnl_forward_training, &srcMD, &wMD, &bMD, &dMD), "ip fwd desc")
+        check(dnnl_inner_product_forward_desc_init(&fd, inference ? dnnl_forward_inference : dnnl_forward_training,
+                                                   &srcMD, &wMD, &bMD, &dMD), "ip fwd desc")
         let attr = reluAttr(relu)
         let fpd = primitiveDesc(fd, attr: attr, "\(name) forward")
         if let attr { dnnl_primitive_attr_destroy(attr) }
+        if inference {
+            guard let w = layout.tensor(name + ".weight"), let b = layout.tensor(name + ".bias") else {
+                preconditionFailure("\(name): an inference network needs the training layout first")
+            }
+            super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: nil, bwdWeights: nil, weight: w, bias: b)
+            return
+        }
         wMD = fpd.query(dnnl_query_weights_md)
         var bdpd: PrimitiveDesc?
         if needDiffSrc {

@@ -8,15 +8,15 @@ public final class Model {
     public let config: ModelConfig
     public let layout = ParamLayout()
     public private(set) var arenas: Arenas!
-    private var networks: [Int: Network] = [:]
+    private var networks: [String: Network] = [:]
 
     public init(config: ModelConfig, batch: Int) throws {
         try config.validate()
         self.config = config
-        let net = try Network(model: self, batch: batch)   // registers tensors, fixes layouts
+        let net = try Network(model: self, batch: batch, inference: false)   // registers tensors, fixes layouts
         arenas = Arenas(layout)
         net.bind()
-        networks[batch] = net
+        networks["\(batch)"] = net
     }
 
     public var params: Arena { arenas.params }
@@ -24,11 +24,15 @@ public final class Model {
     public var stats: Arena { arenas.stats }
 
     /// The network for a batch size: built on first use, then reused (its buffers and primitives too).
-    public func network(batch: Int) throws -> Network {
-        if let n = networks[batch] { return n }
-        let n = try Network(model: self, batch: batch)
+    /// An `inference` network runs forward only, with the fastest algorithms oneDNN has for it
+    /// (Winograd for 3x3 convolutions where it pays), so its outputs match a training network's to
+    /// float rounding, not bit for bit.
+    public func network(batch: Int, inference: Bool = false) throws -> Network {
+        let key = inference ? "\(batch)i" : "\(batch)"
+        if let n = networks[key] { return n }
+        let n = try Network(model: self, batch: batch, inference: inference)
         n.bind()
-        networks[batch] = n
+        networks[key] = n
         return n
     }
 
@@ -95,14 +99,15 @@ public struct LayerRow: Sendable {
 /// The layers of a model for one batch size: activations, primitives, forward and backward.
 public final class Network {
     public let batch: Int
+    public let inference: Bool
     unowned let model: Model
     let layers: [Layer]
     public let rows: [LayerRow]
     /// The network input, N x C x H x W plain Float: the data pipeline writes here.
     public let input: Memory
 
-    init(model: Model, batch: Int) throws {
-        self.model = model; self.batch = batch
+    init(model: Model, batch: Int, inference: Bool) throws {
+        self.model = model; self.batch = batch; self.inference = inference
         let c = model.config
         input = Memory(md([batch, c.inputChannels, c.inputSize, c.inputSize], dnnl_nchw))
         var layers: [Layer] = []
@@ -118,14 +123,14 @@ public final class Network {
             case "conv":
                 layer = Conv(name: name, src: src, filters: spec.filters!, kernel: spec.kernel ?? 3, stride: spec.stride ?? 1,
                              same: (spec.padding ?? "same") == "same", relu: spec.activation == "relu",
-                             needDiffSrc: !first, layout: model.layout)
+                             needDiffSrc: !first, inference: inference, layout: model.layout)
             case "batchnorm":
                 layer = BatchNorm(name: name, src: src, momentum: spec.momentum ?? 0.99, epsilon: spec.epsilon ?? 0.001,
                                   needDiffSrc: !first, layout: model.layout)
             case "maxpool":
                 let size = spec.size ?? 2
                 layer = MaxPool(name: name, src: src, size: size, stride: spec.stride ?? size,
-                                same: (spec.padding ?? "valid") == "same", needDiffSrc: !first)
+                                same: (spec.padding ?? "valid") == "same", needDiffSrc: !first, inference: inference)
             case "dropout":
                 let d = Dropout(name: name, src: src, rate: spec.rate ?? 0.5, index: i)
                 d.inPlace = !(layers.last?.needsDstForBackward ?? true)
@@ -134,7 +139,7 @@ public final class Network {
                 layer = Flatten(name: name, src: src)
             case "dense":
                 layer = Dense(name: name, src: src, units: spec.units!, relu: spec.activation == "relu",
-                              needDiffSrc: !first, layout: model.layout)
+                              needDiffSrc: !first, inference: inference, layout: model.layout)
             default: throw FERError("model.layers[\(i)]: unknown layer type '\(spec.type)'")
             }
             let shape = layer.dstDesc.shape
@@ -164,6 +169,7 @@ public final class Network {
     public var logitsGrad: UnsafeMutablePointer<Float> { layers.last!.diffDst.ptr }
 
     public func forward(training: Bool, key: StepKey) {
+        precondition(!(training && inference), "an inference network cannot train")
         for l in layers { l.forward(training: training, key: key) }
     }
 
@@ -183,7 +189,7 @@ public final class Network {
     public var implementations: [String] {
         layers.compactMap { l in
             guard let w = l as? WeightedLayer else { return nil }
-            return "\(w.name): fwd \(w.fwdPD.implementation), bwd-w \(w.bwdWeightsPD.implementation)"
+            return "\(w.name): fwd \(w.fwdPD.implementation)" + (w.bwdWeightsPD.map { ", bwd-w \($0.implementation)" } ?? "")
                 + (w.bwdDataPD.map { ", bwd-d \($0.implementation)" } ?? "")
         }
     }

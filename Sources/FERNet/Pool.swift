@@ -10,7 +10,7 @@ final class MaxPool: Layer {
     private var workspace: Memory!
     private var fwd: Primitive!, bwd: Primitive?
 
-    init(name: String, src: MD, size: Int, stride: Int, same: Bool, needDiffSrc: Bool) {
+    init(name: String, src: MD, size: Int, stride: Int, same: Bool, needDiffSrc: Bool, inference: Bool) {
         self.name = name
         let s = src.shape
         let (oh, ph0, ph1) = padding(s[2], kernel: size, stride: stride, same: same)
@@ -20,11 +20,11 @@ final class MaxPool: Layer {
         var strides = dims([stride, stride]), kernel = dims([size, size])
         var padL = dims([ph0, pw0]), padR = dims([ph1, pw1])
         var fd = dnnl_pooling_desc_t()
-        check(dnnl_pooling_forward_desc_init(&fd, dnnl_forward_training, dnnl_pooling_max, &srcMD, &dMD,
+        check(dnnl_pooling_forward_desc_init(&fd, inference ? dnnl_forward_inference : dnnl_forward_training, dnnl_pooling_max, &srcMD, &dMD,
                                              &strides, &kernel, &padL, &padR), "pool fwd desc")
         let fpd = primitiveDesc(fd, "\(name) forward")
         fwdPD = fpd
-        if needDiffSrc {
+        if needDiffSrc && !inference {
             dMD = fpd.query(dnnl_query_dst_md)
             var bd = dnnl_pooling_desc_t()
             check(dnnl_pooling_backward_desc_init(&bd, dnnl_pooling_max, &srcMD, &dMD, &strides, &kernel, &padL, &padR),
@@ -34,8 +34,13 @@ final class MaxPool: Layer {
     }
 
     func bind(src: Memory, diffSrc: Memory?, arenas: Arenas) {
-        dst = Memory(dstDesc); diffDst = Memory(dstDesc); workspace = Memory(fwdPD.workspace)
-        fwd = Primitive(fwdPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst), (DNNL_ARG_WORKSPACE, workspace)])
+        dst = Memory(dstDesc); diffDst = Memory(dstDesc)
+        if fwdPD.workspace.ndims > 0 {   // training keeps argmax positions for backward; inference has none
+            workspace = Memory(fwdPD.workspace)
+            fwd = Primitive(fwdPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst), (DNNL_ARG_WORKSPACE, workspace)])
+        } else {
+            fwd = Primitive(fwdPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst)])
+        }
         if let pd = bwdPD, let diffSrc {
             bwd = Primitive(pd, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WORKSPACE, workspace), (DNNL_ARG_DIFF_SRC, diffSrc)])
         }

@@ -80,9 +80,11 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == "conv" ? net.rows[$0.0].name : nil })
     let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
 
-    net.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
+    let inferNet = try model.network(batch: batch, inference: true)
+    inferNet.input.ptr.update(from: net.input.ptr, count: net.input.count)
+    inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
     var inferTimes: [Double] = []
-    for _ in 0..<steps { inferTimes.append(seconds { net.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
+    for _ in 0..<steps { inferTimes.append(seconds { inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
     let infer = median(inferTimes)
     var byKind: [String: Double] = [:]
     for (row, p) in zip(net.rows, profile) { byKind[row.kind, default: 0] += p.forward + p.backward }

@@ -9,51 +9,63 @@ import Foundation
 /// Returns n x classes probabilities on rank 0, nil elsewhere.
 public func predictProbabilities(model: Model, data: Dataset, indices: [Int], tta: Int, batch: Int,
                                  comm: Communicator) throws -> [Float]? {
-    let k = model.config.classes
+    try predict(model: model, data: data, indices: indices, tta: tta, batch: batch, comm: comm)?.mean
+}
+
+/// Per image (n x classes, row-major): the softmax of the image itself (variant 0) and the mean over
+/// all variants. One pass of TTA yields both, so evaluation without and with TTA costs K passes, not K+1.
+public struct Predictions { public var plain: [Float]; public var mean: [Float] }
+
+public func predict(model: Model, data: Dataset, indices: [Int], tta: Int, batch: Int,
+                    comm: Communicator) throws -> Predictions? {
     let mine = Array(indices[Sampler.slice(rank: comm.rank, size: comm.size, of: indices.count)])
     // Every rank runs the batch shape a single process would (from the total count, not its share):
     // oneDNN may pick other kernels for another shape, and the predictions must not depend on the ranks.
     let shape = max(1, min(batch, indices.count))
-    let local = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
+    var all = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
         data.withImage(mine[i]) { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
     }
-    var all = local
     if comm.size > 1 {
-        guard let parts = try comm.gather(local.withUnsafeBytes { Array($0) }, root: 0) else { return nil }
-        all = []
-        all.reserveCapacity(indices.count * k)
-        for p in parts { p.withUnsafeBytes { all += $0.bindMemory(to: Float.self) } }
+        guard let parts = try comm.gather((all.plain + all.mean).withUnsafeBytes { Array($0) }, root: 0) else { return nil }
+        all = Predictions(plain: [], mean: [])
+        for p in parts {
+            let f = p.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            all.plain += f[..<(f.count / 2)]; all.mean += f[(f.count / 2)...]
+        }
     }
     // Test hook: the raw probabilities, appended, so tests can compare runs bit for bit.
     if let dump = ProcessInfo.processInfo.environment["FER_DUMP_PROBABILITIES"], !dump.isEmpty {
-        let bytes = all.withUnsafeBytes { Data($0) }
+        let bytes = (all.plain + all.mean).withUnsafeBytes { Data($0) }
         if let h = FileHandle(forWritingAtPath: dump) { h.seekToEndOfFile(); h.write(bytes); try h.close() }
         else { try bytes.write(to: URL(fileURLWithPath: dump)) }
     }
     return all
 }
 
-/// Averaged softmax over TTA variants for `count` images; `fill(i, variant, dst)` writes image i's
-/// variant as network input. The last batch is padded (inference batch norm makes samples independent).
-/// `padTo`: the batch shape to use even when `count` is smaller.
+/// Softmax over TTA variants for `count` images: variant 0's, and the mean over all. `fill(i, variant,
+/// dst)` writes image i's variant as network input. The last batch is padded (inference batch norm makes
+/// samples independent). `padTo`: the batch shape to use even when `count` is smaller.
 func probabilities(model: Model, count: Int, tta: Int, batch: Int, padTo: Int = 1,
-                   fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) throws -> [Float] {
-    let k = model.config.classes
+                   fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) throws -> Predictions {
+    let k = model.config.classes, variants = max(tta, 1)
     let b = max(padTo, min(batch, count), 1)
-    let net = try model.network(batch: b)
+    let net = try model.network(batch: b, inference: true)
     let per = net.input.count / b
-    var out = [Float](repeating: 0, count: count * k)
+    var out = Predictions(plain: [Float](repeating: 0, count: count * k), mean: [Float](repeating: 0, count: count * k))
     let key = StepKey(seed: 0, step: 0, globalOffset: 0)
     var start = 0
     while start < count {
         let n = min(b, count - start)
-        for v in 0..<max(tta, 1) {
+        for v in 0..<variants {
             for j in 0..<n { fill(start + j, v, net.input.ptr + j * per) }
             net.forward(training: false, key: key)
             for j in 0..<n {
                 let z = net.logits + j * k
                 softmax(z, k)
-                for c in 0..<k { out[(start + j) * k + c] += z[c] / Float(max(tta, 1)) }
+                for c in 0..<k {
+                    if v == 0 { out.plain[(start + j) * k + c] = z[c] }
+                    out.mean[(start + j) * k + c] += z[c] / Float(variants)
+                }
             }
         }
         start += n

@@ -25,11 +25,9 @@ public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: In
     var plain: [Float]?, augmented: [Float]?
     for path in checkpoints {
         let (model, _) = try loadModel(checkpoint: path, batch: batch)
-        let p = try predictProbabilities(model: model, data: data, indices: indices, tta: 1, batch: batch, comm: comm)
-        plain = add(plain, p)
-        if let tta, tta > 1 {
-            augmented = add(augmented, try predictProbabilities(model: model, data: data, indices: indices, tta: tta, batch: batch, comm: comm))
-        }
+        guard let p = try predict(model: model, data: data, indices: indices, tta: tta ?? 1, batch: batch, comm: comm) else { continue }
+        plain = add(plain, p.plain)
+        if let tta, tta > 1 { augmented = add(augmented, p.mean) }
     }
     guard let plain else { return nil }   // not rank 0
     let k = 7
@@ -59,7 +57,7 @@ public func predictImages(checkpoint: String, paths: [String], tta: Int) throws 
     let images = try paths.map { try loadImageFile($0) }
     let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
         images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
-    }
+    }.mean
     let k = model.config.classes
     return (0..<images.count).map { Array(p[($0 * k)..<(($0 + 1) * k)]) }
 }

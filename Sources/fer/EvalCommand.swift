@@ -13,7 +13,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Test-time augmentation variants (--tta alone: 10, as in the seed).") var tta: Int?
     @Option(help: "Write the result as JSON here.") var json: String?
     @Option(help: "Folder for confusion-matrix PNGs (default: the checkpoint's run folder).") var out: String?
-    @Option(help: "Images per forward pass.") var batch = 128
+    @Option(help: "Images per forward pass.") var batch = 256
 
     func run() throws {
         let comm = try makeCommunicator()
