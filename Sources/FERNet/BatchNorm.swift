@@ -42,15 +42,17 @@ final class BatchNorm: Layer {
         _ = needDiffSrc
     }
 
-    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas) {
-        dst = Memory(dataDesc); diffDst = Memory(dataDesc)
-        mean = Memory(gamma.desc); variance = Memory(gamma.desc)
+    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas, training: Bool) {
+        dst = Memory(dataDesc)
         runningMean = arenas.view(runMean); runningVar = arenas.view(runVar)
         let g = arenas.view(gamma), b = arenas.view(beta)
-        train = Primitive(trainPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst), (DNNL_ARG_MEAN, mean),
-                                    (DNNL_ARG_VARIANCE, variance), (DNNL_ARG_SCALE, g), (DNNL_ARG_SHIFT, b)])
         infer = Primitive(inferPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst), (DNNL_ARG_MEAN, runningMean),
                                     (DNNL_ARG_VARIANCE, runningVar), (DNNL_ARG_SCALE, g), (DNNL_ARG_SHIFT, b)])
+        guard training else { return }
+        diffDst = Memory(dataDesc)
+        mean = Memory(gamma.desc); variance = Memory(gamma.desc)
+        train = Primitive(trainPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst), (DNNL_ARG_MEAN, mean),
+                                    (DNNL_ARG_VARIANCE, variance), (DNNL_ARG_SCALE, g), (DNNL_ARG_SHIFT, b)])
         // Batch-norm backward always yields the scale/shift gradients; it needs a diff_src even for a
         // first layer, so one is allocated then.
         let ds = diffSrc ?? Memory(dataDesc)

@@ -20,8 +20,9 @@ final class Dropout: Layer {
         perSample = src.floats / batch   // batch is the outermost dimension in every layout used here
     }
 
-    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas) {
+    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas, training: Bool) {
         self.src = src
+        guard training else { dst = src; return }   // inference: the identity, in place
         mask = Memory(dataDesc)
         // In place unless the previous layer's backward needs its output intact (then: prevInPlace false).
         dst = inPlace ? src : Memory(dataDesc)
@@ -64,7 +65,10 @@ final class Flatten: Layer {
     let needsDstForBackward = false
     private(set) var dst: Memory!, diffDst: Memory!
     init(name: String, src: MD) { self.name = name; dataDesc = src }
-    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas) { dst = src; diffDst = diffSrc ?? Memory(dataDesc) }
+    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas, training: Bool) {
+        dst = src
+        if training { diffDst = diffSrc ?? Memory(dataDesc) }
+    }
     func forward(training: Bool, key: StepKey) {}
     func backward(key: StepKey) {}
 }

@@ -15,7 +15,8 @@ public struct StepKey: Sendable {
 /// A layer is built in two phases. `init` asks oneDNN for primitive descriptors (so layouts are known)
 /// and registers parameters in the layout; `bind` allocates activations and creates the primitives,
 /// once the arenas exist. `src`/`diffSrc` are the previous layer's `dst`/`diffDst`: backward writes the
-/// input gradient straight into the previous layer's buffer.
+/// input gradient straight into the previous layer's buffer. An inference network (`training` false)
+/// allocates no gradient buffers: its `diffDst` stays nil.
 protocol Layer: AnyObject {
     var name: String { get }
     var dstDesc: MD { get }
@@ -23,7 +24,7 @@ protocol Layer: AnyObject {
     var diffDst: Memory! { get }
     /// True if backward reads this layer's own output (fused ReLU does): later layers may not overwrite it.
     var needsDstForBackward: Bool { get }
-    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas)
+    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas, training: Bool)
     func forward(training: Bool, key: StepKey)
     func backward(key: StepKey)
 }

@@ -158,7 +158,7 @@ public final class Network {
     func bind() {
         var src = input, diffSrc: Memory? = nil
         for l in layers {
-            l.bind(src: src, diffSrc: diffSrc, arenas: model.arenas)
+            l.bind(src: src, diffSrc: diffSrc, arenas: model.arenas, training: !inference)
             src = l.dst; diffSrc = l.diffDst
         }
     }

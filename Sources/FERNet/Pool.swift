@@ -33,8 +33,9 @@ final class MaxPool: Layer {
         } else { bwdPD = nil }
     }
 
-    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas) {
-        dst = Memory(dstDesc); diffDst = Memory(dstDesc)
+    func bind(src: Memory, diffSrc: Memory?, arenas: Arenas, training: Bool) {
+        dst = Memory(dstDesc)
+        if training { diffDst = Memory(dstDesc) }
         if fwdPD.workspace.ndims > 0 {   // training keeps argmax positions for backward; inference has none
             workspace = Memory(fwdPD.workspace)
             fwd = Primitive(fwdPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_DST, dst), (DNNL_ARG_WORKSPACE, workspace)])

@@ -27,8 +27,9 @@ class WeightedLayer: Layer {
         self.weight = weight; self.bias = bias
     }
 
-    func bind(src incomingSrc: Memory, diffSrc incomingDiff: Memory?, arenas: Arenas) {
-        dst = Memory(dstDesc); diffDst = Memory(dstDesc)
+    func bind(src incomingSrc: Memory, diffSrc incomingDiff: Memory?, arenas: Arenas, training: Bool) {
+        dst = Memory(dstDesc)
+        if training { diffDst = Memory(dstDesc) }
         var src = incomingSrc, diffSrc = incomingDiff
         let want = fwdPD.query(dnnl_query_src_md)
         if !want.same(incoming) {

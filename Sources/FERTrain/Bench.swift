@@ -108,11 +108,3 @@ func seconds(_ body: () -> Void) -> Double {
 }
 
 func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
-
-/// A model restored from a checkpoint, for evaluation and prediction.
-public func loadModel(checkpoint: String, batch: Int) throws -> (Model, CheckpointHeader) {
-    let (header, tensors) = try Checkpoint.read(path: checkpoint)
-    let model = try Model(config: header.model, batch: batch)
-    try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
-    return (model, header)
-}

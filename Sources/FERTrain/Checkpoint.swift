@@ -138,6 +138,15 @@ public enum Checkpoint {
     }
 }
 
+/// A model restored from a checkpoint, for evaluation and prediction. Its training network is built at
+/// batch 1 only to fix the parameter layout (inference networks of any batch come from `network`).
+public func loadModel(checkpoint: String) throws -> (Model, CheckpointHeader) {
+    let (header, tensors) = try Checkpoint.read(path: checkpoint)
+    let model = try Model(config: header.model, batch: 1)
+    try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
+    return (model, header)
+}
+
 func appendLE<T: FixedWidthInteger>(_ b: inout [UInt8], _ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
 func readLE<T: FixedWidthInteger>(_ b: [UInt8], _ off: Int) -> T {
     b.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: off, as: T.self)) }

@@ -24,7 +24,7 @@ public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: In
     let labels = indices.map { Int(data.labels[$0]) }
     var plain: [Float]?, augmented: [Float]?
     for path in checkpoints {
-        let (model, _) = try loadModel(checkpoint: path, batch: batch)
+        let (model, _) = try loadModel(checkpoint: path)
         guard let p = try predict(model: model, data: data, indices: indices, tta: tta ?? 1, batch: batch, comm: comm) else { continue }
         plain = add(plain, p.plain)
         if let tta, tta > 1 { augmented = add(augmented, p.mean) }
@@ -53,7 +53,7 @@ import FERCore
 
 /// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants.
 public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [[Float]] {
-    let (model, _) = try loadModel(checkpoint: checkpoint, batch: min(max(paths.count, 1), 64))
+    let (model, _) = try loadModel(checkpoint: checkpoint)
     let images = try paths.map { try loadImageFile($0) }
     let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
         images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
