@@ -1,9 +1,11 @@
 // swift-tools-version:6.0
+import Foundation
 import PackageDescription
 
 // Dependencies point one way: fer -> FERTrain -> {FERNet, FERData, FERCluster, FERPlot}.
 // FERNet knows nothing of MPI or files; FERData knows nothing of networks.
-let hot: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"])]  // numeric loops: no bounds/overflow traps
+// Numeric loops: no bounds or overflow traps. FER_CHECKED=1 builds with them, to measure what they cost.
+let hot: [SwiftSetting] = ProcessInfo.processInfo.environment["FER_CHECKED"] == nil ? [.unsafeFlags(["-Ounchecked", "-wmo"])] : []
 
 let package = Package(
     name: "fer-cluster",

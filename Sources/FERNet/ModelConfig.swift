@@ -2,7 +2,7 @@ import FERCore
 
 /// One layer of a model file. Fields not used by a layer's type must be absent (checked when built).
 public struct LayerSpec: Codable, Equatable, Sendable {
-    public var type: String            // conv, batchnorm, maxpool, dropout, flatten, dense
+    public var type: String            // conv, batchnorm, maxpool, dropout, flatten, dense, relu
     public var filters: Int?           // conv
     public var kernel: Int?            // conv (square)
     public var stride: Int?            // conv, maxpool
@@ -19,7 +19,7 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     static let fieldsByType: [String: Set<String>] = [
         "conv": ["filters", "kernel", "stride", "padding", "activation"],
         "batchnorm": ["momentum", "epsilon"], "maxpool": ["size", "stride", "padding"],
-        "dropout": ["rate"], "flatten": [], "dense": ["units", "activation"]]
+        "dropout": ["rate"], "flatten": [], "dense": ["units", "activation"], "relu": []]
 
     /// Names of the fields that are set.
     public var setFields: [String] {

@@ -137,6 +137,8 @@ public final class Network {
                 layer = d
             case "flatten":
                 layer = Flatten(name: name, src: src)
+            case "relu":
+                layer = ReLU(name: name, src: src, inference: inference)
             case "dense":
                 layer = Dense(name: name, src: src, units: spec.units!, relu: spec.activation == "relu",
                               needDiffSrc: !first, inference: inference, layout: model.layout)

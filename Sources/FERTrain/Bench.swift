@@ -28,15 +28,17 @@ public struct BenchResult: Codable, Sendable {
     }
 }
 
+/// `bucketBytes`: gradient allreduce bucket size; Int.max makes one bucket sent after backward, which is
+/// what a blocking allreduce costs.
 public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
-                      comm: Communicator = LocalCommunicator()) throws -> BenchResult {
+                      comm: Communicator = LocalCommunicator(), bucketBytes: Int = 1 << 20) throws -> BenchResult {
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     let slice = Sampler.slice(rank: comm.rank, size: comm.size, of: globalBatch)
     let batch = slice.count
     let model = try Model(config: config.model, batch: batch)
     model.initialize(seed: 1)
     let net = try model.network(batch: batch)
-    let sync = comm.size > 1 ? GradientSync(model: model, layerNames: net.layerNames, comm: comm, bucketBytes: 1 << 20) : nil
+    let sync = comm.size > 1 ? GradientSync(model: model, layerNames: net.layerNames, comm: comm, bucketBytes: bucketBytes) : nil
     let optimizer = Optimizer(config: config.optimizer, count: model.params.count)
     var r = KeyedStream(42)
     let images = (0..<(batch * imagePixels)).map { _ in UInt8(truncatingIfNeeded: r.next()) }

@@ -11,13 +11,16 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @Flag(help: "Print JSON.") var json = false
     @Flag(help: "Per-layer forward/backward times.") var profile = false
+    @Option(help: "Under mpirun: gradient allreduce bucket size in KiB (0: one bucket after backward, i.e. no overlap).")
+    var allreduceBucketKb = 1024
 
     func run() throws {
         let comm = try makeCommunicator()
         defer { comm.finalize() }
         try runReporting(comm) {
             let c = try loadRunConfig(path: config)
-            let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm)
+            let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
+                                  bucketBytes: allreduceBucketKb > 0 ? allreduceBucketKb * 1024 : Int.max)
             guard comm.rank == 0 else { return }
             if json {
                 let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]

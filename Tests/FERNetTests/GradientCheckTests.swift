@@ -86,6 +86,9 @@ final class GradientCheckTests: XCTestCase {
         try checkGradients([conv, spec("conv") { $0.filters = 5; $0.kernel = 3; $0.padding = "valid"; $0.stride = 2 }] + head)
     }
     func testConvReLUGradients() throws { try checkGradients([conv, conv] + head) }
+    func testStandaloneReLUGradients() throws {
+        try checkGradients([spec("conv") { $0.filters = 16 }, spec("relu"), spec("batchnorm"), spec("relu")] + head)
+    }
     func testBatchNormGradients() throws { try checkGradients([conv, spec("batchnorm")] + head) }
     func testMaxPoolGradients() throws { try checkGradients([conv, spec("maxpool")] + head) }
     func testDropoutGradients() throws { try checkGradients([conv, spec("maxpool"), spec("dropout") { $0.rate = 0.4 }] + head) }
