@@ -14,6 +14,13 @@ public struct EvalResult: Codable, Sendable {
     public var predictions: [Int]
     public var ttaPredictions: [Int]?
     public var seconds: Double
+    /// Each checkpoint's own accuracy (an ensemble's gain is measured against the best of these).
+    public var members: [MemberScore] = []
+}
+
+public struct MemberScore: Codable, Sendable {
+    public var checkpoint: String
+    public var accuracy: Double, ttaAccuracy: Double?
 }
 
 public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: Int?, batch: Int,
@@ -23,17 +30,22 @@ public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: In
     guard !indices.isEmpty else { throw FERError("the dataset has no \(split.name) images") }
     let labels = indices.map { Int(data.labels[$0]) }
     var plain: [Float]?, augmented: [Float]?
+    var members: [MemberScore] = []
+    func accuracy(_ p: [Float]) -> Double {
+        Double(zip(argmaxRows(p, k: 7), labels).filter { $0 == $1 }.count) / Double(labels.count)
+    }
     for path in checkpoints {
         let (model, _) = try loadModel(checkpoint: path)
         guard let p = try predict(model: model, data: data, indices: indices, tta: tta ?? 1, batch: batch, comm: comm) else { continue }
         plain = add(plain, p.plain)
         if let tta, tta > 1 { augmented = add(augmented, p.mean) }
+        members.append(MemberScore(checkpoint: path, accuracy: accuracy(p.plain), ttaAccuracy: (tta ?? 1) > 1 ? accuracy(p.mean) : nil))
     }
     guard let plain else { return nil }   // not rank 0
     let k = 7
     let pred = argmaxRows(plain, k: k)
     var r = EvalResult(checkpoints: checkpoints, split: split.name, report: ClassificationReport(labels: labels, predictions: pred),
-                       tta: tta, predictions: pred, seconds: 0)
+                       tta: tta, predictions: pred, seconds: 0, members: members)
     if let augmented {
         let tp = argmaxRows(augmented, k: k)
         r.ttaPredictions = tp

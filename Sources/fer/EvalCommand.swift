@@ -35,6 +35,16 @@ struct EvalCommand: ParsableCommand {
             }
             print(String(format: "accuracy %.4f", r.report.accuracy) + (r.ttaReport.map { String(format: "   with TTA %.4f", $0.accuracy) } ?? "")
                   + String(format: "   (%.1f s)", r.seconds))
+            if r.members.count > 1 {
+                print("ensemble members:")
+                for m in r.members {
+                    print(String(format: "  accuracy %.4f", m.accuracy) + (m.ttaAccuracy.map { String(format: "   with TTA %.4f", $0) } ?? "") + "   \(m.checkpoint)")
+                }
+                let bestPlain = r.members.map { $0.accuracy }.max()!
+                var gain = String(format: "ensemble gain over the best member: %+.4f", r.report.accuracy - bestPlain)
+                if let t = r.ttaReport { gain += String(format: "   with TTA %+.4f", t.accuracy - r.members.compactMap { $0.ttaAccuracy }.max()!) }
+                print(gain)
+            }
             print("confusion matrices: \(dir)/confusion*.png")
             if let json { try evalJSON(r).write(toFile: json, atomically: true, encoding: .utf8) }
         }
@@ -47,7 +57,12 @@ func evalJSON(_ r: EvalResult) throws -> String {
         "checkpoints": r.checkpoints, "split": r.split, "count": r.report.count, "accuracy": r.report.accuracy,
         "macro_f1": r.report.macroF1, "weighted_f1": r.report.weightedF1, "confusion": r.report.confusion,
         "per_class": r.report.perClass.mapValues { ["precision": $0.precision, "recall": $0.recall, "f1": $0.f1, "support": $0.support] as [String: Any] },
-        "seconds": r.seconds]
+        "seconds": r.seconds,
+        "members": r.members.map { m -> [String: Any] in
+            var o: [String: Any] = ["checkpoint": m.checkpoint, "accuracy": m.accuracy]
+            if let t = m.ttaAccuracy { o["tta_accuracy"] = t }
+            return o
+        }]
     if let t = r.ttaReport {
         o["tta"] = r.tta!; o["tta_accuracy"] = t.accuracy; o["tta_macro_f1"] = t.macroF1; o["tta_confusion"] = t.confusion
     }

@@ -6,7 +6,7 @@ struct Fer: ParsableCommand {
         commandName: "fer",
         abstract: "FER Cluster: train facial-emotion CNNs on FER-2013, single-process or across MPI ranks.",
         subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, EvalCommand.self,
-                      PredictCommand.self, BenchCommand.self, SelftestCommand.self])
+                      PredictCommand.self, SweepCommand.self, BenchCommand.self, SelftestCommand.self])
 
     /// `--tta` with no number means the seed's 10 variants.
     static func main() {

@@ -57,7 +57,7 @@ func makeZip(of folder: String, at zipPath: String, top: String? = nil) throws {
     let base = URL(fileURLWithPath: folder)
     for rel in FileManager.default.subpaths(atPath: folder)!.sorted() {
         var isDir: ObjCBool = false
-        FileManager.default.fileExists(atPath: folder + "/" + rel, isDirectory: &isDir)
+        _ = FileManager.default.fileExists(atPath: folder + "/" + rel, isDirectory: &isDir)
         if isDir.boolValue { continue }
         let name = top.map { $0 + "/" + rel } ?? rel
         let data = try Data(contentsOf: base.appendingPathComponent(rel))

@@ -1,0 +1,124 @@
+import FERCluster
+import FERCore
+import FERData
+import Foundation
+
+// Hyper-parameter sweep (the seed's learning-rate and batch-size tuning): short trainings over the
+// cartesian product of a few config keys, each scored on the validation split carved from train. Under
+// mpirun the ranks are split into groups (MPI_Comm_split) and the groups train different points at once;
+// inside a group a point trains data-parallel like any run.
+
+/// One axis of the grid: a config key and the values to try, written `key=v1,v2,...`.
+public struct SweepAxis: Equatable, Sendable {
+    public let key: String, values: [String]
+
+    /// Short names for the keys people sweep most; any full key path works too.
+    static let aliases = ["lr": "optimizer.lr", "batch": "train.batch", "weight_decay": "optimizer.weight_decay",
+                          "momentum": "optimizer.momentum", "optimizer": "optimizer.name", "schedule": "schedule.name",
+                          "label_smoothing": "train.label_smoothing", "class_weights": "train.class_weights",
+                          "seed": "train.seed"]
+
+    public init(parsing text: String) throws {
+        guard let eq = text.firstIndex(of: "="), eq != text.startIndex else {
+            throw FERError("--grid \(text): expected key=value1,value2,... (keys: a config path like optimizer.lr, or \(Self.aliases.keys.sorted().joined(separator: ", ")))")
+        }
+        let name = String(text[..<eq])
+        key = Self.aliases[name] ?? name
+        values = text[text.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        guard !values.isEmpty, !values.contains("") else { throw FERError("--grid \(text): no values after '='") }
+    }
+}
+
+/// One point of the grid and how it trained.
+public struct SweepResult: Codable, Equatable, Sendable {
+    public var name: String                 // "lr=0.01 batch=32": also the run folder's name
+    public var settings: [String]           // the --set overrides that make this point
+    public var ranks: Int                   // ranks that trained it
+    public var bestValAccuracy: Double, bestEpoch: Int
+    public var finalValAccuracy: Double, finalValLoss: Double
+    public var seconds: Double
+    enum CodingKeys: String, CodingKey {
+        case name, settings, ranks, bestValAccuracy = "best_val_accuracy", bestEpoch = "best_epoch"
+        case finalValAccuracy = "final_val_accuracy", finalValLoss = "final_val_loss", seconds
+    }
+}
+
+/// The cartesian product of the axes, first axis slowest: each point as (key, value) pairs.
+public func sweepPoints(_ axes: [SweepAxis]) -> [[(key: String, value: String)]] {
+    axes.reduce([[]]) { points, axis in points.flatMap { p in axis.values.map { p + [(axis.key, $0)] } } }
+}
+
+/// Which group (of `groups`) a rank joins: contiguous blocks of ranks, so a group's ranks share a node
+/// when the launcher fills nodes in order.
+public func sweepGroup(rank: Int, size: Int, groups: Int) -> Int { rank * groups / size }
+
+/// Trains every point of the grid for `epochs` epochs from the config at `configPath` (plus `overrides`),
+/// each into `runDir/<point name>`. `groups`: how many points train at once under mpirun (default: one
+/// per rank, at most one per point). Returns the results in grid order on rank 0, nil on other ranks.
+public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis], epochs: Int, data: Dataset,
+                     runDir: String, comm: Communicator, groups requested: Int? = nil,
+                     log: @escaping (String) -> Void) throws -> [SweepResult]? {
+    let points = sweepPoints(axes)
+    guard !points.isEmpty else { throw FERError("fer sweep: the grid is empty (give --grid key=v1,v2)") }
+    // Every point's config is checked before anything trains: a typo must not surface hours in.
+    let configs = try points.map { p in
+        try loadRunConfig(path: configPath, overrides: overrides + ["train.epochs=\(epochs)"] + p.map { "\($0.key)=\($0.value)" })
+    }
+    let groups = min(max(requested ?? comm.size, 1), comm.size, points.count)
+    let color = sweepGroup(rank: comm.rank, size: comm.size, groups: groups)
+    let group = comm.size > 1 ? try comm.split(color: color, key: comm.rank) : comm
+    defer { if group !== comm { group.finalize() } }
+    if comm.rank == 0 {
+        log("sweep: \(points.count) point(s) x \(epochs) epoch(s) on \(groups) group(s) of ranks")
+    }
+    var mine: [SweepResult] = []
+    for i in stride(from: color, to: points.count, by: groups) {
+        let p = points[i]
+        let name = p.map { "\(shortKey($0.key))=\($0.value)" }.joined(separator: " ")
+        let leader = group.rank == 0
+        let start = Date()
+        let trainer = try Trainer(config: configs[i], data: data, runDir: runDir + "/" + folderName(name), comm: group,
+                                  log: { if leader { log("[\(name)] " + $0) } })
+        try trainer.run()
+        let h = trainer.history
+        guard let last = h.last, let best = h.max(by: { $0.valAccuracy < $1.valAccuracy }) else { continue }
+        mine.append(SweepResult(name: name, settings: p.map { "\($0.key)=\($0.value)" }, ranks: group.size,
+                                bestValAccuracy: best.valAccuracy, bestEpoch: best.epoch,
+                                finalValAccuracy: last.valAccuracy, finalValLoss: last.valLoss,
+                                seconds: Date().timeIntervalSince(start)))
+    }
+    // Each group's leader reports its points; rank 0 puts them back in grid order.
+    let payload = group.rank == 0 ? try JSONEncoder().encode(mine) : Data()
+    guard let parts = try comm.gather(Array(payload), root: 0) else { return nil }
+    var all = try parts.filter { !$0.isEmpty }.flatMap { try JSONDecoder().decode([SweepResult].self, from: Data($0)) }
+    let order = Dictionary(uniqueKeysWithValues: points.enumerated().map { ($0.element.map { "\($0.key)=\($0.value)" }, $0.offset) })
+    all.sort { order[$0.settings]! < order[$1.settings]! }
+    let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
+    try writeAtomically(Array(try enc.encode(all)), to: runDir + "/sweep.json")
+    return all
+}
+
+/// The sweep as a table, one row per point in grid order, the best validation accuracy marked.
+public func sweepTable(_ results: [SweepResult]) -> String {
+    let top = results.map { $0.bestValAccuracy }.max() ?? 0
+    let width = max(results.map { $0.name.count }.max() ?? 0, 5) + 2
+    func cell(_ s: String, _ w: Int) -> String { s.padding(toLength: w, withPad: " ", startingAt: 0) }
+    var lines = [cell("point", width) + "ranks  best val_acc  epoch  final val_acc  val_loss     time"]
+    for r in results {
+        lines.append(cell(r.name, width) + String(format: "%5d %12.4f %6d %14.4f %9.4f %7.0fs", r.ranks, r.bestValAccuracy,
+                                                  r.bestEpoch, r.finalValAccuracy, r.finalValLoss, r.seconds)
+                     + (r.bestValAccuracy == top ? "  *" : ""))
+    }
+    return lines.joined(separator: "\n")
+}
+
+/// "optimizer.lr" -> "lr": the alias when there is one, else the last path component.
+func shortKey(_ key: String) -> String {
+    SweepAxis.aliases.first { $0.value == key }?.key ?? String(key.split(separator: ".").last ?? Substring(key))
+}
+
+/// A point's name as a folder name: "lr=0.01 batch=32" -> "lr=0.01_batch=32".
+func folderName(_ name: String) -> String {
+    String(name.map { $0 == " " || $0 == "/" ? "_" : $0 })
+}

@@ -1,0 +1,111 @@
+// Hyper-parameter sweeps and ensembles, end to end: `fer sweep` single-process and under mpirun with
+// groups of ranks training points at once, and `fer eval` over several checkpoints.
+import FERTestSupport
+import Foundation
+import XCTest
+@testable import FERTrain
+
+final class SweepTests: XCTestCase {
+    var dir = "", csv = "", fer = ""
+    let tiny = repoRoot + "/configs/tiny.yaml"
+
+    override func setUpWithError() throws {
+        fer = try ferBinary()
+        dir = tempDir("sweep-\(name)")
+        csv = dir + "/fer2013.csv"
+        try writeFER2013CSV(csv)
+    }
+
+    func testGridParsingAndProduct() throws {
+        let axes = try [SweepAxis(parsing: "lr=0.01,0.03"), SweepAxis(parsing: "batch=16, 32"), SweepAxis(parsing: "schedule.name=cosine")]
+        XCTAssertEqual(axes.map { $0.key }, ["optimizer.lr", "train.batch", "schedule.name"])
+        let points = sweepPoints(axes).map { $0.map { "\($0.key)=\($0.value)" } }
+        XCTAssertEqual(points, [["optimizer.lr=0.01", "train.batch=16", "schedule.name=cosine"],
+                                ["optimizer.lr=0.01", "train.batch=32", "schedule.name=cosine"],
+                                ["optimizer.lr=0.03", "train.batch=16", "schedule.name=cosine"],
+                                ["optimizer.lr=0.03", "train.batch=32", "schedule.name=cosine"]])
+        for bad in ["lr", "=1", "lr=", "lr=0.1,"] { XCTAssertThrowsError(try SweepAxis(parsing: bad), bad) }
+        // Groups are contiguous blocks of ranks, every group non-empty.
+        XCTAssertEqual((0..<5).map { sweepGroup(rank: $0, size: 5, groups: 2) }, [0, 0, 0, 1, 1])
+        XCTAssertEqual((0..<4).map { sweepGroup(rank: $0, size: 4, groups: 4) }, [0, 1, 2, 3])
+    }
+
+    func sweep(np: Int?, run: String, _ extra: [String] = []) throws -> [[String: Any]] {
+        let argv = (np.map { mpirun($0) } ?? []) + [fer, "sweep", "--config", tiny, "--data", csv, "--run", run,
+                                                    "--grid", "lr=0.001,0.01", "--epochs", "2", "--set", "train.batch=16"] + extra
+        let r = try runCommand(argv, timeout: 180)
+        XCTAssertFalse(r.timedOut, r.output); XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("best val_acc") && r.output.contains("lr=0.001") && r.output.contains("lr=0.01"), r.output)
+        let json = try Data(contentsOf: URL(fileURLWithPath: run + "/sweep.json"))
+        return try JSONSerialization.jsonObject(with: json) as! [[String: Any]]
+    }
+
+    /// Each point of a sweep trains exactly as `fer train` with the same settings would: the same
+    /// validation accuracy, single-process and with two groups of one rank each under mpirun (the two
+    /// points then train at once). With one group of two ranks, both points train data-parallel.
+    func testSweepPointsMatchPlainTrainingsAlsoInGroupsOfRanks() throws {
+        var expected: [Double] = []
+        for lr in ["0.001", "0.01"] {
+            let run = "\(dir)/plain-\(lr)"
+            let r = try runCommand([fer, "train", "--config", tiny, "--data", csv, "--run", run, "--epochs", "2",
+                                    "--set", "train.batch=16", "--set", "optimizer.lr=\(lr)"], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.output)
+            let m = readMetrics(runDir: run)
+            expected.append(m.map { $0.valAccuracy }.max()!)
+        }
+        let single = try sweep(np: nil, run: dir + "/s1")
+        let grouped = try sweep(np: 2, run: dir + "/s2")
+        XCTAssertEqual(single.map { $0["name"] as! String }, ["lr=0.001", "lr=0.01"])
+        XCTAssertEqual(single.map { $0["best_val_accuracy"] as! Double }, expected)
+        XCTAssertEqual(grouped.map { $0["name"] as! String }, ["lr=0.001", "lr=0.01"])
+        XCTAssertEqual(grouped.map { $0["ranks"] as! Int }, [1, 1])
+        XCTAssertEqual(grouped.map { $0["best_val_accuracy"] as! Double }, expected)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/s2/lr=0.01/checkpoints/best.ckpt"))
+        let oneGroup = try sweep(np: 2, run: dir + "/s3", ["--groups", "1"])
+        XCTAssertEqual(oneGroup.map { $0["ranks"] as! Int }, [2, 2])
+    }
+
+    func testSweepRefusesABadPointBeforeTraining() throws {
+        let r = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/bad",
+                                "--grid", "lr=0.01", "--grid", "optimizer.nam=sgd", "--epochs", "1"], timeout: 60)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("unknown key 'optimizer.nam'"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad/lr=0.01_nam=sgd"), "nothing may train")
+    }
+
+    /// An ensemble's prediction is the argmax of its members' averaged probabilities; eval reports each
+    /// member's own accuracy beside it.
+    func testEnsembleAveragesMembersProbabilities() throws {
+        var ckpts: [String] = []
+        for seed in [1, 2] {
+            let run = "\(dir)/m\(seed)"
+            let r = try runCommand([fer, "train", "--config", tiny, "--data", csv, "--run", run, "--epochs", "1",
+                                    "--set", "train.batch=16", "--set", "train.seed=\(seed)"], timeout: 120)
+            XCTAssertEqual(r.status, 0, r.output)
+            ckpts.append(run + "/checkpoints/epoch-0001.ckpt")
+        }
+        let dump = dir + "/probs.bin", json = dir + "/eval.json"
+        let r = try runCommand([fer, "eval", "--checkpoint", ckpts[0], "--checkpoint", ckpts[1], "--data", csv, "--tta", "3",
+                                "--json", json], timeout: 120, env: ["FER_DUMP_PROBABILITIES": dump])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("ensemble gain over the best member"), r.output)
+        // The dump holds, per member, 42 test images x 7 classes plain, then the same with TTA.
+        let all = try Data(contentsOf: URL(fileURLWithPath: dump)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let n = 42 * 7
+        XCTAssertEqual(all.count, 2 * 2 * n)
+        let labels = (0..<7).flatMap { c in [Int](repeating: c, count: 6) }   // the fixture's PublicTest rows, class by class
+        func accuracy(_ p: ArraySlice<Float>) -> Double {
+            let pred = argmaxRows(Array(p), k: 7)
+            return Double(zip(pred, labels).filter { $0 == $1 }.count) / 42
+        }
+        let a = all[0..<n], b = all[(2 * n)..<(3 * n)]
+        let mean = zip(a, b).map { ($0 + $1) / 2 }
+        let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any]
+        XCTAssertEqual(o["accuracy"] as! Double, accuracy(mean[...]), accuracy: 1e-12)
+        let members = o["members"] as! [[String: Any]]
+        XCTAssertEqual(members.map { $0["checkpoint"] as! String }, ckpts)
+        XCTAssertEqual(members[0]["accuracy"] as! Double, accuracy(a), accuracy: 1e-12)
+        XCTAssertEqual(members[1]["accuracy"] as! Double, accuracy(b), accuracy: 1e-12)
+        XCTAssertNotNil(members[1]["tta_accuracy"])
+    }
+}
