@@ -89,16 +89,4 @@ final class AugmentTests: XCTestCase {
             XCTAssertTrue((0.95...1.05).contains(p.zoomX))
         }
     }
-
-    func testWarpSpeed() {
-        let a = Augmenter(config: AugmentConfig(), seed: 1)
-        var out = [Float](repeating: 0, count: imagePixels)
-        let n = 20_000, start = Date()
-        src.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { o in
-            for i in 0..<n { a.augment(src: s.baseAddress!, epoch: 0, index: i, dst: o.baseAddress!) }
-        } }
-        let us = Date().timeIntervalSince(start) / Double(n) * 1e6
-        print("augment: \(us) us per image")
-        XCTAssertLessThan(us, 200)
-    }
 }
