@@ -26,9 +26,7 @@ final class Conv: WeightedLayer {
         if let attr { dnnl_primitive_attr_destroy(attr) }
 
         if inference {
-            guard let w = layout.tensor(name + ".weight"), let b = layout.tensor(name + ".bias") else {
-                preconditionFailure("\(name): an inference network needs the training layout first")
-            }
+            let (w, b) = WeightedLayer.trainedTensors(name, in: layout)
             super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: nil, bwdWeights: nil, weight: w, bias: b)
             return
         }

@@ -17,9 +17,7 @@ final class Dense: WeightedLayer {
         let fpd = primitiveDesc(fd, attr: attr, "\(name) forward")
         if let attr { dnnl_primitive_attr_destroy(attr) }
         if inference {
-            guard let w = layout.tensor(name + ".weight"), let b = layout.tensor(name + ".bias") else {
-                preconditionFailure("\(name): an inference network needs the training layout first")
-            }
+            let (w, b) = WeightedLayer.trainedTensors(name, in: layout)
             super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: nil, bwdWeights: nil, weight: w, bias: b)
             return
         }

@@ -27,6 +27,14 @@ class WeightedLayer: Layer {
         self.weight = weight; self.bias = bias
     }
 
+    /// An inference layer's weight and bias: the tensors a training network of the model placed.
+    static func trainedTensors(_ name: String, in layout: ParamLayout) -> (ParamTensor, ParamTensor) {
+        guard let w = layout.tensor(name + ".weight"), let b = layout.tensor(name + ".bias") else {
+            preconditionFailure("\(name): an inference network needs the training layout first")
+        }
+        return (w, b)
+    }
+
     func bind(src incomingSrc: Memory, diffSrc incomingDiff: Memory?, arenas: Arenas, training: Bool) {
         dst = Memory(dstDesc)
         if training { diffDst = Memory(dstDesc) }
