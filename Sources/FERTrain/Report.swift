@@ -16,6 +16,13 @@ public struct EvalResult: Codable, Sendable {
     public var seconds: Double
     /// Each checkpoint's own accuracy (an ensemble's gain is measured against the best of these).
     public var members: [MemberScore] = []
+
+    /// The ensemble's accuracy minus its best member's, without and with TTA (nil for one checkpoint).
+    public var ensembleGain: (plain: Double, tta: Double?)? {
+        guard members.count > 1 else { return nil }
+        let tta = ttaReport.map { t in t.accuracy - members.compactMap { $0.ttaAccuracy }.max()! }
+        return (report.accuracy - members.map { $0.accuracy }.max()!, tta)
+    }
 }
 
 public struct MemberScore: Codable, Sendable {
@@ -31,9 +38,7 @@ public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: In
     let labels = indices.map { Int(data.labels[$0]) }
     var plain: [Float]?, augmented: [Float]?
     var members: [MemberScore] = []
-    func accuracy(_ p: [Float]) -> Double {
-        Double(zip(argmaxRows(p, k: 7), labels).filter { $0 == $1 }.count) / Double(labels.count)
-    }
+    func accuracy(_ p: [Float]) -> Double { ClassificationReport(labels: labels, predictions: argmaxRows(p, k: 7)).accuracy }
     for path in checkpoints {
         let (model, _) = try loadModel(checkpoint: path)
         guard let p = try predict(model: model, data: data, indices: indices, tta: tta ?? 1, batch: batch, comm: comm) else { continue }

@@ -72,10 +72,10 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
         log("sweep: \(points.count) point(s) x \(epochs) epoch(s) on \(groups) group(s) of ranks")
     }
     var mine: [SweepResult] = []
+    let leader = group.rank == 0
     for i in stride(from: color, to: points.count, by: groups) {
         let p = points[i]
         let name = p.map { "\(shortKey($0.key))=\($0.value)" }.joined(separator: " ")
-        let leader = group.rank == 0
         let start = Date()
         let trainer = try Trainer(config: configs[i], data: data, runDir: runDir + "/" + folderName(name), comm: group,
                                   log: { if leader { log("[\(name)] " + $0) } })
@@ -88,7 +88,7 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
                                 seconds: Date().timeIntervalSince(start)))
     }
     // Each group's leader reports its points; rank 0 puts them back in grid order.
-    let payload = group.rank == 0 ? try JSONEncoder().encode(mine) : Data()
+    let payload = leader ? try JSONEncoder().encode(mine) : Data()
     guard let parts = try comm.gather(Array(payload), root: 0) else { return nil }
     var all = try parts.filter { !$0.isEmpty }.flatMap { try JSONDecoder().decode([SweepResult].self, from: Data($0)) }
     let order = Dictionary(uniqueKeysWithValues: points.enumerated().map { ($0.element.map { "\($0.key)=\($0.value)" }, $0.offset) })

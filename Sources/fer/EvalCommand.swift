@@ -35,15 +35,12 @@ struct EvalCommand: ParsableCommand {
             }
             print(String(format: "accuracy %.4f", r.report.accuracy) + (r.ttaReport.map { String(format: "   with TTA %.4f", $0.accuracy) } ?? "")
                   + String(format: "   (%.1f s)", r.seconds))
-            if r.members.count > 1 {
+            if let gain = r.ensembleGain {
                 print("ensemble members:")
                 for m in r.members {
                     print(String(format: "  accuracy %.4f", m.accuracy) + (m.ttaAccuracy.map { String(format: "   with TTA %.4f", $0) } ?? "") + "   \(m.checkpoint)")
                 }
-                let bestPlain = r.members.map { $0.accuracy }.max()!
-                var gain = String(format: "ensemble gain over the best member: %+.4f", r.report.accuracy - bestPlain)
-                if let t = r.ttaReport { gain += String(format: "   with TTA %+.4f", t.accuracy - r.members.compactMap { $0.ttaAccuracy }.max()!) }
-                print(gain)
+                print(String(format: "ensemble gain over the best member: %+.4f", gain.plain) + (gain.tta.map { String(format: "   with TTA %+.4f", $0) } ?? ""))
             }
             print("confusion matrices: \(dir)/confusion*.png")
             if let json { try evalJSON(r).write(toFile: json, atomically: true, encoding: .utf8) }
@@ -63,6 +60,10 @@ func evalJSON(_ r: EvalResult) throws -> String {
             if let t = m.ttaAccuracy { o["tta_accuracy"] = t }
             return o
         }]
+    if let gain = r.ensembleGain {
+        o["ensemble_gain"] = gain.plain
+        if let t = gain.tta { o["tta_ensemble_gain"] = t }
+    }
     if let t = r.ttaReport {
         o["tta"] = r.tta!; o["tta_accuracy"] = t.accuracy; o["tta_macro_f1"] = t.macroF1; o["tta_confusion"] = t.confusion
     }

@@ -65,12 +65,17 @@ final class SweepTests: XCTestCase {
         XCTAssertEqual(oneGroup.map { $0["ranks"] as! Int }, [2, 2])
     }
 
+    /// The second point's value is not a number: the sweep must fail before the first point trains.
     func testSweepRefusesABadPointBeforeTraining() throws {
         let r = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/bad",
-                                "--grid", "lr=0.01", "--grid", "optimizer.nam=sgd", "--epochs", "1"], timeout: 60)
+                                "--grid", "lr=0.01,fast", "--epochs", "1", "--set", "train.batch=16"], timeout: 60)
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.output.contains("unknown key 'optimizer.nam'"), r.output)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad/lr=0.01_nam=sgd"), "nothing may train")
+        XCTAssertTrue(r.output.contains("bad value") && r.output.contains("optimizer.lr"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/bad/lr=0.01"), "the good first point must not train")
+        let typo = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/typo",
+                                   "--grid", "optimizer.nam=sgd", "--epochs", "1"], timeout: 60)
+        XCTAssertNotEqual(typo.status, 0)
+        XCTAssertTrue(typo.output.contains("unknown key 'optimizer.nam'"), typo.output)
     }
 
     /// An ensemble's prediction is the argmax of its members' averaged probabilities; eval reports each
@@ -107,5 +112,6 @@ final class SweepTests: XCTestCase {
         XCTAssertEqual(members[0]["accuracy"] as! Double, accuracy(a), accuracy: 1e-12)
         XCTAssertEqual(members[1]["accuracy"] as! Double, accuracy(b), accuracy: 1e-12)
         XCTAssertNotNil(members[1]["tta_accuracy"])
+        XCTAssertEqual(o["ensemble_gain"] as! Double, accuracy(mean[...]) - max(accuracy(a), accuracy(b)), accuracy: 1e-12)
     }
 }
