@@ -1,3 +1,4 @@
+import FERCore
 import FERCluster
 import FERData
 import FERNet
@@ -30,10 +31,10 @@ public struct MemberScore: Codable, Sendable {
     public var accuracy: Double, ttaAccuracy: Double?
 }
 
-public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: Int?, batch: Int,
+public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, tta: Int?, batch: Int,
                      comm: Communicator) throws -> EvalResult? {
     let start = Date()
-    let indices = data.indices(in: split)
+    let indices = try split.indices(data: data, checkpoints: checkpoints)
     guard !indices.isEmpty else { throw FERError("the dataset has no \(split.name) images") }
     let labels = indices.map { Int(data.labels[$0]) }
     var plain: [Float]?, augmented: [Float]?
@@ -60,13 +61,61 @@ public func evaluate(checkpoints: [String], data: Dataset, split: Split, tta: In
     return r
 }
 
+/// What `fer eval` scores: a split of the dataset, or `val`, the hold-out from train that the
+/// checkpoints' runs validated on. Models and ensembles are chosen on `val`; `test` is for final numbers.
+public enum EvalSplit: Sendable {
+    case dataset(Split)
+    /// `config`: the run config that carves the hold-out; nil: each checkpoint's own run's config.yaml.
+    case validation(config: String?)
+
+    public init(name: String, config: String? = nil) throws {
+        if ["val", "validation"].contains(name) { self = .validation(config: config); return }
+        guard let s = Split.allCases.first(where: { $0.name == name }) else {
+            throw FERError("--split \(name): expected val or one of \(Split.allCases.map { $0.name }.joined(separator: ", "))")
+        }
+        self = .dataset(s)
+    }
+
+    public var name: String {
+        switch self { case .dataset(let s): s.name; case .validation: "val" }
+    }
+
+    /// For `val`, every member must have validated on the same images: an ensemble scored on images
+    /// one member trained on would look better than it is.
+    public func indices(data: Dataset, checkpoints: [String]) throws -> [Int] {
+        switch self {
+        case .dataset(let s): return data.indices(in: s)
+        case .validation(let config?): return holdOut(config: try loadRunConfig(path: config), data: data).validation
+        case .validation(nil):
+            var first: (path: String, indices: [Int])?
+            for c in checkpoints {
+                let path = runFolder(of: c) + "/config.yaml"
+                guard FileManager.default.fileExists(atPath: path) else {
+                    throw FERError(file: c, "no config.yaml in its run folder to carve the validation split from; pass --config")
+                }
+                let v = holdOut(config: try loadRunConfig(path: path), data: data).validation
+                if let first, first.indices != v {
+                    throw FERError(file: c, "validated on other images than \(first.path) (train.split_seed, validation_fraction or blank_filter differ): its val accuracy would count images another member trained on")
+                }
+                if first == nil { first = (c, v) }
+            }
+            return first?.indices ?? []
+        }
+    }
+}
+
+/// runs/NAME/checkpoints/x.ckpt -> runs/NAME
+public func runFolder(of checkpoint: String) -> String {
+    let dir = (checkpoint as NSString).deletingLastPathComponent
+    return (dir as NSString).lastPathComponent == "checkpoints" ? (dir as NSString).deletingLastPathComponent : (dir.isEmpty ? "." : dir)
+}
+
 private func add(_ a: [Float]?, _ b: [Float]?) -> [Float]? {
     guard let b else { return a }
     guard let a else { return b }
     return zip(a, b).map { $0 + $1 }
 }
 
-import FERCore
 
 /// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants.
 public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [[Float]] {

@@ -38,12 +38,13 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var batch = 32                  // global batch, split across ranks
     public var seed: UInt64 = 1
     public var validationFraction = 0.2    // stratified hold-out from train, like the seed's 23,040 / 5,766
+    public var splitSeed: UInt64 = 1       // draws the hold-out; apart from seed so other seeds validate alike
     public var classWeights = "balanced"   // balanced (scikit-learn's compute_class_weight) | none
     public var labelSmoothing: Float = 0
     public var keepCheckpoints = 3         // newest K epoch checkpoints kept, plus best.ckpt
     public var checkEvery = 0              // steps between cross-rank parameter checksum checks (0: off)
     enum CodingKeys: String, CodingKey {
-        case epochs, batch, seed, validationFraction = "validation_fraction", classWeights = "class_weights",
+        case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every"
     }
     public init() {}

@@ -57,14 +57,9 @@ public final class Trainer {
         guard t.batch >= comm.size else {
             throw FERError("train.batch \(t.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
         }
-        // Blank images never reach training; they are reported, not silently dropped.
-        let train = data.indices(in: .train)
-        excluded = config.blankFilter.flagged(data, indices: train)
-        let blank = Set(excluded.map { $0.index })
-        let usable = train.filter { !blank.contains($0) }
-        guard !usable.isEmpty else { throw FERError("the dataset has no usable training images") }
-        let split = stratifiedSplit(indices: usable, labels: data.labels, fraction: t.validationFraction, seed: t.seed)
-        trainIndices = split.train; validationIndices = split.validation
+        let split = holdOut(config: config, data: data)
+        guard !(split.train + split.validation).isEmpty else { throw FERError("the dataset has no usable training images") }
+        trainIndices = split.train; validationIndices = split.validation; excluded = split.excluded
         guard trainIndices.count >= t.batch else {
             throw FERError("train.batch \(t.batch) is larger than the \(trainIndices.count) training images")
         }
@@ -321,4 +316,18 @@ public func epochCheckpoints(runDir: String) -> [String] {
 public func readMetrics(runDir: String) -> [EpochMetrics] {
     guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return [] }
     return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+}
+
+/// The images a run learns from and the ones it validates on: the train split minus blank images (they
+/// are reported, not silently dropped), then a stratified hold-out of `train.validation_fraction`. The
+/// hold-out is drawn with `train.split_seed`, not `train.seed`, so runs that differ only in seed validate
+/// on the same images and can be compared and ensembled on them (`fer eval --split val`).
+public func holdOut(config: RunConfig, data: Dataset) -> (train: [Int], validation: [Int], excluded: [(index: Int, reason: String)]) {
+    let train = data.indices(in: .train)
+    let excluded = config.blankFilter.flagged(data, indices: train)
+    let blank = Set(excluded.map { $0.index })
+    let usable = train.filter { !blank.contains($0) }
+    let split = stratifiedSplit(indices: usable, labels: data.labels, fraction: config.train.validationFraction,
+                                seed: config.train.splitSeed)
+    return (split.train, split.validation, excluded)
 }

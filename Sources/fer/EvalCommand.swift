@@ -9,7 +9,8 @@ struct EvalCommand: ParsableCommand {
         abstract: "Accuracy, per-class precision/recall/F1 and confusion matrix of a checkpoint (or an ensemble), without and with TTA.")
     @Option(help: "Checkpoint file; repeat to average an ensemble's probabilities.") var checkpoint: [String]
     @Option(help: "Dataset (default $FER_DATA or ../shared/data/fer2013.zip).") var data: String?
-    @Option(help: "Split: test (every test image), public_test, private_test, train.") var split = "test"
+    @Option(help: "Split: test (every test image), public_test, private_test, train, or val: the hold-out from train the checkpoints' runs validated on (choose models and ensembles on it).") var split = "test"
+    @Option(help: "Run config that carves --split val (default: each checkpoint's run folder config.yaml).") var config: String?
     @Option(help: "Test-time augmentation variants (--tta alone: 10, as in the seed).") var tta: Int?
     @Option(help: "Write the result as JSON here.") var json: String?
     @Option(help: "Folder for confusion-matrix PNGs (default: the checkpoint's run folder).") var out: String?
@@ -19,9 +20,7 @@ struct EvalCommand: ParsableCommand {
         let comm = try makeCommunicator()
         defer { comm.finalize() }
         try runReporting(comm) {
-            guard let s = Split.allCases.first(where: { $0.name == split }) else {
-                throw ValidationError("--split \(split): expected one of \(Split.allCases.map { $0.name }.joined(separator: ", "))")
-            }
+            let s = try EvalSplit(name: split, config: config)
             let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: false, comm: comm) { if comm.rank == 0 { print($0) } }
             guard let r = try evaluate(checkpoints: checkpoint, data: dataset, split: s, tta: tta, batch: batch, comm: comm) else { return }
             let dir = out ?? json.map { ($0 as NSString).deletingLastPathComponent } ?? runFolder(of: checkpoint[0])
@@ -68,10 +67,4 @@ func evalJSON(_ r: EvalResult) throws -> String {
         o["tta"] = r.tta!; o["tta_accuracy"] = t.accuracy; o["tta_macro_f1"] = t.macroF1; o["tta_confusion"] = t.confusion
     }
     return String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self)
-}
-
-/// runs/NAME/checkpoints/x.ckpt -> runs/NAME
-func runFolder(of checkpoint: String) -> String {
-    let dir = (checkpoint as NSString).deletingLastPathComponent
-    return (dir as NSString).lastPathComponent == "checkpoints" ? (dir as NSString).deletingLastPathComponent : (dir.isEmpty ? "." : dir)
 }

@@ -1,5 +1,6 @@
 // Hyper-parameter sweeps and ensembles, end to end: `fer sweep` single-process and under mpirun with
 // groups of ranks training points at once, and `fer eval` over several checkpoints.
+import FERData
 import FERTestSupport
 import Foundation
 import XCTest
@@ -113,5 +114,54 @@ final class SweepTests: XCTestCase {
         XCTAssertEqual(members[1]["accuracy"] as! Double, accuracy(b), accuracy: 1e-12)
         XCTAssertNotNil(members[1]["tta_accuracy"])
         XCTAssertEqual(o["ensemble_gain"] as! Double, accuracy(mean[...]) - max(accuracy(a), accuracy(b)), accuracy: 1e-12)
+    }
+
+    /// `fer eval --split val` scores exactly the hold-out training validated on (same images, same order:
+    /// its probabilities give the training's validation loss). Runs with other seeds share the hold-out
+    /// (train.split_seed), so they ensemble on it; a member with another hold-out is refused by name.
+    func testValidationSplitIsTheHoldOutTrainingValidatedOn() throws {
+        func train(_ name: String, _ set: [String]) throws -> String {
+            let run = "\(dir)/\(name)"
+            let r = try runCommand([fer, "train", "--config", tiny, "--data", csv, "--run", run, "--epochs", "1",
+                                    "--set", "train.batch=16"] + set.flatMap { ["--set", $0] }, timeout: 120)
+            XCTAssertEqual(r.status, 0, r.output)
+            return run
+        }
+        let a = try train("a", ["train.seed=1"]), b = try train("b", ["train.seed=2"]), c = try train("c", ["train.split_seed=7"])
+        let (data, _) = try ingest(path: csv)
+        let config = try loadRunConfig(path: a + "/config.yaml")
+        let heldOut = holdOut(config: config, data: data).validation
+        XCTAssertEqual(heldOut.count, 28)
+        var other = config; other.train.seed = 2
+        XCTAssertEqual(holdOut(config: other, data: data).validation, heldOut, "the seed must not move the hold-out")
+        other.train.splitSeed = 7
+        XCTAssertNotEqual(holdOut(config: other, data: data).validation, heldOut)
+
+        let dump = dir + "/val.bin"
+        let r = try runCommand([fer, "eval", "--checkpoint", a + "/checkpoints/epoch-0001.ckpt", "--data", csv, "--split", "val",
+                                "--json", dir + "/val.json"], timeout: 60, env: ["FER_DUMP_PROBABILITIES": dump])
+        XCTAssertEqual(r.status, 0, r.output)
+        let p = try Data(contentsOf: URL(fileURLWithPath: dump)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        XCTAssertEqual(p.count, 2 * 28 * 7)
+        let plain = Array(p[..<(28 * 7)]), labels = heldOut.map { Int(data.labels[$0]) }
+        let trained = readMetrics(runDir: a)[0]
+        XCTAssertEqual(meanLogLoss(plain, labels: labels, k: 7), trained.valLoss, accuracy: 1e-6)
+        let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/val.json"))) as! [String: Any]
+        XCTAssertEqual(o["split"] as? String, "val")
+        XCTAssertEqual(o["count"] as? Int, 28)
+        XCTAssertEqual(o["accuracy"] as! Double, trained.valAccuracy, accuracy: 1e-12)
+
+        let ab = try runCommand([fer, "eval", "--checkpoint", a + "/checkpoints/best.ckpt", "--checkpoint", b + "/checkpoints/best.ckpt",
+                                 "--data", csv, "--split", "val"], timeout: 60)
+        XCTAssertEqual(ab.status, 0, ab.output)
+        XCTAssertTrue(ab.output.contains("val: 28 images, 2 checkpoint(s)"), ab.output)
+        let ac = try runCommand([fer, "eval", "--checkpoint", a + "/checkpoints/best.ckpt", "--checkpoint", c + "/checkpoints/best.ckpt",
+                                 "--data", csv, "--split", "val"], timeout: 60)
+        XCTAssertNotEqual(ac.status, 0)
+        XCTAssertTrue(ac.output.contains(c + "/checkpoints/best.ckpt") && ac.output.contains("validated on other images"), ac.output)
+        // --config names the hold-out outright (checkpoints copied out of their run folders).
+        let given = try runCommand([fer, "eval", "--checkpoint", c + "/checkpoints/best.ckpt", "--config", a + "/config.yaml",
+                                    "--data", csv, "--split", "val"], timeout: 60)
+        XCTAssertEqual(given.status, 0, given.output)
     }
 }
