@@ -197,8 +197,7 @@ public final class Trainer {
         } else { try line.write(toFile: path, atomically: true, encoding: .utf8) }
         let ckpt = runDir + String(format: "/checkpoints/epoch-%04d.ckpt", m.epoch)
         try saveCheckpoint(ckpt)
-        let bestBefore = history.dropLast().map { $0.valAccuracy }.max() ?? -1
-        if m.valAccuracy > bestBefore {
+        if isNewBest(m, history: history) {
             try saveCheckpoint(runDir + "/checkpoints/best.ckpt")
         }
         pruneCheckpoints()
@@ -316,6 +315,12 @@ public func epochCheckpoints(runDir: String) -> [String] {
 public func readMetrics(runDir: String) -> [EpochMetrics] {
     guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return [] }
     return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+}
+
+/// Whether epoch `m` beats every earlier epoch's validation accuracy (ties keep the earlier epoch).
+/// Judged by epoch number, so it does not matter whether `history` already holds `m`.
+func isNewBest(_ m: EpochMetrics, history: [EpochMetrics]) -> Bool {
+    m.valAccuracy > (history.filter { $0.epoch < m.epoch }.map { $0.valAccuracy }.max() ?? -1)
 }
 
 /// The images a run learns from and the ones it validates on: the train split minus blank images (they

@@ -53,6 +53,10 @@ final class SweepTests: XCTestCase {
             XCTAssertEqual(r.status, 0, r.output)
             let m = readMetrics(runDir: run)
             expected.append(m.map { $0.valAccuracy }.max()!)
+            // best.ckpt is the first epoch with the highest validation accuracy.
+            let (h, _) = try Checkpoint.read(path: run + "/checkpoints/best.ckpt")
+            XCTAssertEqual(h.validationAccuracy, expected.last)
+            XCTAssertEqual(h.epoch, m.first { $0.valAccuracy == expected.last }!.epoch)
         }
         let single = try sweep(np: nil, run: dir + "/s1")
         let grouped = try sweep(np: 2, run: dir + "/s2")
@@ -163,5 +167,19 @@ final class SweepTests: XCTestCase {
         let given = try runCommand([fer, "eval", "--checkpoint", c + "/checkpoints/best.ckpt", "--config", a + "/config.yaml",
                                     "--data", csv, "--split", "val"], timeout: 60)
         XCTAssertEqual(given.status, 0, given.output)
+    }
+
+    /// best.ckpt is replaced only by an epoch that beats every earlier one, whether or not the history
+    /// already holds the epoch (a worse epoch right after the best must not replace it).
+    func testNewBestBeatsEveryEarlierEpoch() {
+        func m(_ e: Int, _ acc: Double) -> EpochMetrics {
+            EpochMetrics(epoch: e, step: 0, lr: 0, trainLoss: 0, trainAccuracy: 0, valLoss: 0, valAccuracy: acc, imagesPerSecond: 0, seconds: 0)
+        }
+        let earlier = [m(1, 0.5), m(2, 0.7)]
+        XCTAssertFalse(isNewBest(m(3, 0.6), history: earlier))
+        XCTAssertFalse(isNewBest(m(3, 0.6), history: earlier + [m(3, 0.6)]))
+        XCTAssertFalse(isNewBest(m(3, 0.7), history: earlier), "a tie keeps the earlier epoch")
+        XCTAssertTrue(isNewBest(m(3, 0.71), history: earlier))
+        XCTAssertTrue(isNewBest(m(1, 0.1), history: []))
     }
 }
