@@ -87,19 +87,17 @@ public enum EvalSplit: Sendable {
         case .dataset(let s): return data.indices(in: s)
         case .validation(let config?): return holdOut(config: try loadRunConfig(path: config), data: data).validation
         case .validation(nil):
-            var first: (path: String, indices: [Int])?
-            for c in checkpoints {
+            let holdOuts = try checkpoints.map { c -> [Int] in
                 let path = runFolder(of: c) + "/config.yaml"
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw FERError(file: c, "no config.yaml in its run folder to carve the validation split from; pass --config")
                 }
-                let v = holdOut(config: try loadRunConfig(path: path), data: data).validation
-                if let first, first.indices != v {
-                    throw FERError(file: c, "validated on other images than \(first.path) (train.split_seed, validation_fraction or blank_filter differ): its val accuracy would count images another member trained on")
-                }
-                if first == nil { first = (c, v) }
+                return holdOut(config: try loadRunConfig(path: path), data: data).validation
             }
-            return first?.indices ?? []
+            if let i = holdOuts.firstIndex(where: { $0 != holdOuts[0] }) {
+                throw FERError(file: checkpoints[i], "validated on other images than \(checkpoints[0]) (train.split_seed, validation_fraction or blank_filter differ): its val accuracy would count images another member trained on")
+            }
+            return holdOuts.first ?? []
         }
     }
 }
@@ -115,7 +113,6 @@ private func add(_ a: [Float]?, _ b: [Float]?) -> [Float]? {
     guard let a else { return b }
     return zip(a, b).map { $0 + $1 }
 }
-
 
 /// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants.
 public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [[Float]] {

@@ -58,7 +58,7 @@ public final class Trainer {
             throw FERError("train.batch \(t.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
         }
         let split = holdOut(config: config, data: data)
-        guard !(split.train + split.validation).isEmpty else { throw FERError("the dataset has no usable training images") }
+        guard !split.train.isEmpty || !split.validation.isEmpty else { throw FERError("the dataset has no usable training images") }
         trainIndices = split.train; validationIndices = split.validation; excluded = split.excluded
         guard trainIndices.count >= t.batch else {
             throw FERError("train.batch \(t.batch) is larger than the \(trainIndices.count) training images")

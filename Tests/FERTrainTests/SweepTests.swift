@@ -163,10 +163,12 @@ final class SweepTests: XCTestCase {
                                  "--data", csv, "--split", "val"], timeout: 60)
         XCTAssertNotEqual(ac.status, 0)
         XCTAssertTrue(ac.output.contains(c + "/checkpoints/best.ckpt") && ac.output.contains("validated on other images"), ac.output)
-        // --config names the hold-out outright (checkpoints copied out of their run folders).
-        let given = try runCommand([fer, "eval", "--checkpoint", c + "/checkpoints/best.ckpt", "--config", a + "/config.yaml",
-                                    "--data", csv, "--split", "val"], timeout: 60)
+        // --config names the hold-out outright (checkpoints copied out of their run folders): the same
+        // pair is then scored on a's hold-out instead of refused.
+        let given = try runCommand([fer, "eval", "--checkpoint", a + "/checkpoints/best.ckpt", "--checkpoint", c + "/checkpoints/best.ckpt",
+                                    "--config", a + "/config.yaml", "--data", csv, "--split", "val"], timeout: 60)
         XCTAssertEqual(given.status, 0, given.output)
+        XCTAssertTrue(given.output.contains("val: 28 images, 2 checkpoint(s)"), given.output)
     }
 
     /// best.ckpt is replaced only by an epoch that beats every earlier one, whether or not the history
