@@ -31,3 +31,19 @@ public func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) th
 public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
     try bytes.withUnsafeBytes { try writeAtomically($0, to: path) }
 }
+
+/// An output path as the user meant it, made absolute against the working directory. Empty paths and the
+/// filesystem root are refused: an empty argument must not scatter a run's files over `/`.
+public func outputPath(_ given: String, flag: String) throws -> String {
+    let trimmed = given.trimmingCharacters(in: .whitespaces)
+    guard !trimmed.isEmpty else { throw FERError("\(flag): empty path") }
+    let absolute = trimmed.hasPrefix("/") ? trimmed : FileManager.default.currentDirectoryPath + "/" + trimmed
+    // Lexical clean-up only ("a//b/./c/.." -> "/a/b"): the user's spelling of symlinked folders is kept.
+    var parts: [Substring] = []
+    for c in absolute.split(separator: "/") where c != "." {
+        if c == ".." { _ = parts.popLast() } else { parts.append(c) }
+    }
+    let path = "/" + parts.joined(separator: "/")
+    guard path != "/" else { throw FERError("\(flag) \(given): refusing to write into the filesystem root") }
+    return path
+}

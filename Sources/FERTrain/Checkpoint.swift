@@ -19,10 +19,22 @@ public struct CheckpointHeader: Codable, Equatable {
     public var configHash: String
     public var validationAccuracy: Double?
     public var schedule: ScheduleState
+    /// The resolved run config (YAML), so a resume can name each setting that changed since.
+    public var config: String?
+    /// Sums of the epoch in progress when the checkpoint was written between epochs' ends (interrupted).
+    public var partial: PartialEpoch?
+    /// The metrics line of the epoch this checkpoint ends, so a run killed before writing that line
+    /// gets it back on resume.
+    public var metrics: EpochMetrics?
     public var tensors: [Entry]
 
     public struct Entry: Codable, Equatable { public var name: String; public var shape: [Int]; public var section: String }
     public struct ScheduleState: Codable, Equatable { public var plateauScale: Float; public var best: Double; public var sinceBest: Int }
+}
+
+/// An epoch's running sums, summed over ranks, at the step where training was interrupted.
+public struct PartialEpoch: Codable, Equatable, Sendable {
+    public var lossSum: Double, correct: Int, seconds: Double
 }
 
 let checkpointMagic: [UInt8] = Array("FERCKPT\0".utf8)
@@ -33,12 +45,14 @@ public struct TrainingState {
     public var epoch: Int, step: Int
     public var schedule: CheckpointHeader.ScheduleState
     public var validationAccuracy: Double?
+    public var partial: PartialEpoch? = nil
 }
 
 public enum Checkpoint {
     /// Serialises the model (and optimizer, if given) and writes it atomically.
     public static func save(path: String, model: Model, optimizer: Optimizer?, state: TrainingState,
-                            globalBatch: Int, datasetChecksum: UInt64, configHash: UInt64) throws {
+                            globalBatch: Int, datasetChecksum: UInt64, configHash: UInt64, config: String? = nil,
+                            metrics: EpochMetrics? = nil) throws {
         var entries: [CheckpointHeader.Entry] = []
         var data: [Float] = []
         func add(_ t: ParamTensor, _ arena: Arena, _ section: String) {
@@ -55,7 +69,7 @@ public enum Checkpoint {
             model: model.config, optimizer: optimizer?.config.name ?? "none", optimizerSteps: optimizer?.t ?? 0,
             epoch: state.epoch, step: state.step, globalBatch: globalBatch, datasetChecksum: hex64(datasetChecksum),
             configHash: hex64(configHash), validationAccuracy: state.validationAccuracy, schedule: state.schedule,
-            tensors: entries)
+            config: config, partial: state.partial, metrics: metrics, tensors: entries)
         let json = try JSONEncoder().encode(header)
         var bytes = checkpointMagic
         appendLE(&bytes, checkpointVersion); appendLE(&bytes, UInt32(json.count))
@@ -144,6 +158,10 @@ public func loadModel(checkpoint: String) throws -> (Model, CheckpointHeader) {
     let (header, tensors) = try Checkpoint.read(path: checkpoint)
     let model = try Model(config: header.model, batch: 1)
     try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
+    // A diverged run's weights give NaN probabilities that would print as an answer.
+    for arena in [model.params, model.stats] where !arena.buffer.allSatisfy(\.isFinite) {
+        throw FERError(file: checkpoint, "holds non-finite weights (NaN or infinity): the run that wrote it diverged")
+    }
     return (model, header)
 }
 

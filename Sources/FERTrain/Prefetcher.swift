@@ -2,7 +2,8 @@ import Foundation
 
 /// Prepares step i+1's batch on a background thread while step i computes: a bounded queue of `depth`
 /// buffers. `produce(step, input, labels)` fills one buffer; `next()` hands buffers out in step order.
-/// The producer never touches MPI or the model, only the buffers it is given.
+/// The producer never touches MPI or the model, only the buffers it is given. `steps` need not start at
+/// 0 (a resumed epoch starts mid-way), and the consumer may stop early (an interrupted epoch).
 final class Prefetcher {
     struct Slot { let input: UnsafeMutablePointer<Float>; let labels: UnsafeMutablePointer<Int32> }
     private let slots: [Slot]
@@ -11,17 +12,22 @@ final class Prefetcher {
     private let inputCount: Int, batch: Int
     private var consumed = 0
     private let thread: Thread
+    private let cancelled = CancelFlag()
 
-    init(steps: Int, inputCount: Int, batch: Int, depth: Int = 2,
+    init(steps: Range<Int>, inputCount: Int, batch: Int, depth: Int = 2,
          produce: @escaping (Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void) {
         self.inputCount = inputCount; self.batch = batch
         slots = (0..<depth).map { _ in Slot(input: .allocate(capacity: inputCount), labels: .allocate(capacity: batch)) }
-        free = DispatchSemaphore(value: depth)
-        let slots = self.slots, filled = self.filled, free = self.free
+        // Created at 0 and raised: libdispatch traps when a semaphore dies below its initial value,
+        // which an epoch stopped early (slots still taken) would otherwise be.
+        free = DispatchSemaphore(value: 0)
+        for _ in 0..<depth { free.signal() }
+        let slots = self.slots, filled = self.filled, free = self.free, cancelled = self.cancelled
         thread = Thread {
-            for s in 0..<steps {
+            for (i, s) in steps.enumerated() {
                 free.wait()
-                let slot = slots[s % slots.count]
+                if cancelled.isSet { return }
+                let slot = slots[i % slots.count]
                 produce(s, slot.input, slot.labels)
                 filled.signal()
             }
@@ -40,8 +46,20 @@ final class Prefetcher {
         free.signal()
     }
 
-    /// Waits for the producer to finish (every step must have been consumed).
-    func finish() { while !thread.isFinished { usleep(100) } }
+    /// Stops the producer (steps not consumed are dropped) and waits for its thread to end.
+    func finish() {
+        cancelled.set()
+        for _ in slots { free.signal() }   // wake a producer waiting for a free slot
+        while !thread.isFinished { usleep(100) }
+    }
 
     deinit { for s in slots { s.input.deallocate(); s.labels.deallocate() } }
+}
+
+/// A flag set once by one thread and read by another.
+final class CancelFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.lock(); value = true; lock.unlock() }
 }

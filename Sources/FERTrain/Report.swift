@@ -114,13 +114,18 @@ private func add(_ a: [Float]?, _ b: [Float]?) -> [Float]? {
     return zip(a, b).map { $0 + $1 }
 }
 
-/// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants.
-public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [[Float]] {
+/// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants. An
+/// image that cannot be read is its own failure; the others are still predicted.
+public func predictImages(checkpoint: String, paths: [String], tta: Int) throws -> [Result<[Float], FERError>] {
     let (model, _) = try loadModel(checkpoint: checkpoint)
-    let images = try paths.map { try loadImageFile($0) }
+    let loaded = paths.map { p in Result { try loadImageFile(p) }.mapError { $0 as? FERError ?? FERError(file: p, "\($0)") } }
+    let images = loaded.compactMap { try? $0.get() }
     let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
         images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
     }.mean
     let k = model.config.classes
-    return (0..<images.count).map { Array(p[($0 * k)..<(($0 + 1) * k)]) }
+    var next = 0
+    return loaded.map { r in
+        r.map { _ in defer { next += 1 }; return Array(p[(next * k)..<((next + 1) * k)]) }
+    }
 }

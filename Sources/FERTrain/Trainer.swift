@@ -5,7 +5,7 @@ import FERNet
 import Foundation
 
 /// One line of metrics.jsonl.
-public struct EpochMetrics: Codable, Sendable {
+public struct EpochMetrics: Codable, Equatable, Sendable {
     public var epoch: Int, step: Int
     public var lr: Double
     public var trainLoss: Double, trainAccuracy: Double
@@ -15,23 +15,47 @@ public struct EpochMetrics: Codable, Sendable {
     /// Seconds of the epoch spent waiting for gradient sums backward could not hide (nil: one rank, or
     /// written by an older version).
     public var allreduceWaitSeconds: Double?
+    /// Settings changed on the resume that started this epoch ("key: old -> new"), nil when none.
+    public var configChanges: [String]?
     enum CodingKeys: String, CodingKey {
         case epoch, step, lr, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss",
              valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds,
-             allreduceWaitSeconds = "allreduce_wait_seconds"
+             allreduceWaitSeconds = "allreduce_wait_seconds", configChanges = "config_changes"
     }
+}
+
+/// The command-line settings of a training run. Every rank must run with the same ones, so they are part
+/// of the start-up handshake.
+public struct TrainOptions: Codable, Equatable, Sendable {
+    /// 'latest' (the newest good checkpoint of the run folder) or a checkpoint path; nil: a fresh run.
+    public var resume: String?
+    /// Move an earlier run in the folder aside instead of refusing to start.
+    public var overwrite = false
+    /// Resume even if trajectory settings changed (they are recorded in metrics.jsonl).
+    public var allowConfigChange = false
+    /// Target size of one gradient allreduce (see GradientSync).
+    public var bucketBytes = 1 << 20
+    /// Stop after this epoch (the run can be resumed later).
+    public var stopAfter: Int?
+    public init(resume: String? = nil, overwrite: Bool = false, allowConfigChange: Bool = false,
+                bucketBytes: Int = 1 << 20, stopAfter: Int? = nil) {
+        self.resume = resume; self.overwrite = overwrite; self.allowConfigChange = allowConfigChange
+        self.bucketBytes = bucketBytes; self.stopAfter = stopAfter
+    }
+    var folderMode: RunFolder.Mode { resume != nil ? .resume : overwrite ? .overwrite : .fresh }
 }
 
 /// Data-parallel training over `comm`'s ranks (one rank: plain single-process training). Every rank
 /// holds identical parameters; each step, rank r computes the gradient of its contiguous slice of the
 /// global batch, the gradients are summed across ranks (overlapped with backward, see GradientSync),
-/// and every rank applies the same update.
+/// and every rank applies the same update. Rank 0 owns the run folder: it alone reads and writes it.
 public final class Trainer {
     public let config: RunConfig
+    public let options: TrainOptions
     public let model: Model
     public let optimizer: Optimizer
-    public private(set) var schedule: Schedule
-    public private(set) var state: TrainingState
+    public internal(set) var schedule: Schedule
+    public internal(set) var state: TrainingState
     public let runDir: String
     public let trainIndices: [Int], validationIndices: [Int], excluded: [(index: Int, reason: String)]
     public let classWeights: [Float]
@@ -44,15 +68,21 @@ public final class Trainer {
     let configHash: UInt64
     let sync: GradientSync?
     let fault: Fault?
-    public private(set) var history: [EpochMetrics] = []
+    /// Rank 0's open run folder (its lock is held until `run` returns); nil on other ranks.
+    var folder: RunFolder?
+    /// Settings that changed on resume, written into the next metrics line.
+    var pendingChanges: [String]?
+    public internal(set) var history: [EpochMetrics] = []
+    /// The signal that stopped training at a step boundary (a checkpoint was written), or nil.
+    public private(set) var interruptedBy: Int32?
     /// Called after every step with (epoch, step within the epoch, steps per epoch, mean weighted loss so
     /// far this epoch on this rank): the command line draws a progress bar from it on a terminal.
     public var onStep: ((Int, Int, Int, Double) -> Void)?
 
-    /// `bucketBytes`: target size of one gradient allreduce (see GradientSync).
-    public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, resume: String? = nil,
-                bucketBytes: Int = 1 << 20, log: @escaping (String) -> Void = { print($0) }) throws {
-        self.config = config; self.data = data; self.runDir = runDir; self.comm = comm; self.log = log
+    public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: TrainOptions = .init(),
+                log: @escaping (String) -> Void = { print($0) }) throws {
+        self.config = config; self.options = options; self.data = data; self.comm = comm; self.log = log
+        self.runDir = try outputPath(runDir, flag: "--run")
         let t = config.train
         guard t.batch >= comm.size else {
             throw FERError("train.batch \(t.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
@@ -72,42 +102,42 @@ public final class Trainer {
         // since checkpoints store tensors in canonical layout, not per batch shape.
         model = try Model(config: config.model, batch: slice.count)
         sync = comm.size > 1 ? GradientSync(model: model, layerNames: try model.network(batch: slice.count).layerNames,
-                                            comm: comm, bucketBytes: bucketBytes) : nil
+                                            comm: comm, bucketBytes: options.bucketBytes) : nil
         // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
         // with --resume recovers instead of failing again.
-        fault = resume == nil ? try Fault.fromEnvironment() : nil
+        fault = options.resume == nil ? try Fault.fromEnvironment() : nil
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
         state = TrainingState(epoch: 0, step: 0, schedule: .init(plateauScale: 1, best: -1, sinceBest: 0), validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
 
-        // The config text itself (it is short), so a mismatch names the differing line.
+        // The config text itself (it is short), so a mismatch names the differing line; the command line
+        // too, since a flag that differs on one rank (--stop-after, a bucket size) would hang or crash.
+        let json = JSONEncoder(); json.outputFormatting = .sortedKeys
+        let flags = String(decoding: try json.encode(options), as: UTF8.self)
         try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
                                       AgreementPart(name: "resolved config", value: config.yaml()),
+                                      AgreementPart(name: "command line", value: flags),
                                       AgreementPart(name: "dataset checksum", value: hex64(data.checksum))], comm: comm)
-        if comm.rank == 0 {
-            try FileManager.default.createDirectory(atPath: runDir + "/checkpoints", withIntermediateDirectories: true)
-            try config.yaml().write(toFile: runDir + "/config.yaml", atomically: true, encoding: .utf8)
-        }
-        if let resume {
-            try restore(resume)
-        } else {
-            model.initialize(seed: t.seed)
-        }
+        // Rank 0 opens the folder and reads the checkpoint; every rank gets the outcome, or rank 0's error.
+        let resumed = try onCoordinator(comm) { try self.openRunFolder() }
+        if let resumed { adopt(resumed) } else { model.initialize(seed: t.seed) }
         // Rank 0's state is the truth: every rank starts from identical parameters and optimizer state.
         if comm.size > 1 { try broadcastState() }
     }
 
     var stepsPerEpoch: Int { sampler.stepsPerEpoch }
 
-    /// Trains until `config.train.epochs` epochs are complete (or `untilEpoch`, to stop early).
+    /// Trains until `config.train.epochs` epochs are complete (or `untilEpoch`, or `--stop-after`), or
+    /// until SIGINT/SIGTERM (see Interrupt), which ends the current step and writes a checkpoint.
     public func run(untilEpoch: Int? = nil) throws {
-        let last = min(untilEpoch ?? config.train.epochs, config.train.epochs)
-        if comm.rank == 0, state.epoch == 0 {
+        defer { folder = nil }   // releases the run folder's lock
+        let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
+        if comm.rank == 0, state.step == 0 {
             log("training on \(trainIndices.count) images, validating on \(validationIndices.count); \(excluded.count) blank images excluded; \(comm.size) rank(s), global batch \(config.train.batch)")
         }
         while state.epoch < last {
-            let m = try trainEpoch(state.epoch)
+            guard let m = try trainEpoch(state.epoch) else { return }
             history.append(m)
             if comm.rank == 0 {
                 log(String(format: "epoch %3d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0f img/s  %.1fs",
@@ -116,27 +146,35 @@ public final class Trainer {
         }
     }
 
-    func trainEpoch(_ epoch: Int) throws -> EpochMetrics {
+    /// One epoch from wherever `state` stands in it (a resumed interrupted epoch starts mid-way). Returns
+    /// nil if a signal interrupted it, after writing a checkpoint at the step boundary.
+    func trainEpoch(_ epoch: Int) throws -> EpochMetrics? {
         let start = Date()
         let net = try model.network(batch: slice.count)
         let labels = UnsafeMutablePointer<Int32>.allocate(capacity: slice.count)
         defer { labels.deallocate() }
         let steps = stepsPerEpoch, channels = config.model.inputChannels
+        let first = state.step - epoch * steps
         let perm = sampler.permutation(epoch: epoch)
         let per = net.input.count / slice.count
         let (data, aug, trainIdx, lo, n, b) = (self.data, augmenter, trainIndices, slice.lowerBound, slice.count, config.train.batch)
-        let prefetch = Prefetcher(steps: steps, inputCount: net.input.count, batch: n) { s, input, lab in
+        let prefetch = Prefetcher(steps: first..<steps, inputCount: net.input.count, batch: n) { s, input, lab in
             for j in 0..<n {
                 let id = trainIdx[Int(perm[s * b + lo + j])]
                 data.withImage(id) { fillAugmented(src: $0.baseAddress!, augmenter: aug, epoch: epoch, id: id, channels: channels, dst: input + j * per) }
                 lab[j] = Int32(data.labels[id])
             }
         }
+        defer { prefetch.finish() }
         let loss = WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
-        var lossSum = 0.0, correct = 0
+        // An interrupted epoch's sums were summed over ranks into the checkpoint: rank 0 carries them.
+        let carried = comm.rank == 0 ? state.partial : nil
+        var lossSum = carried?.lossSum ?? 0, correct = carried?.correct ?? 0
+        let earlier = state.partial?.seconds ?? 0
+        state.partial = nil
         var lr: Float = 0
         _ = sync?.takeWaitSeconds()
-        for s in 0..<steps {
+        for s in first..<steps {
             prefetch.next(into: net.input.ptr, labels: labels)
             let key = StepKey(seed: config.train.seed, step: UInt64(state.step), globalOffset: slice.lowerBound)
             net.forward(training: true, key: key)
@@ -147,14 +185,19 @@ public final class Trainer {
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps))
             optimizer.step(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
-            onStep?(epoch + 1, s + 1, steps, lossSum / Double((s + 1) * n))
+            onStep?(epoch + 1, s + 1, steps, lossSum / Double((s + 1 - first) * n))
             if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
             if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try checkReplicasAgree() }
+            if s + 1 < steps, let signal = try agreedInterrupt() {
+                let totals = try comm.allreduceSum([lossSum, Double(correct)])
+                state.partial = PartialEpoch(lossSum: totals[0], correct: Int(totals[1]), seconds: earlier + Date().timeIntervalSince(start))
+                try stop(by: signal, inEpoch: epoch + 1)
+                return nil
+            }
         }
-        prefetch.finish()
         let totals = try comm.allreduceSum([lossSum, Double(correct)])
         let seen = Double(steps * b)
-        let seconds = Date().timeIntervalSince(start)
+        let seconds = earlier + Date().timeIntervalSince(start)
         // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
         let wait = sync?.takeWaitSeconds()
         try averageBatchNormStatistics()
@@ -163,11 +206,34 @@ public final class Trainer {
         state.epoch = epoch + 1
         state.validationAccuracy = valAcc
         state.schedule = .init(plateauScale: schedule.plateauScale, best: schedule.best, sinceBest: schedule.sinceBest)
-        let m = EpochMetrics(epoch: epoch + 1, step: state.step, lr: Double(lr), trainLoss: totals[0] / seen,
+        var m = EpochMetrics(epoch: epoch + 1, step: state.step, lr: Double(lr), trainLoss: totals[0] / seen,
                              trainAccuracy: totals[1] / seen, valLoss: valLoss, valAccuracy: valAcc,
-                             imagesPerSecond: seen / seconds, seconds: seconds, allreduceWaitSeconds: wait)
+                             imagesPerSecond: Double((steps - first) * b) / Date().timeIntervalSince(start), seconds: seconds,
+                             allreduceWaitSeconds: wait)
+        m.configChanges = pendingChanges
+        pendingChanges = nil
         if comm.rank == 0 { try record(m) }
+        // A signal during validation or the checkpoint: the epoch is saved, nothing more to write.
+        if state.epoch < config.train.epochs, let signal = try agreedInterrupt() { try stop(by: signal, inEpoch: nil); return nil }
         return m
+    }
+
+    /// The signal that asked training to stop, if any rank received one: all ranks stop at the same step.
+    func agreedInterrupt() throws -> Int32? {
+        let s = try comm.allreduceMax([UInt64(Interrupt.received)])[0]
+        return s == 0 ? nil : Int32(s)
+    }
+
+    /// Writes the mid-epoch checkpoint (when `inEpoch` is the epoch in progress) and ends training.
+    func stop(by signal: Int32, inEpoch epoch: Int?) throws {
+        interruptedBy = signal
+        guard let epoch else { return }
+        try averageBatchNormStatistics()
+        if let folder {
+            let path = folder.checkpoints + String(format: "/epoch-%04d-partial-s%09d.ckpt", epoch, state.step)
+            try saveCheckpoint(path)
+            log("interrupted (signal \(signal)) at step \(state.step), in epoch \(epoch): wrote \(path); continue with --resume latest")
+        }
     }
 
     /// Validation loss and accuracy (no augmentation, no TTA), computed across ranks.
@@ -188,65 +254,35 @@ public final class Trainer {
 
     // MARK: - Run folder
 
+    /// The epoch's checkpoint first, then best.ckpt, then its metrics line: a line never outlives a lost
+    /// checkpoint, and the checkpoint carries the line for a resume after a crash between the two.
     func record(_ m: EpochMetrics) throws {
-        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
-        let line = String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
-        let path = runDir + "/metrics.jsonl"
-        if let h = FileHandle(forWritingAtPath: path) {
-            h.seekToEndOfFile(); h.write(Data(line.utf8)); try h.close()
-        } else { try line.write(toFile: path, atomically: true, encoding: .utf8) }
-        let ckpt = runDir + String(format: "/checkpoints/epoch-%04d.ckpt", m.epoch)
-        try saveCheckpoint(ckpt)
+        guard let folder else { return }
+        try saveCheckpoint(folder.checkpoints + String(format: "/epoch-%04d.ckpt", m.epoch), metrics: m)
         if isNewBest(m, history: history) {
-            try saveCheckpoint(runDir + "/checkpoints/best.ckpt")
+            try saveCheckpoint(folder.checkpoints + "/best.ckpt", metrics: m)
         }
+        try folder.append(line: metricsLine(m))
         pruneCheckpoints()
-        try plotCurves(history: readMetrics(runDir: runDir), path: runDir + "/curves.png")
+        try plotCurves(history: history + [m], path: folder.path + "/curves.png")
     }
 
-    public func saveCheckpoint(_ path: String) throws {
+    public func saveCheckpoint(_ path: String, metrics: EpochMetrics? = nil) throws {
         try Checkpoint.save(path: path, model: model, optimizer: optimizer, state: state, globalBatch: config.train.batch,
-                            datasetChecksum: data.checksum, configHash: configHash)
+                            datasetChecksum: data.checksum, configHash: configHash, config: config.yaml(), metrics: metrics)
     }
 
+    /// Keeps the newest `keep_checkpoints` epoch checkpoints; an interrupted epoch's checkpoint goes once a
+    /// later epoch is complete.
     func pruneCheckpoints() {
         let all = epochCheckpoints(runDir: runDir)
-        for p in all.dropLast(max(config.train.keepCheckpoints, 1)) { try? FileManager.default.removeItem(atPath: p) }
+        let complete = all.filter { !$0.contains("-partial-") }
+        guard let newest = complete.last else { return }
+        let stale = all.filter { $0.contains("-partial-") && $0 < newest } + complete.dropLast(max(config.train.keepCheckpoints, 1))
+        for p in stale { try? FileManager.default.removeItem(atPath: p) }
     }
 
-    // MARK: - Resume and replica consistency
-
-    /// `latest` resumes from the newest epoch checkpoint that verifies; corrupt ones are reported and
-    /// skipped (never deleted).
-    func restore(_ resume: String) throws {
-        let candidates = resume == "latest" ? epochCheckpoints(runDir: runDir).reversed().map { $0 } : [resume]
-        var lastError: Error?
-        for path in candidates {
-            do {
-                let h = try Checkpoint.load(path: path, into: model, optimizer: optimizer)
-                if h.globalBatch != config.train.batch {
-                    throw FERError(file: path, "global batch \(h.globalBatch) differs from train.batch \(config.train.batch)")
-                }
-                if h.datasetChecksum != hex64(data.checksum) {
-                    throw FERError(file: path, "trained on another dataset (checksum \(h.datasetChecksum), now \(hex64(data.checksum)))")
-                }
-                state = TrainingState(epoch: h.epoch, step: h.step, schedule: h.schedule, validationAccuracy: h.validationAccuracy)
-                schedule.plateauScale = h.schedule.plateauScale; schedule.best = h.schedule.best; schedule.sinceBest = h.schedule.sinceBest
-                history = readMetrics(runDir: runDir).filter { $0.epoch <= h.epoch }
-                if comm.rank == 0 { log("resumed from \(path) at epoch \(h.epoch), step \(h.step)") }
-                return
-            } catch {
-                lastError = error
-                if comm.rank == 0, resume == "latest" { log("warning: skipping \(error)") }
-            }
-        }
-        if resume == "latest", candidates.isEmpty {
-            if comm.rank == 0 { log("no checkpoint in \(runDir)/checkpoints: starting from scratch") }
-            model.initialize(seed: config.train.seed)
-            return
-        }
-        throw lastError ?? FERError("nothing to resume from")
-    }
+    // MARK: - Replica consistency
 
     func broadcastState() throws {
         try comm.broadcastFloats(model.params.ptr, count: model.params.count, root: 0)
@@ -256,7 +292,8 @@ public final class Trainer {
     }
 
     /// Batch-norm running statistics are per rank (each sees its own slices): average them before
-    /// evaluation and checkpointing, so every rank and the checkpoint hold the same values.
+    /// evaluation and checkpointing, so every rank and the checkpoint hold the same values. Averaging is
+    /// linear, so averaging at an interruption too leaves the epoch's final average unchanged.
     func averageBatchNormStatistics() throws {
         guard comm.size > 1 else { return }
         try comm.allreduceSum(model.stats.ptr, count: model.stats.count)
@@ -276,20 +313,42 @@ public final class Trainer {
     }
 }
 
+func metricsLine(_ m: EpochMetrics) throws -> String {
+    let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+    return String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
+}
+
+/// SIGINT and SIGTERM ask training to stop at the next step boundary, with a checkpoint; a second one ends
+/// the process at once. Only a flag is set in the handler: everything else happens on the training thread.
+public enum Interrupt {
+    public static func install() {
+        interruptSignal = 0   // touch the global before any handler can run
+        for s in [SIGINT, SIGTERM] {
+            signal(s) { sig in
+                if interruptSignal != 0 { _exit(128 + sig) }
+                interruptSignal = sig
+            }
+        }
+    }
+    public static var received: Int32 { interruptSignal }
+}
+nonisolated(unsafe) private var interruptSignal: Int32 = 0
+
 public let ferVersion = "0.1.0"
 
 /// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
-/// `kill` itself with SIGKILL (what kill -9 does), `throw` an error, or `diverge`: perturb one of its
-/// parameters so that the next train.check_every check must catch it.
+/// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C
+/// does), `throw` an error, or `diverge`: perturb one of its parameters so that the next
+/// train.check_every check must catch it.
 struct Fault {
-    enum Kind: String { case kill, `throw`, diverge }
+    enum Kind: String { case kill, term, `throw`, diverge }
     let kind: Kind, step: Int, rank: Int
 
     static func fromEnvironment() throws -> Fault? {
         guard let spec = ProcessInfo.processInfo.environment["FER_FAULT"], !spec.isEmpty else { return nil }
         let f = spec.split(separator: ":").map(String.init)
         guard f.count == 3, let kind = Kind(rawValue: f[0]), let step = Int(f[1]), let rank = Int(f[2]) else {
-            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, throw or diverge")
+            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, term, throw or diverge")
         }
         return Fault(kind: kind, step: step, rank: rank)
     }
@@ -299,6 +358,7 @@ struct Fault {
         case .kill:
             FileHandle.standardError.write(Data("fer: injected fault: rank \(rank) kills itself after step \(step)\n".utf8))
             kill(getpid(), SIGKILL)
+        case .term: raise(SIGTERM)   // to this thread, so the handler has run when it returns
         case .throw: throw FERError("injected fault: rank \(rank) fails after step \(step)")
         case .diverge: model.params.ptr[0] = model.params.ptr[0].nextUp
         }

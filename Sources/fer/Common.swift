@@ -18,4 +18,7 @@ func runReporting(_ comm: Communicator? = nil, _ body: () throws -> Void) throws
     }
 }
 
-func printErr(_ s: String) { FileHandle.standardError.write(Data((s + "\n").utf8)) }
+/// TEMPORARY until the config branch lands its validateTTA.
+func validateTTA(_ n: Int, flag: String) throws {
+    guard (1...64).contains(n) else { throw FERError("\(flag) \(n): must be 1 (no TTA) to 64 variants") }
+}

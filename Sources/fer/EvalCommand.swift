@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERCluster
+import FERCore
 import FERData
 import FERTrain
 import Foundation
@@ -20,11 +21,15 @@ struct EvalCommand: ParsableCommand {
         let comm = try makeCommunicator()
         defer { comm.finalize() }
         try runReporting(comm) {
+            if let tta { try validateTTA(tta, flag: "--tta") }
+            // Absolute from the start: "--json ev.json" must put its plots beside it, not in "/".
+            let json = try json.map { try outputPath($0, flag: "--json") }
+            let out = try out.map { try outputPath($0, flag: "--out") }
             let s = try EvalSplit(name: split, config: config)
             let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: false, comm: comm) { if comm.rank == 0 { print($0) } }
             guard let r = try evaluate(checkpoints: checkpoint, data: dataset, split: s, tta: tta, batch: batch, comm: comm) else { return }
             let dir = out ?? json.map { ($0 as NSString).deletingLastPathComponent } ?? runFolder(of: checkpoint[0])
-            try FileManager.default.createDirectory(atPath: dir.isEmpty ? "." : dir, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             print("\(split): \(r.report.count) images, \(checkpoint.count) checkpoint(s)\n")
             print(r.report.table())
             try plotConfusion(r.report, title: "Confusion matrix (\(split))", path: dir + "/confusion.png")

@@ -13,11 +13,23 @@ struct TrainCommand: ParsableCommand {
     @Option(name: .customLong("set"), help: "Override a config key, e.g. optimizer.lr=0.01 (repeatable).") var overrides: [String] = []
     @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: String?
     @Option(help: "Stop after this epoch (the run can be resumed later).") var stopAfter: Int?
+    @Flag(help: "Start afresh in a run folder that holds a run: its contents move to RUN/replaced-<time>/ (never deleted).")
+    var overwrite = false
+    @Flag(help: "Resume even though settings that decide what the run learns changed (recorded in metrics.jsonl).")
+    var allowConfigChange = false
     @Flag(help: "Treat unreadable images as fatal.") var strict = false
     @Option(help: "Under mpirun: kilobytes of gradients per non-blocking allreduce (buckets overlap backward).")
     var allreduceBucketKb = 1024
 
+    func validate() throws {
+        if overwrite, resume != nil { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
+        if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
+        if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        guard (1...1 << 20).contains(allreduceBucketKb) else { throw ValidationError("--allreduce-bucket-kb must be in 1...1048576") }
+    }
+
     func run() throws {
+        Interrupt.install()
         let comm = try makeCommunicator()
         defer { comm.finalize() }
         try runReporting(comm) {
@@ -28,11 +40,14 @@ struct TrainCommand: ParsableCommand {
             let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
             let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(stdout) } }
             let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: strict, comm: comm, log: log)
-            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, resume: resume,
-                                      bucketBytes: allreduceBucketKb * 1024, log: log)
+            let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
+                                       bucketBytes: allreduceBucketKb * 1024, stopAfter: stopAfter)
+            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, log: log)
             if tty { trainer.onStep = drawProgress }
-            try trainer.run(untilEpoch: stopAfter)
-            log("run folder: \(runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
+            try trainer.run()
+            log("run folder: \(trainer.runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
+            // Interrupted: the checkpoint is written; exit as the signal would have (launch does not restart).
+            if let signal = trainer.interruptedBy { throw ExitCode(128 + signal) }
         }
     }
 }

@@ -1,3 +1,4 @@
+import FERCore
 import FERTestSupport
 import Foundation
 import XCTest
@@ -115,12 +116,79 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["predict", "--checkpoint", ckpt, Self.csv], mentions: ["broken.ckpt"])
     }
 
+    /// One checkpoint for the predict and eval cases below (1 epoch, trained once).
+    static var predictRun: String?
+    func trainedCheckpoint() throws -> String {
+        let run = Self.work + "/predict"
+        if Self.predictRun == nil {
+            let r = try fer(["train", "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "1", "--set", "train.batch=16"])
+            XCTAssertEqual(r.status, 0, r.output)
+            Self.predictRun = run
+        }
+        return run + "/checkpoints/best.ckpt"
+    }
+
+    func facePGM(_ name: String, klass: Int) throws -> String {
+        let path = Self.work + "/" + name
+        var pixels = [UInt8](repeating: 30, count: 2304)
+        for (y, x) in classSquare(klass) { pixels[y * 48 + x] = 200 }
+        try Data(Array("P5\n48 48\n255\n".utf8) + pixels).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    /// A bad image among good ones: the good ones are still answered, the bad one is named, the exit is
+    /// non-zero. (Before, one bad image silenced every answer.)
     func testUnreadableImageInPredict() throws {
-        let run = Self.work + "/predict-bad"
-        let r = try fer(["train", "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "1", "--set", "train.batch=16"])
-        XCTAssertEqual(r.status, 0, r.output)
+        let ckpt = try trainedCheckpoint()
         let junk = Self.work + "/not-an-image.jpg"
         try Data("definitely not a jpeg".utf8).write(to: URL(fileURLWithPath: junk))
-        try assertFails(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", junk], mentions: ["not-an-image.jpg"])
+        let (a, c) = (try facePGM("a.pgm", klass: 3), try facePGM("c.pgm", klass: 5))
+        try assertFails(["predict", "--checkpoint", ckpt, junk], mentions: ["not-an-image.jpg"])
+        try assertFails(["predict", "--checkpoint", ckpt, a, junk, c], mentions: ["\(a): ", "\(c): ", "not-an-image.jpg", "1 of 3 image(s)"])
+        let r = try fer(["predict", "--checkpoint", ckpt, "--json", a, junk, c])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        let json = String(r.output[r.output.firstIndex(of: "[")!...r.output.lastIndex(of: "]")!])
+        let rows = try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [[String: Any]]
+        XCTAssertEqual(rows.map { $0["image"] as? String }, [a, junk, c])
+        XCTAssertNotNil(rows[0]["emotion"]); XCTAssertNotNil(rows[1]["error"]); XCTAssertNotNil(rows[2]["emotion"])
+    }
+
+    /// A checkpoint whose weights hold NaN (a diverged run) is refused instead of answering "angry (nan%)".
+    func testNonFiniteWeightsAreRefused() throws {
+        var b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try trainedCheckpoint())))
+        let headerLength = Int(b[12]) | Int(b[13]) << 8 | Int(b[14]) << 16 | Int(b[15]) << 24
+        let nan = Float.nan.bitPattern.littleEndian
+        withUnsafeBytes(of: nan) { for i in 0..<4 { b[16 + headerLength + i] = $0[i] } }
+        let sum = Checksum.of(Array(b[0..<(b.count - 8)])).littleEndian
+        withUnsafeBytes(of: sum) { for i in 0..<8 { b[b.count - 8 + i] = $0[i] } }
+        let bad = Self.work + "/nan.ckpt"
+        try Data(b).write(to: URL(fileURLWithPath: bad))
+        try assertFails(["predict", "--checkpoint", bad, try facePGM("n.pgm", klass: 1)], mentions: ["nan.ckpt", "non-finite weights"])
+        try assertFails(["eval", "--checkpoint", bad, "--data", Self.csv], mentions: ["nan.ckpt", "non-finite weights"])
+    }
+
+    /// --tta 0 used to mean 1, and 100000 ran; both are refused with the range.
+    func testTTAOutOfRangeIsRefused() throws {
+        let ckpt = try trainedCheckpoint(), face = try facePGM("t.pgm", klass: 2)
+        for n in ["0", "-5", "100000"] {
+            try assertFails(["predict", "--checkpoint", ckpt, "--tta=\(n)", face], mentions: ["--tta \(n)"])
+            try assertFails(["eval", "--checkpoint", ckpt, "--data", Self.csv, "--tta=\(n)"], mentions: ["--tta \(n)"])
+        }
+    }
+
+    /// `--json ev.json` (a bare file name) used to write the confusion plots to "/"; they go beside it.
+    func testEvalJSONInTheWorkingDirectory() throws {
+        let ckpt = try trainedCheckpoint(), here = Self.work + "/evalhere"
+        try FileManager.default.createDirectory(atPath: here, withIntermediateDirectories: true)
+        let r = try runCommand(["-C", here, try ferBinary(), "eval", "--checkpoint", ckpt, "--data", Self.csv, "--json", "ev.json"],
+                               env: ["FER_CACHE_DIR": Self.work + "/cache"])
+        XCTAssertEqual(r.status, 0, r.output)
+        for f in ["ev.json", "confusion.png"] { XCTAssertTrue(FileManager.default.fileExists(atPath: here + "/" + f), f) }
+    }
+
+    /// An empty --run used to put config.yaml, metrics.jsonl and checkpoints/ into the filesystem root.
+    func testEmptyRunFolderIsRefused() throws {
+        try assertFails(["train", "--config", tiny, "--data", Self.csv, "--run", "", "--epochs", "1"], mentions: ["--run: empty path"])
+        try assertFails(["train", "--config", tiny, "--data", Self.csv, "--run", "/", "--epochs", "1"], mentions: ["filesystem root"])
     }
 }

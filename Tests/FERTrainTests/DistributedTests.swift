@@ -89,7 +89,7 @@ final class DistributedTrainingTests: XCTestCase {
         let config = try loadRunConfig(path: tiny, overrides: ["train.batch=16", "train.epochs=1"])
         let (data, _) = try loadDataset(path: csv)
         let t = try Trainer(config: config, data: data, runDir: "\(dir)/bn-check", comm: LocalCommunicator(),
-                            resume: "\(dir)/bn/checkpoints/epoch-0001.ckpt", log: silent)
+                            options: TrainOptions(resume: "\(dir)/bn/checkpoints/epoch-0001.ckpt"), log: silent)
         let (loss, accuracy) = try t.validate()
         XCTAssertEqual(loss, recorded.valLoss)
         XCTAssertEqual(accuracy, recorded.valAccuracy)

@@ -20,7 +20,7 @@ final class TrainingTests: XCTestCase {
         try t1.run()
         let t2 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), log: silent)
         try t2.run(untilEpoch: 2)
-        let t3 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), resume: "latest", log: silent)
+        let t3 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: silent)
         XCTAssertEqual(t3.state.epoch, 2)
         try t3.run()
         let x = try paramBytes(a + "/checkpoints/epoch-0004.ckpt"), y = try paramBytes(b + "/checkpoints/epoch-0004.ckpt")
@@ -55,10 +55,15 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.read(path: dir + "/junk.ckpt")) { XCTAssertTrue("\($0)".contains("bad magic"), "\($0)") }
 
         var logs: [String] = []
-        let resumed = try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), resume: "latest", log: { logs.append($0) })
+        let resumed = try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: { logs.append($0) })
         XCTAssertEqual(resumed.state.epoch, 1)
         XCTAssertTrue(logs.contains { $0.contains("skipping") && $0.contains("epoch-0002.ckpt") }, "\(logs)")
-        XCTAssertTrue(FileManager.default.fileExists(atPath: newest), "the corrupt checkpoint must not be deleted")
+        // Set aside, not deleted, and not overwritten when epoch 2 trains again.
+        XCTAssertEqual(FileManager.default.contents(atPath: newest + ".corrupt"), Data(bytes), "the corrupt checkpoint must be kept")
+        try resumed.run()
+        XCTAssertEqual(FileManager.default.contents(atPath: newest + ".corrupt"), Data(bytes))
+        XCTAssertNoThrow(try Checkpoint.read(path: newest))
+        XCTAssertEqual(readMetrics(runDir: dir).map { $0.epoch }, [1, 2])
 
         let wider = try tinyConfig(fast + ["model.layers.0.filters=32"])
         let m = try Model(config: wider.model, batch: 4)
@@ -122,7 +127,7 @@ final class TrainingTests: XCTestCase {
         for tta in [1, 4] {
             let (model, _) = try loadModel(checkpoint: ckpt)
             let viaEval = try predictProbabilities(model: model, data: data, indices: Array(test.prefix(5)), tta: tta, batch: 32, comm: LocalCommunicator())!
-            let viaPredict = try predictImages(checkpoint: ckpt, paths: paths, tta: tta).flatMap { $0 }
+            let viaPredict = try predictImages(checkpoint: ckpt, paths: paths, tta: tta).flatMap { try $0.get() }
             for (a, b) in zip(viaEval, viaPredict) { XCTAssertEqual(a, b, accuracy: 1e-6, "tta \(tta)") }
         }
     }

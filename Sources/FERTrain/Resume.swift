@@ -1,0 +1,134 @@
+import FERCore
+import FERNet
+import Foundation
+import Yams
+
+/// Where a resumed run stands, as rank 0 read it from a checkpoint and hands it to every rank (the
+/// tensors themselves follow in `broadcastState`).
+struct ResumePoint: Codable {
+    var path: String
+    var epoch: Int, step: Int
+    var schedule: CheckpointHeader.ScheduleState
+    var validationAccuracy: Double?
+    var partial: PartialEpoch?
+    var optimizerSteps: Int
+    var history: [EpochMetrics]
+    var changes: [String]
+}
+
+extension Trainer {
+    /// Rank 0: opens (and locks) the run folder and, when resuming, restores the model from a checkpoint.
+    /// config.yaml is written only after that succeeded, so a refused resume leaves the folder as it was.
+    func openRunFolder() throws -> ResumePoint? {
+        let folder = try RunFolder(runDir, mode: options.folderMode, log: log)
+        let point = try options.resume.flatMap { try restore($0, folder: folder) }
+        try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml")
+        self.folder = folder
+        return point
+    }
+
+    /// Every rank: takes over the progress rank 0 restored.
+    func adopt(_ p: ResumePoint) {
+        state = TrainingState(epoch: p.epoch, step: p.step, schedule: p.schedule, validationAccuracy: p.validationAccuracy,
+                              partial: p.partial)
+        schedule.plateauScale = p.schedule.plateauScale; schedule.best = p.schedule.best; schedule.sinceBest = p.schedule.sinceBest
+        optimizer.t = p.optimizerSteps
+        history = p.history
+        pendingChanges = p.changes.isEmpty ? nil : p.changes
+    }
+
+    /// `latest` resumes from the newest checkpoint that verifies; ones that do not are reported and set
+    /// aside as *.corrupt (never deleted, never overwritten by the epoch that trains again). A checkpoint
+    /// that verifies but does not fit this run (data, batch, architecture, settings) is an error.
+    func restore(_ resume: String, folder: RunFolder) throws -> ResumePoint? {
+        let candidates = resume == "latest" ? Array(epochCheckpoints(runDir: folder.path).reversed()) : [resume]
+        if candidates.isEmpty { log("no checkpoint in \(folder.checkpoints): starting from scratch") }
+        for path in candidates {
+            let h: CheckpointHeader, tensors: [String: [Float]]
+            do { (h, tensors) = try Checkpoint.read(path: path) } catch {
+                guard resume == "latest" else { throw error }
+                log("warning: skipping \(error)" + (folder.setAside(corrupt: path).map { "; kept as \($0)" } ?? ""))
+                continue
+            }
+            if h.globalBatch != config.train.batch {
+                throw FERError(file: path, "global batch \(h.globalBatch) differs from train.batch \(config.train.batch)")
+            }
+            if h.datasetChecksum != hex64(data.checksum) {
+                throw FERError(file: path, "trained on another dataset (checksum \(h.datasetChecksum), now \(hex64(data.checksum)))")
+            }
+            let changes = try settingChanges(since: h, path: path)
+            try Checkpoint.apply(h, tensors, path: path, into: model, optimizer: optimizer)
+            var history = try folder.truncateMetrics(after: h.epoch)
+            if let m = h.metrics, !history.contains(where: { $0.epoch == m.epoch }) {   // died before writing it
+                try folder.append(line: metricsLine(m))
+                history.append(m)
+            }
+            log("resumed from \(path) at epoch \(h.epoch), step \(h.step)")
+            return ResumePoint(path: path, epoch: h.epoch, step: h.step, schedule: h.schedule, validationAccuracy: h.validationAccuracy,
+                               partial: h.partial, optimizerSteps: h.optimizerSteps, history: history, changes: changes)
+        }
+        if candidates.isEmpty { return nil }
+        throw FERError(file: folder.checkpoints, "no checkpoint verifies (each was set aside as *.corrupt): nothing to resume from")
+    }
+
+    /// The settings that differ from the checkpoint's, as "key: old -> new". Settings that decide what the
+    /// run learns (data split, model, optimizer, schedule, augmentation, batch, ...) refuse the resume
+    /// unless --allow-config-change; the others (more epochs, checkpoints kept, eval) are only reported.
+    func settingChanges(since h: CheckpointHeader, path: String) throws -> [String] {
+        guard let before = h.config else {   // written before checkpoints recorded their config
+            if h.configHash == hex64(configHash) { return [] }
+            guard options.allowConfigChange else {
+                throw FERError(file: path, "was written with another config, and records only its hash, so the setting cannot be named; "
+                               + "pass --allow-config-change to resume anyway")
+            }
+            return ["config (the checkpoint records only its hash)"]
+        }
+        let changes = differingSettings(before, config.yaml())
+        let steering = changes.filter { !Self.freeToChange($0.key) }
+        for c in changes where Self.freeToChange(c.key) { log("note: \(c.key) changes from \(c.old) to \(c.new) on resume") }
+        if !steering.isEmpty && !options.allowConfigChange {
+            throw FERError(file: path, "resuming would change what the run learns: "
+                           + steering.map { "\($0.key) \($0.old) -> \($0.new)" }.joined(separator: ", ")
+                           + "; use the checkpoint's settings, start another --run, or pass --allow-config-change (recorded in metrics.jsonl)")
+        }
+        return changes.map { "\($0.key): \($0.old) -> \($0.new)" }
+    }
+
+    /// Settings a resume may change without altering the trajectory so far: how long to train (extending a
+    /// run is what resuming is for), how many checkpoints to keep, checks and evaluation.
+    static func freeToChange(_ key: String) -> Bool {
+        ["train.epochs", "train.keep_checkpoints", "train.check_every"].contains(key) || key.hasPrefix("eval.")
+    }
+}
+
+/// Keys whose values differ between two resolved configs (YAML). Keys absent from `before` (settings added
+/// since it was written) take today's defaults, which is what that run used.
+func differingSettings(_ before: String, _ after: String) -> [(key: String, old: String, new: String)] {
+    var old = flattenYAML(RunConfig().yaml())
+    old.merge(flattenYAML(before)) { $1 }
+    let new = flattenYAML(after)
+    return Set(old.keys).union(new.keys).sorted().compactMap { k in
+        old[k] == new[k] ? nil : (k, old[k] ?? "(absent)", new[k] ?? "(absent)")
+    }
+}
+
+/// Numbers as people write them: the encoder spells a Float 0.003 as 3.00000002607703e-3.
+private func readable(_ scalar: String) -> String {
+    guard Int(scalar) == nil, let d = Double(scalar) else { return scalar }
+    return "\(Float(d))"
+}
+
+/// "a.b.0.c" -> scalar text. Read through Yams' node tree, which takes any key a file holds without trapping.
+func flattenYAML(_ text: String) -> [String: String] {
+    var out: [String: String] = [:]
+    func walk(_ node: Node, _ path: String) {
+        let prefix = path.isEmpty ? "" : path + "."
+        switch node {
+        case .mapping(let m): for (k, v) in m { walk(v, prefix + (k.string ?? "\(k)")) }
+        case .sequence(let s): for (i, v) in s.enumerated() { walk(v, prefix + "\(i)") }
+        default: out[path] = readable(node.string ?? "\(node)")
+        }
+    }
+    if let node = try? Yams.compose(yaml: text) { walk(node, "") }
+    return out
+}

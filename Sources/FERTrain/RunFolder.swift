@@ -1,0 +1,124 @@
+import FERCore
+import Foundation
+
+/// A training run's folder: config.yaml, metrics.jsonl, checkpoints/ and plots. Rank 0 opens it for the
+/// whole run. Nothing in it is lost or mixed silently: one writer at a time (an flock on `.lock` that
+/// names its holder), a fresh run refuses a folder that already holds a run (unless told to move the old
+/// contents aside), and metrics lines are only ever written after their checkpoint.
+public final class RunFolder {
+    public enum Mode: String, Sendable {
+        case fresh       // the folder must not hold a run yet
+        case resume      // continue the run the folder holds (or start one if it holds none)
+        case overwrite   // move whatever run the folder holds aside, then start afresh
+    }
+
+    public let path: String
+    private let lock: Int32
+
+    public var checkpoints: String { path + "/checkpoints" }
+    public var metrics: String { path + "/metrics.jsonl" }
+
+    public init(_ given: String, mode: Mode, log: (String) -> Void) throws {
+        path = try outputPath(given, flag: "--run")
+        try FileManager.default.createDirectory(atPath: path + "/checkpoints", withIntermediateDirectories: true)
+        lock = try lockFolder(path)
+        do {
+            let held = heldRun(path)
+            if !held.isEmpty {
+                switch mode {
+                case .fresh:
+                    throw FERError(file: path, "already holds a run (\(held.joined(separator: ", "))): continue it with --resume latest, "
+                                   + "move it aside with --overwrite, or choose another --run")
+                case .overwrite:
+                    log("moved the earlier run aside to \(try moveAside(path))")
+                case .resume: break
+                }
+            }
+            let stale = removeStaleTemporaries(path) + removeStaleTemporaries(checkpoints)
+            if stale > 0 { log("removed \(stale) temporary file(s) left by an interrupted write") }
+        } catch { close(lock); throw error }
+    }
+
+    deinit { close(lock) }   // releases the flock
+
+    /// Appends one line and syncs it, so a full disk is an error here rather than a torn or lost line.
+    func append(line: String) throws {
+        let fd = open(metrics, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw FERError(file: metrics, "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        let bytes = Array(line.utf8)
+        var off = 0
+        while off < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else { throw FERError(file: metrics, "write failed: \(String(cString: strerror(errno)))") }
+            off += n
+        }
+        guard fsync(fd) == 0 else { throw FERError(file: metrics, "fsync failed: \(String(cString: strerror(errno)))") }
+    }
+
+    /// Keeps one line per epoch up to `epoch` (the last line written for it), dropping epochs past the
+    /// checkpoint a run resumes from: those epochs train again and write their lines anew.
+    func truncateMetrics(after epoch: Int) throws -> [EpochMetrics] {
+        var byEpoch: [Int: EpochMetrics] = [:]
+        for m in readMetrics(runDir: path) where m.epoch <= epoch { byEpoch[m.epoch] = m }
+        let kept = byEpoch.keys.sorted().map { byEpoch[$0]! }
+        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+        let text = try kept.map { String(decoding: try enc.encode($0), as: UTF8.self) + "\n" }.joined()
+        if FileManager.default.fileExists(atPath: metrics) { try writeAtomically(Array(text.utf8), to: metrics) }
+        return kept
+    }
+
+    /// A checkpoint that failed to verify is renamed, never deleted, so retraining its epoch cannot
+    /// overwrite the evidence.
+    func setAside(corrupt checkpoint: String) -> String? {
+        let target = checkpoint + ".corrupt"
+        return rename(checkpoint, target) == 0 ? target : nil
+    }
+}
+
+/// Takes the folder's exclusive lock, recording who holds it; a second process is told who that is.
+private func lockFolder(_ path: String) throws -> Int32 {
+    let file = path + "/.lock"
+    let fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw FERError(file: file, "cannot open: \(String(cString: strerror(errno)))") }
+    guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        let holder = (try? String(contentsOfFile: file, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+        close(fd)
+        throw FERError(file: path, "in use by another fer process (\(holder.map { $0.isEmpty ? "holder unknown" : $0 } ?? "holder unknown")): "
+                       + "wait for it to finish, or choose another --run")
+    }
+    var host = [CChar](repeating: 0, count: 256)
+    gethostname(&host, host.count - 1)
+    let me = Array("pid \(getpid()) on host \(String(cString: host))\n".utf8)
+    if ftruncate(fd, 0) == 0 { _ = me.withUnsafeBytes { pwrite(fd, $0.baseAddress!, me.count, 0) } }
+    return fd
+}
+
+/// What in the folder belongs to an earlier run.
+private func heldRun(_ path: String) -> [String] {
+    var held = ["config.yaml", "metrics.jsonl"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+    let ckpts = ((try? FileManager.default.contentsOfDirectory(atPath: path + "/checkpoints")) ?? []).filter { $0.hasSuffix(".ckpt") }
+    if !ckpts.isEmpty { held.append("\(ckpts.count) checkpoint(s)") }
+    return held
+}
+
+/// Moves every entry but the lock and earlier set-asides into `replaced-<time>/`; returns that folder.
+private func moveAside(_ path: String) throws -> String {
+    let f = DateFormatter(); f.dateFormat = "yyyyMMdd-HHmmss"; f.timeZone = TimeZone(identifier: "UTC")
+    var target = path + "/replaced-" + f.string(from: Date())
+    var n = 1
+    while FileManager.default.fileExists(atPath: target) { n += 1; target = path + "/replaced-" + f.string(from: Date()) + "-\(n)" }
+    try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
+    for name in try FileManager.default.contentsOfDirectory(atPath: path) where name != ".lock" && !name.hasPrefix("replaced-") {
+        try FileManager.default.moveItem(atPath: path + "/" + name, toPath: target + "/" + name)
+    }
+    try FileManager.default.createDirectory(atPath: path + "/checkpoints", withIntermediateDirectories: true)
+    return target
+}
+
+/// Temporary files of writeAtomically (".NAME.tmp-PID") whose writer died; the lock says none is alive.
+private func removeStaleTemporaries(_ dir: String) -> Int {
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    return names.filter { $0.hasPrefix(".") && $0.contains(".tmp-") }.filter { unlink(dir + "/" + $0) == 0 }.count
+}
