@@ -34,6 +34,12 @@ public struct MemberScore: Codable, Sendable {
 public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, tta: Int?, batch: Int,
                      comm: Communicator) throws -> EvalResult? {
     let start = Date()
+    // Ranks split the images between them: with other checkpoints, a split or a TTA count they would
+    // compute different things and meet in the wrong collectives.
+    try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
+                                  AgreementPart(name: "checkpoints", value: checkpoints.joined(separator: "\n")),
+                                  AgreementPart(name: "split, tta, batch", value: "\(split.name) \(tta ?? 1) \(batch)"),
+                                  AgreementPart(name: "dataset checksum", value: hex64(data.checksum))], comm: comm)
     let indices = try split.indices(data: data, checkpoints: checkpoints)
     guard !indices.isEmpty else { throw FERError("the dataset has no \(split.name) images") }
     let labels = indices.map { Int(data.labels[$0]) }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERCore
 import FERData
 import FERPlot
 import Foundation
@@ -40,7 +41,7 @@ struct DataCommand: ParsableCommand {
             } else {
                 printReport(summary, report)
             }
-            if let out { try writePlots(dataset, summary, to: out) }
+            if let out { try writePlots(dataset, summary, to: try outputPath(out, flag: "--out")) }
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode.failure

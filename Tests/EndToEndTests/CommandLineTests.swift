@@ -56,9 +56,7 @@ final class CommandLineTests: XCTestCase {
 
         // predict: a class-3 (happy) square as a PGM; --json gives the top emotion and 7 probabilities.
         let img = Self.work + "/face.pgm"
-        var pixels = [UInt8](repeating: 30, count: 2304)
-        for (y, x) in classSquare(3) { pixels[y * 48 + x] = 200 }
-        try Data(Array("P5\n48 48\n255\n".utf8) + pixels).write(to: URL(fileURLWithPath: img))
+        try syntheticFacePGM(img, klass: 3)
         r = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", "--json", img])
         XCTAssertEqual(r.status, 0, r.output)
         let rows = try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as! [[String: Any]]
@@ -130,9 +128,7 @@ final class CommandLineTests: XCTestCase {
 
     func facePGM(_ name: String, klass: Int) throws -> String {
         let path = Self.work + "/" + name
-        var pixels = [UInt8](repeating: 30, count: 2304)
-        for (y, x) in classSquare(klass) { pixels[y * 48 + x] = 200 }
-        try Data(Array("P5\n48 48\n255\n".utf8) + pixels).write(to: URL(fileURLWithPath: path))
+        try syntheticFacePGM(path, klass: klass)
         return path
     }
 

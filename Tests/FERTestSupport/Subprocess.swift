@@ -82,6 +82,14 @@ public func writeFER2013CSV(_ path: String, train: Int = 20, test: Int = 6, priv
     try text.write(toFile: path, atomically: true, encoding: .utf8)
 }
 
+/// One image like the fixture's class `c` rows (its square on the same kind of noise), as a binary PGM.
+public func syntheticFacePGM(_ path: String, klass c: Int, seed: UInt64 = 99) throws {
+    var r = KeyedStream(seed)
+    var pixels = (0..<2304).map { _ in UInt8(r.next() % 60) }
+    for (y, x) in classSquare(c) { pixels[y * 48 + x] = 200 }
+    try Data(Array("P5\n48 48\n255\n".utf8) + pixels).write(to: URL(fileURLWithPath: path))
+}
+
 /// The pixels (row, column) of class c's square in the synthetic fixture.
 public func classSquare(_ c: Int) -> [(Int, Int)] {
     let x0 = 4 + (c % 4) * 10, y0 = 6 + (c / 4) * 20

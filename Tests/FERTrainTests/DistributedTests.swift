@@ -91,7 +91,9 @@ final class DistributedTrainingTests: XCTestCase {
         let t = try Trainer(config: config, data: data, runDir: "\(dir)/bn-check", comm: LocalCommunicator(),
                             options: TrainOptions(resume: "\(dir)/bn/checkpoints/epoch-0001.ckpt"), log: silent)
         let (loss, accuracy) = try t.validate()
-        XCTAssertEqual(loss, recorded.valLoss)
+        // To float rounding: 2 ranks validate in smaller batches, and oneDNN's kernels may round by batch
+        // size. Statistics other than the checkpoint's would differ in the third digit.
+        XCTAssertEqual(loss, recorded.valLoss, accuracy: 1e-6 * loss)
         XCTAssertEqual(accuracy, recorded.valAccuracy)
     }
 

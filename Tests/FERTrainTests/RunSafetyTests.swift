@@ -111,6 +111,7 @@ final class RunSafetyTests: XCTestCase {
     }
 
     /// Two processes on one run folder: the second is refused with the first one's pid while it trains.
+    /// Then a SIGTERM from outside (as `kill` or a scheduler sends it) stops the first cleanly.
     func testConcurrentTrainingIntoOneFolderIsRefused() throws {
         let run = dir + "/shared"
         let first = Process()
@@ -125,5 +126,14 @@ final class RunSafetyTests: XCTestCase {
         let second = try train(np: nil, run, ["--resume", "latest"])
         XCTAssertNotEqual(second.status, 0, second.output)
         XCTAssertTrue(second.output.contains("in use by another fer process (pid \(first.processIdentifier) on host"), second.output)
+        while epochCheckpoints(runDir: run).isEmpty && Date() < deadline { usleep(50_000) }
+        first.terminate()
+        first.waitUntilExit()
+        XCTAssertEqual(first.terminationStatus, 143)
+        let newest = try XCTUnwrap(epochCheckpoints(runDir: run).last)
+        XCTAssertNoThrow(try Checkpoint.read(path: newest))
+        let resumed = try train(np: nil, run, ["--resume", "latest", "--stop-after", "1"])
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(newest)"), resumed.output)
     }
 }
