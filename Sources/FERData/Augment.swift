@@ -47,6 +47,17 @@ public struct AugmentConfig: Codable, Sendable, Equatable {
         fillMode = try c.decodeIfPresent(FillMode.self, forKey: .fillMode) ?? fillMode
         cval = try c.decodeIfPresent(Double.self, forKey: .cval) ?? cval
     }
+
+    /// Ranges are magnitudes (drawn in [-r, r]); shear stops short of 90 degrees, where the map is singular;
+    /// zoom below 1 keeps both scales positive; a shift of more than the side moves the face out.
+    public func validate() throws {
+        try require("augment.rotation_range", rotationRange, 0, 180)
+        try require("augment.width_shift_range", widthShiftRange, 0, Double(imageSide))
+        try require("augment.height_shift_range", heightShiftRange, 0, Double(imageSide))
+        try require("augment.shear_range", shearRange, 0, 90, "[)")
+        try require("augment.zoom_range", zoomRange, 0, 1, "[)")
+        try require("augment.cval", cval, 0, 255)
+    }
 }
 
 /// One image's transform. Angles in degrees, shifts in pixels, zoom as Keras's inverse scale.
