@@ -8,7 +8,7 @@ public func require<T: Comparable>(_ key: String, _ value: T, _ lo: T, _ hi: T, 
     let above = open.lo ? value > lo : value >= lo
     let below = open.hi ? value < hi : value <= hi
     guard above && below else {
-        throw FERError("\(key): \(show(value)) must be in \(open.lo ? "(" : "[")\(show(lo)), \(show(hi))\(open.hi ? ")" : "]")")
+        throw FERError("\(key): \(showValue(value)) must be in \(open.lo ? "(" : "[")\(showValue(lo)), \(showValue(hi))\(open.hi ? ")" : "]")")
     }
 }
 
@@ -39,7 +39,7 @@ public func editDistance(_ a: String, _ b: String) -> Int {
 }
 
 /// Whole floats without a decimal point (5, not 5.0), so messages read like the YAML that was written.
-private func show<T>(_ value: T) -> String {
+public func showValue<T>(_ value: T) -> String {
     let d = (value as? Double) ?? (value as? Float).map(Double.init)
     if let d, d.isFinite, d == d.rounded(), abs(d) < 1e15 { return String(Int(d)) }
     return "\(value)"

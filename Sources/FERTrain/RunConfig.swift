@@ -19,20 +19,21 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     public init() {}
 
-    /// Every section's own checks, then what ties a config to this dataset and to memory.
+    /// What ties a config to this dataset, every section's own checks, then what ties sections together.
     public func validate() throws {
-        try model.validate(); try optimizer.validate(); try schedule.validate()
-        try augment.validate(); try blankFilter.validate(); try train.validate(); try eval.validate()
-        // The data is 48x48 grayscale FER-2013 with 7 emotions; images are never resized.
+        // The data is 48x48 grayscale FER-2013 with 7 emotions; images are never resized. Checked first:
+        // the model's own checks would otherwise report a symptom (the head's width) instead.
         guard model.inputSize == imageSide else {
             throw FERError("model.input_size: \(model.inputSize) must be \(imageSide): FER-2013 images are \(imageSide)x\(imageSide) and are not resized")
         }
         guard model.classes == Emotion.allCases.count else {
             throw FERError("model.classes: \(model.classes) must be \(Emotion.allCases.count), the FER-2013 emotions")
         }
+        try model.validate(); try optimizer.validate(); try schedule.validate()
+        try augment.validate(); try blankFilter.validate(); try train.validate(); try eval.validate()
         // A floor above the base rate would make the cosine climb; the other schedules ignore the floor.
         guard !["cosine", "plateau"].contains(schedule.name) || schedule.minLR <= optimizer.lr else {
-            throw FERError("schedule.min_lr: \(schedule.minLR) must not exceed optimizer.lr (\(optimizer.lr))")
+            throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(optimizer.lr)))")
         }
         let perSample = try model.size().activations
         for (key, batch) in [("train.batch", train.batch), ("eval.batch", eval.batch)] where batch * perSample > RunConfig.maxActivations {
