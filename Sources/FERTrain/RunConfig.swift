@@ -133,9 +133,10 @@ public func parseRunConfig(_ text: String, source: String = "config", overrides:
 }
 
 /// Yams traps on a mapping or list used as a key (`{}: 1`), so the node tree is checked before it loads.
-func loadYAML(_ text: String) throws -> Any? {
+/// `path`: where the text goes in the config ("" for a whole file).
+func loadYAML(_ text: String, at path: String = "") throws -> Any? {
     guard let node = try Yams.compose(yaml: text) else { return nil }
-    try refuseComplexKeys(node, path: "")
+    try refuseComplexKeys(node, path: path)
     return Constructor.default.any(from: node)
 }
 
@@ -194,7 +195,7 @@ func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any
     guard !keys.contains("") else { throw FERError("--set \(o): expected a key path like train.epochs before '='") }
     let text = String(o[o.index(after: eq)...])
     let value: Any
-    do { value = try loadYAML(text) ?? text } catch let e as FERError { throw FERError("--set \(o): \(e.message)") } catch { value = text }
+    do { value = try loadYAML(text, at: keys.joined(separator: ".")) ?? text } catch let e as FERError { throw FERError("--set \(o): \(e.message)") } catch { value = text }
     func set(_ node: Any?, _ i: Int) throws -> Any {
         let k = keys[i], p = keys[...i].joined(separator: ".")
         if var list = node as? [Any] {

@@ -104,7 +104,7 @@ final class ConfigValidationTests: XCTestCase {
         assertRefused("{}: 1\n", [], "tiny.yaml: top level: a key must be a plain name")
         assertRefused("train: {[1, 2]: 3}\n", [], "tiny.yaml: train: a key must be a plain name")
         assertRefused(tiny + "augment:\n  ? {a: 1}\n  : 2\n", [], "augment: a key must be a plain name")
-        assertRefused(nil, ["augment={? {a: 1} : 2}"], "--set augment={? {a: 1} : 2}: top level: a key must be a plain name")
+        assertRefused(nil, ["augment={? {a: 1} : 2}"], "--set augment={? {a: 1} : 2}: augment: a key must be a plain name")
     }
 
     func testNonFiniteValuesAreRefused() {
