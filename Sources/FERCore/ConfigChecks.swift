@@ -12,6 +12,11 @@ public func require<T: Comparable>(_ key: String, _ value: T, _ lo: T, _ hi: T, 
     }
 }
 
+/// Throws "key: value must be >= lo" for a value with no upper bound worth stating.
+public func requireAtLeast<T: Comparable>(_ key: String, _ value: T, _ lo: T) throws {
+    guard value >= lo else { throw FERError("\(key): \(showValue(value)) must be >= \(showValue(lo))") }
+}
+
 /// Throws "key: unknown <what> 'value' (did you mean ...? valid: ...)" unless `value` is one of `valid`.
 public func requireChoice(_ key: String, _ value: String, _ valid: [String], what: String) throws {
     guard valid.contains(value) else { throw FERError("\(key): unknown \(what) '\(value)' \(didYouMean(value, valid))") }

@@ -57,9 +57,10 @@ public struct LayerSpec: Codable, Equatable, Sendable {
         if type == "dense", units == nil { throw FERError("\(p): dense needs units") }
         if let f = filters { try require("\(p).filters", f, 1, LayerSpec.maxFilters) }
         if let u = units { try require("\(p).units", u, 1, LayerSpec.maxUnits) }
-        if let k = kernel { try require("\(p).kernel", k, 1, Int.max) }
-        if let s = size { try require("\(p).size", s, 1, Int.max) }
-        if let s = stride { try require("\(p).stride", s, 1, Int.max) }
+        // Windows and strides fit in the input (checked layer by layer in `output(of:)`), so in its cap.
+        if let k = kernel { try require("\(p).kernel", k, 1, ModelConfig.maxInputSize) }
+        if let s = size { try require("\(p).size", s, 1, ModelConfig.maxInputSize) }
+        if let s = stride { try require("\(p).stride", s, 1, ModelConfig.maxInputSize) }
         if let r = rate { try require("\(p).rate", r, 0, 1, "[)") }   // 1 would drop everything and divide by 0
         if let m = momentum { try require("\(p).momentum", m, 0, 1, "[)") }
         if let e = epsilon { try require("\(p).epsilon", e, 0, 1, "(]") }

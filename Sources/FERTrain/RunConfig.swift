@@ -72,7 +72,7 @@ public struct TrainSettings: Codable, Equatable, Sendable {
         try requireChoice("train.class_weights", classWeights, ["balanced", "none"], what: "class weighting")
         try require("train.label_smoothing", labelSmoothing, 0, 1, "[)")
         try require("train.keep_checkpoints", keepCheckpoints, 1, 1000)
-        try require("train.check_every", checkEvery, 0, Int.max)
+        try requireAtLeast("train.check_every", checkEvery, 0)
     }
 }
 

@@ -96,6 +96,10 @@ final class SweepTests: XCTestCase {
                                     "--grid", "lr=0.01", "--grid", "optimizer.lr=0.1", "--epochs", "1"], timeout: 60)
         XCTAssertNotEqual(twice.status, 0)
         XCTAssertTrue(twice.output.contains("'optimizer.lr' is on two axes"), twice.output)
+        let groups = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/groups",
+                                     "--grid", "lr=0.01", "--epochs", "1", "--groups", "0"], timeout: 60)
+        XCTAssertNotEqual(groups.status, 0)
+        XCTAssertTrue(groups.output.contains("--groups must be positive"), groups.output)
     }
 
     /// An ensemble's prediction is the argmax of its members' averaged probabilities; eval reports each
