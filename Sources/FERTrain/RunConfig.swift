@@ -212,6 +212,8 @@ func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any
 
 func describe(_ error: Error) -> String {
     switch error {
+    case DecodingError.dataCorrupted(let c) where c.underlyingError is FERError:
+        return "\(c.underlyingError!)"   // a check inside a decoder (augment.fill_mode) names its key path itself
     case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
         return "\(c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): \(c.debugDescription)"
     case DecodingError.keyNotFound(let k, let c):

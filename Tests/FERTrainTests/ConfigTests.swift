@@ -149,6 +149,7 @@ final class ConfigValidationTests: XCTestCase {
             ("augment.zoom_range=1", "augment.zoom_range: 1 must be in [0, 1)"),
             ("augment.zoom_range=-0.1", "augment.zoom_range: -0.1 must be in [0, 1)"),
             ("augment.cval=300", "augment.cval: 300 must be in [0, 255]"),
+            ("augment.fill_mode=constnat", "bad value: augment.fill_mode: unknown fill mode 'constnat' (did you mean 'constant'? valid: nearest, constant)"),
             ("blank_filter.min_std=-1", "blank_filter.min_std: -1 must be in [0, 127.5]"),
             ("blank_filter.max_fraction=0", "blank_filter.max_fraction: 0 must be in (0, 1]"),
             ("blank_filter.dark_max=250", "blank_filter.dark_max: 250 must be below blank_filter.bright_min (247)"),
