@@ -108,8 +108,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public init() {}
 
     /// Caps that keep a config from allocating without bound: 100M parameters are 400 MB, 1.6 GB with
-    /// gradients and Adam's moments (the paper's model has 1.3M); inputs up to 1024 pixels a side.
-    public static let maxParameters = 100_000_000, maxInputSize = 1024, maxClasses = 1000
+    /// gradients and Adam's moments (the paper's model has 1.3M); inputs up to 1024 pixels a side; up to
+    /// 1000 layers (the paper's has 32), which also keeps the sums below from overflowing.
+    public static let maxParameters = 100_000_000, maxInputSize = 1024, maxClasses = 1000, maxLayers = 1000
 
     /// What the layer stack computes: trainable parameters and activations per sample (Floats, summed over
     /// the layers' outputs: what a batch allocates per image).
@@ -120,6 +121,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// Checks the model and walks its layers from the input to the logits.
     public func size() throws -> Size {
         guard !layers.isEmpty else { throw FERError("model.layers: the model has no layers") }
+        guard layers.count <= ModelConfig.maxLayers else {
+            throw FERError("model.layers: \(layers.count) layers exceed the cap of \(ModelConfig.maxLayers)")
+        }
         try requireChoice("model.init", initializer, ["glorot_uniform", "he_normal", "he_uniform"], what: "initializer")
         guard inputChannels == 1 || inputChannels == 3 else { throw FERError("model.input_channels: \(inputChannels) must be 1 or 3") }
         try require("model.input_size", inputSize, 1, ModelConfig.maxInputSize)
@@ -127,8 +131,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         var shape = [inputChannels, inputSize, inputSize], total = Size()
         for (i, l) in layers.enumerated() {
             try l.validate(i)
+            let out = try l.output(of: shape, i)   // first: counting parameters needs a layer that fits its input
             total.parameters += l.parameters(input: shape)
-            shape = try l.output(of: shape, i)
+            shape = out
             total.activations += shape.reduce(1, *)
         }
         guard shape == [classes] else {

@@ -195,8 +195,10 @@ func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any
     guard !keys.contains("") else { throw FERError("--set \(o): expected a key path like train.epochs before '='") }
     let text = String(o[o.index(after: eq)...])
     let value: Any
-    do { value = try loadYAML(text, at: keys.joined(separator: ".")) ?? text } catch let e as FERError { throw FERError("--set \(o): \(e.message)") } catch { value = text }
-    func set(_ node: Any?, _ i: Int) throws -> Any {
+    do { value = try loadYAML(text, at: keys.joined(separator: ".")) ?? text } catch let e as FERError {
+        throw FERError("--set \(o): \(e.message)")
+    } catch { value = text }   // not YAML on its own (`a: b: c`): taken as a string, which decoding then judges
+    func set(_ node: Any, _ i: Int) throws -> Any {
         let k = keys[i], p = keys[...i].joined(separator: ".")
         if var list = node as? [Any] {
             guard let n = Int(k), list.indices.contains(n) else { throw FERError("--set \(o): '\(p)' is not an index of the list") }

@@ -199,6 +199,8 @@ final class ConfigValidationTests: XCTestCase {
         assertRefused(nil, ["model.layers.8.units=65536"], "tiny.yaml: model.layers: 302", "parameters exceed the cap of 100000000")
         assertRefused(nil, ["train.batch=65536"], "tiny.yaml: train.batch: 65536 images x", "exceed the cap of 4294967296 Floats")
         assertRefused(nil, ["eval.batch=65536"], "tiny.yaml: eval.batch: 65536 images x")
+        let relus = "[" + String(repeating: "{type: relu}, ", count: 1000) + "{type: flatten}, {type: dense, units: 7}]"
+        assertRefused(nil, ["model.layers=" + relus], "tiny.yaml: model.layers: 1002 layers exceed the cap of 1000")
         XCTAssertNoThrow(try tinyConfig(["train.batch=4096", "eval.batch=4096"]))
     }
 
