@@ -5,7 +5,7 @@ import Foundation
 // shift composed into a single 2x3 map from each output pixel to its source coordinates (about the image
 // centre), sampled bilinearly. Parameters are a pure function of (seed, epoch, sample index).
 
-public enum FillMode: String, Codable, Sendable {
+public enum FillMode: String, Codable, Sendable, CaseIterable {
     case nearest    // clamp source coordinates to the edge (Keras's default)
     case constant   // outside pixels are `cval`
 }
@@ -44,8 +44,22 @@ public struct AugmentConfig: Codable, Sendable, Equatable {
         shearRange = try c.decodeIfPresent(Double.self, forKey: .shearRange) ?? shearRange
         zoomRange = try c.decodeIfPresent(Double.self, forKey: .zoomRange) ?? zoomRange
         horizontalFlip = try c.decodeIfPresent(Bool.self, forKey: .horizontalFlip) ?? horizontalFlip
-        fillMode = try c.decodeIfPresent(FillMode.self, forKey: .fillMode) ?? fillMode
+        // Decoded as a string so that a typo gets the valid modes and a suggestion, like every config name.
+        let fill = try c.decodeIfPresent(String.self, forKey: .fillMode) ?? fillMode.rawValue
+        try requireChoice("augment.fill_mode", fill, FillMode.allCases.map(\.rawValue), what: "fill mode")
+        fillMode = FillMode(rawValue: fill)!
         cval = try c.decodeIfPresent(Double.self, forKey: .cval) ?? cval
+    }
+
+    /// Ranges are magnitudes (drawn in [-r, r]); shear stops short of 90 degrees, where the map is singular;
+    /// zoom below 1 keeps both scales positive; a shift of more than the side moves the face out.
+    public func validate() throws {
+        try require("augment.rotation_range", rotationRange, 0, 180)
+        try require("augment.width_shift_range", widthShiftRange, 0, Double(imageSide))
+        try require("augment.height_shift_range", heightShiftRange, 0, Double(imageSide))
+        try require("augment.shear_range", shearRange, 0, 90, "[)")
+        try require("augment.zoom_range", zoomRange, 0, 1, "[)")
+        try require("augment.cval", cval, 0, 255)
     }
 }
 

@@ -22,6 +22,16 @@ public struct BlankFilter: Codable, Sendable, Equatable {
         maxFraction = try c.decodeIfPresent(Double.self, forKey: .maxFraction) ?? maxFraction
     }
 
+    /// Pixel std is at most 127.5 on 0-255 pixels; the dark and bright bands must not overlap, or one
+    /// image could be both; a fraction of 0 would flag every image.
+    public func validate() throws {
+        try require("blank_filter.min_std", minStd, 0, 127.5)
+        try require("blank_filter.max_fraction", maxFraction, 0, 1, "(]")
+        guard darkMax < brightMin else {
+            throw FERError("blank_filter.dark_max: \(darkMax) must be below blank_filter.bright_min (\(brightMin))")
+        }
+    }
+
     /// The reason image `pixels` is blank, or nil.
     public func reason(_ pixels: UnsafeBufferPointer<UInt8>) -> String? {
         var sum = 0, sq = 0, dark = 0, bright = 0

@@ -14,12 +14,21 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     public var momentum: Float?        // batchnorm (Keras default 0.99)
     public var epsilon: Float?         // batchnorm (Keras default 0.001)
 
+    enum CodingKeys: String, CodingKey, CaseIterable {
+        case type, filters, kernel, stride, padding, activation, units, rate, size, momentum, epsilon
+    }
+    /// A layer entry's keys: the config loader refuses any other (decoding would silently ignore it).
+    public static let keys = CodingKeys.allCases.map(\.rawValue)
+
     public init(type: String) { self.type = type }
 
     static let fieldsByType: [String: Set<String>] = [
         "conv": ["filters", "kernel", "stride", "padding", "activation"],
         "batchnorm": ["momentum", "epsilon"], "maxpool": ["size", "stride", "padding"],
         "dropout": ["rate"], "flatten": [], "dense": ["units", "activation"], "relu": []]
+
+    /// Caps on widths: far above any FER model, low enough that a typo cannot allocate without bound.
+    static let maxFilters = 4096, maxUnits = 65536
 
     /// Names of the fields that are set.
     public var setFields: [String] {
@@ -29,18 +38,60 @@ public struct LayerSpec: Codable, Equatable, Sendable {
         return pairs.compactMap { $0.1 == nil ? nil : $0.0 }
     }
 
+    /// The window side of a conv or maxpool with its default, and the stride and padding likewise.
+    var window: Int { type == "conv" ? kernel ?? 3 : size ?? 2 }
+    var step: Int { stride ?? (type == "conv" ? 1 : window) }
+    var samePadding: Bool { (padding ?? (type == "conv" ? "same" : "valid")) == "same" }
+
+    /// Checks the fields on their own; `output(of:)` checks them against the layer's input.
     func validate(_ i: Int) throws {
-        guard let allowed = LayerSpec.fieldsByType[type] else {
-            throw FERError("model.layers[\(i)]: unknown layer type '\(type)' (valid: \(LayerSpec.fieldsByType.keys.sorted().joined(separator: ", ")))")
-        }
+        let p = "model.layers.\(i)"
+        try requireChoice("\(p).type", type, LayerSpec.fieldsByType.keys.sorted(), what: "layer type")
+        let allowed = LayerSpec.fieldsByType[type]!
         for f in setFields where !allowed.contains(f) {
-            throw FERError("model.layers[\(i)]: '\(f)' does not apply to a \(type) layer")
+            throw FERError("\(p).\(f): '\(f)' does not apply to a \(type) layer (its fields: \(allowed.sorted().joined(separator: ", ")))")
         }
-        if let a = activation, a != "relu", a != "linear" { throw FERError("model.layers[\(i)]: unknown activation '\(a)' (relu, linear)") }
-        if let p = padding, p != "same", p != "valid" { throw FERError("model.layers[\(i)]: unknown padding '\(p)' (same, valid)") }
-        if type == "conv", filters == nil { throw FERError("model.layers[\(i)]: conv needs filters") }
-        if type == "dense", units == nil { throw FERError("model.layers[\(i)]: dense needs units") }
-        if let r = rate, !(0..<1).contains(r) { throw FERError("model.layers[\(i)]: dropout rate must be in [0, 1)") }
+        if let a = activation { try requireChoice("\(p).activation", a, ["relu", "linear"], what: "activation") }
+        if let s = padding { try requireChoice("\(p).padding", s, ["same", "valid"], what: "padding") }
+        if type == "conv", filters == nil { throw FERError("\(p): conv needs filters") }
+        if type == "dense", units == nil { throw FERError("\(p): dense needs units") }
+        if let f = filters { try require("\(p).filters", f, 1, LayerSpec.maxFilters) }
+        if let u = units { try require("\(p).units", u, 1, LayerSpec.maxUnits) }
+        // Windows and strides fit in the input (checked layer by layer in `output(of:)`), so in its cap.
+        if let k = kernel { try require("\(p).kernel", k, 1, ModelConfig.maxInputSize) }
+        if let s = size { try require("\(p).size", s, 1, ModelConfig.maxInputSize) }
+        if let s = stride { try require("\(p).stride", s, 1, ModelConfig.maxInputSize) }
+        if let r = rate { try require("\(p).rate", r, 0, 1, "[)") }   // 1 would drop everything and divide by 0
+        if let m = momentum { try require("\(p).momentum", m, 0, 1, "[)") }
+        if let e = epsilon { try require("\(p).epsilon", e, 0, 1, "(]") }
+    }
+
+    /// Per-sample output shape for input `shape` ([C, H, W] while spatial, [features] after flatten or
+    /// dense), refusing a window larger than its input: oneDNN would fail or produce an empty output.
+    func output(of shape: [Int], _ i: Int) throws -> [Int] {
+        let p = "model.layers.\(i)"
+        switch type {
+        case "conv", "maxpool":
+            guard shape.count == 3 else { throw FERError("\(p): a \(type) layer needs a spatial input, but its input is flat (after flatten or dense)") }
+            let side = shape[1], field = type == "conv" ? "kernel" : "size"
+            guard window <= side else { throw FERError("\(p).\(field): \(window) exceeds this layer's \(side)x\(side) input") }
+            try require("\(p).stride", step, 1, side)
+            let out = FERNet.padding(side, kernel: window, stride: step, same: samePadding).0
+            return [type == "conv" ? filters! : shape[0], out, out]
+        case "flatten": return [shape.reduce(1, *)]
+        case "dense": return [units!]
+        default: return shape
+        }
+    }
+
+    /// Trainable parameters of this layer for input `shape` (what the network allocates).
+    func parameters(input shape: [Int]) -> Int {
+        switch type {
+        case "conv": return (window * window * shape[0] + 1) * filters!
+        case "dense": return (shape.reduce(1, *) + 1) * units!
+        case "batchnorm": return 2 * shape[0]
+        default: return 0
+        }
     }
 }
 
@@ -56,12 +107,41 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
     public init() {}
 
-    public func validate() throws {
+    /// Caps that keep a config from allocating without bound: 100M parameters are 400 MB, 1.6 GB with
+    /// gradients and Adam's moments (the paper's model has 1.3M); inputs up to 1024 pixels a side; up to
+    /// 1000 layers (the paper's has 32), which also keeps the sums below from overflowing.
+    public static let maxParameters = 100_000_000, maxInputSize = 1024, maxClasses = 1000, maxLayers = 1000
+
+    /// What the layer stack computes: trainable parameters and activations per sample (Floats, summed over
+    /// the layers' outputs: what a batch allocates per image).
+    public struct Size: Equatable, Sendable { public var parameters = 0, activations = 0 }
+
+    public func validate() throws { _ = try size() }
+
+    /// Checks the model and walks its layers from the input to the logits.
+    public func size() throws -> Size {
         guard !layers.isEmpty else { throw FERError("model.layers: the model has no layers") }
-        for (i, l) in layers.enumerated() { try l.validate(i) }
-        guard ["glorot_uniform", "he_normal", "he_uniform"].contains(initializer) else {
-            throw FERError("model.init: unknown initializer '\(initializer)' (glorot_uniform, he_normal, he_uniform)")
+        guard layers.count <= ModelConfig.maxLayers else {
+            throw FERError("model.layers: \(layers.count) layers exceed the cap of \(ModelConfig.maxLayers)")
         }
-        guard inputChannels == 1 || inputChannels == 3 else { throw FERError("model.input_channels must be 1 or 3") }
+        try requireChoice("model.init", initializer, ["glorot_uniform", "he_normal", "he_uniform"], what: "initializer")
+        guard inputChannels == 1 || inputChannels == 3 else { throw FERError("model.input_channels: \(inputChannels) must be 1 or 3") }
+        try require("model.input_size", inputSize, 1, ModelConfig.maxInputSize)
+        try require("model.classes", classes, 1, ModelConfig.maxClasses)
+        var shape = [inputChannels, inputSize, inputSize], total = Size()
+        for (i, l) in layers.enumerated() {
+            try l.validate(i)
+            let out = try l.output(of: shape, i)   // first: counting parameters needs a layer that fits its input
+            total.parameters += l.parameters(input: shape)
+            shape = out
+            total.activations += shape.reduce(1, *)
+        }
+        guard shape == [classes] else {
+            throw FERError("model.layers: the last layer must output \(classes) classes (model.classes), it outputs \(shape.map(String.init).joined(separator: "x"))")
+        }
+        guard total.parameters <= ModelConfig.maxParameters else {
+            throw FERError("model.layers: \(total.parameters) parameters exceed the cap of \(ModelConfig.maxParameters)")
+        }
+        return total
     }
 }

@@ -14,9 +14,16 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         case name, lr, momentum, nesterov, beta1, beta2, epsilon, weightDecay = "weight_decay"
     }
     public init() {}
+    /// Betas and momentum below 1 (at 1 the moments never forget, and Adam's bias correction divides by
+    /// 0); lr and weight decay capped where training can only diverge.
     public func validate() throws {
-        guard ["sgd", "adam", "adamw"].contains(name) else { throw FERError("optimizer.name: unknown optimizer '\(name)' (sgd, adam, adamw)") }
-        guard lr > 0 else { throw FERError("optimizer.lr must be positive") }
+        try requireChoice("optimizer.name", name, ["sgd", "adam", "adamw"], what: "optimizer")
+        try require("optimizer.lr", lr, 0, 10, "(]")
+        try require("optimizer.momentum", momentum, 0, 1, "[)")
+        try require("optimizer.beta1", beta1, 0, 1, "[)")
+        try require("optimizer.beta2", beta2, 0, 1, "[)")
+        try require("optimizer.epsilon", epsilon, 0, 1, "(]")
+        try require("optimizer.weight_decay", weightDecay, 0, 1)
     }
 }
 

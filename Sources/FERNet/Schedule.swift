@@ -12,11 +12,17 @@ public struct ScheduleConfig: Codable, Equatable, Sendable {
         case name, warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", factor, patience, minLR = "min_lr"
     }
     public init() {}
+    /// A factor in (0, 1] only ever lowers the rate; epoch counts are capped like train.epochs.
     public func validate() throws {
-        guard ["constant", "step", "cosine", "plateau"].contains(name) else {
-            throw FERError("schedule.name: unknown schedule '\(name)' (constant, step, cosine, plateau)")
-        }
+        try requireChoice("schedule.name", name, ["constant", "step", "cosine", "plateau"], what: "schedule")
+        try require("schedule.warmup_epochs", warmupEpochs, 0, Float(ScheduleConfig.maxEpochs))
+        try require("schedule.step_epochs", stepEpochs, 1, ScheduleConfig.maxEpochs)
+        try require("schedule.factor", factor, 0, 1, "(]")
+        try require("schedule.patience", patience, 0, ScheduleConfig.maxEpochs)
+        try require("schedule.min_lr", minLR, 0, 10)
     }
+    /// The most epochs a run may train (train.epochs) and so the most any schedule length may span.
+    public static let maxEpochs = 10_000
 }
 
 /// Learning rate as a function of training progress. Plateau keeps a little state (best validation

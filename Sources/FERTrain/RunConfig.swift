@@ -19,15 +19,30 @@ public struct RunConfig: Codable, Equatable, Sendable {
     }
     public init() {}
 
+    /// What ties a config to this dataset, every section's own checks, then what ties sections together.
     public func validate() throws {
+        // The data is 48x48 grayscale FER-2013 with 7 emotions; images are never resized. Checked first:
+        // the model's own checks would otherwise report a symptom (the head's width) instead.
+        guard model.inputSize == imageSide else {
+            throw FERError("model.input_size: \(model.inputSize) must be \(imageSide): FER-2013 images are \(imageSide)x\(imageSide) and are not resized")
+        }
+        guard model.classes == Emotion.allCases.count else {
+            throw FERError("model.classes: \(model.classes) must be \(Emotion.allCases.count), the FER-2013 emotions")
+        }
         try model.validate(); try optimizer.validate(); try schedule.validate()
-        guard train.batch > 0 else { throw FERError("train.batch must be positive") }
-        guard train.epochs >= 0 else { throw FERError("train.epochs must be >= 0") }
-        guard (0..<1).contains(train.validationFraction) else { throw FERError("train.validation_fraction must be in [0, 1)") }
-        guard ["balanced", "none"].contains(train.classWeights) else {
-            throw FERError("train.class_weights: '\(train.classWeights)' (balanced, none)")
+        try augment.validate(); try blankFilter.validate(); try train.validate(); try eval.validate()
+        // A floor above the base rate would make the cosine climb; the other schedules ignore the floor.
+        guard !["cosine", "plateau"].contains(schedule.name) || schedule.minLR <= optimizer.lr else {
+            throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(optimizer.lr)))")
+        }
+        let perSample = try model.size().activations
+        for (key, batch) in [("train.batch", train.batch), ("eval.batch", eval.batch)] where batch * perSample > RunConfig.maxActivations {
+            throw FERError("\(key): \(batch) images x \(perSample) activations each exceed the cap of \(RunConfig.maxActivations) Floats (16 GiB)")
         }
     }
+
+    /// Activations a batch may allocate (Floats): a batch's forward outputs, before gradients and workspace.
+    public static let maxActivations = 1 << 32
 
     /// The resolved config as YAML: written to the run folder and hashed for the cross-rank handshake.
     public func yaml() -> String { (try? YAMLEncoder().encode(self)) ?? "" }
@@ -48,12 +63,40 @@ public struct TrainSettings: Codable, Equatable, Sendable {
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every"
     }
     public init() {}
+
+    /// Batches are capped at 65536 images; the newest epoch checkpoint is always kept (--resume latest).
+    func validate() throws {
+        try require("train.epochs", epochs, 1, ScheduleConfig.maxEpochs)
+        try require("train.batch", batch, 1, maxBatch)
+        try require("train.validation_fraction", validationFraction, 0, 1, "[)")
+        try requireChoice("train.class_weights", classWeights, ["balanced", "none"], what: "class weighting")
+        try require("train.label_smoothing", labelSmoothing, 0, 1, "[)")
+        try require("train.keep_checkpoints", keepCheckpoints, 1, 1000)
+        try requireAtLeast("train.check_every", checkEvery, 0)
+    }
+}
+
+/// The largest batch a config may ask for, training or inference.
+let maxBatch = 65536
+
+/// Test-time augmentation averages over variants 0..<n (Augment.swift's ttaVariant): 16 fixed mild
+/// transforms, then random ones in the same ranges; beyond 64 more variants only cost time.
+public let maxTTA = 64
+
+/// Refuses a TTA variant count outside 1...maxTTA; `flag` names where it came from (--tta, eval.tta).
+public func validateTTA(_ n: Int, flag: String) throws {
+    try require(flag, n, 1, maxTTA)
 }
 
 public struct EvalSettings: Codable, Equatable, Sendable {
     public var tta = 10       // variants for --tta without a number (the seed's 10)
     public var batch = 256    // inference batch: larger batches run the (Winograd) convolutions faster
     public init() {}
+
+    func validate() throws {
+        try validateTTA(tta, flag: "eval.tta")
+        try require("eval.batch", batch, 1, maxBatch)
+    }
 }
 
 // MARK: - Loading
@@ -68,13 +111,19 @@ public func loadRunConfig(path: String, overrides: [String] = []) throws -> RunC
 public func parseRunConfig(_ text: String, source: String = "config", overrides: [String] = []) throws -> RunConfig {
     let defaults = try Yams.load(yaml: RunConfig().yaml()) as? [String: Any] ?? [:]
     let user: Any?
-    do { user = try Yams.load(yaml: text) } catch { throw FERError(file: source, "not valid YAML: \(error)") }
+    do { user = try loadYAML(text) } catch let e as FERError { throw FERError(file: source, e.message) } catch {
+        throw FERError(file: source, "not valid YAML: \(error)")
+    }
     var merged = defaults
     if let user {
         guard let map = user as? [String: Any] else { throw FERError(file: source, "top level must be a mapping of sections") }
-        merged = try merge(map, over: defaults, path: "", source: source)
+        merged = merge(map, over: defaults)
+        do { try checkKeys(merged, schema(defaults), path: "") } catch let e as FERError { throw FERError(file: source, e.message) }
     }
-    for o in overrides { merged = try applyOverride(o, to: merged, source: source) }
+    for o in overrides {
+        merged = try applyOverride(o, to: merged)
+        do { try checkKeys(merged, schema(defaults), path: "") } catch let e as FERError { throw FERError("--set \(o): \(e.message)") }
+    }
     let config: RunConfig
     do { config = try YAMLDecoder().decode(RunConfig.self, from: try Yams.dump(object: merged)) } catch {
         throw FERError(file: source, "bad value: \(describe(error))")
@@ -83,27 +132,72 @@ public func parseRunConfig(_ text: String, source: String = "config", overrides:
     return config
 }
 
-/// Merges `user` over `base`; a key absent from `base` is an error (a typo must not be ignored).
-/// Lists (model.layers) are replaced whole.
-func merge(_ user: [String: Any], over base: [String: Any], path: String, source: String) throws -> [String: Any] {
+/// Yams traps on a mapping or list used as a key (`{}: 1`), so the node tree is checked before it loads.
+/// `path`: where the text goes in the config ("" for a whole file).
+func loadYAML(_ text: String, at path: String = "") throws -> Any? {
+    guard let node = try Yams.compose(yaml: text) else { return nil }
+    try refuseComplexKeys(node, path: path)
+    return Constructor.default.any(from: node)
+}
+
+func refuseComplexKeys(_ node: Node, path: String) throws {
+    if let map = node.mapping {
+        for (k, v) in map {
+            guard let key = k.scalar?.string else {
+                throw FERError("\(path.isEmpty ? "top level" : path): a key must be a plain name, not a mapping or list")
+            }
+            try refuseComplexKeys(v, path: join(path, key))
+        }
+    } else if let list = node.sequence {
+        for (i, v) in list.enumerated() { try refuseComplexKeys(v, path: join(path, String(i))) }
+    }
+}
+
+func join(_ path: String, _ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+/// Merges `user` over `base` (unknown keys are kept, for `checkKeys` to refuse). Lists (model.layers) are
+/// replaced whole.
+func merge(_ user: [String: Any], over base: [String: Any]) -> [String: Any] {
     var out = base
     for (k, v) in user {
-        let p = path.isEmpty ? k : "\(path).\(k)"
-        guard let b = base[k] else {
-            throw FERError(file: source, "unknown key '\(p)' (valid: \(base.keys.sorted().joined(separator: ", ")))")
-        }
-        if let um = v as? [String: Any], let bm = b as? [String: Any] {
-            out[k] = try merge(um, over: bm, path: p, source: source)
-        } else { out[k] = v }
+        if let um = v as? [String: Any], let bm = base[k] as? [String: Any] { out[k] = merge(um, over: bm) } else { out[k] = v }
     }
     return out
 }
 
-/// `a.b.c=value`: value parsed as YAML (numbers, booleans, lists). Indices address list items.
-func applyOverride(_ o: String, to config: [String: Any], source: String) throws -> [String: Any] {
+/// The keys a config may hold: the defaults' tree, with one entry standing for every model.layers entry
+/// (the defaults have no layers, and a layer's fields are optional so its defaults would not show them).
+func schema(_ defaults: [String: Any]) -> [String: Any] {
+    var out = defaults, model = defaults["model"] as? [String: Any] ?? [:]
+    model["layers"] = [Dictionary(uniqueKeysWithValues: LayerSpec.keys.map { ($0, 0) })]
+    out["model"] = model
+    return out
+}
+
+/// Refuses a key the schema lacks at any depth (a typo must not be ignored: decoding would skip it),
+/// naming its path and the closest valid key. Values of the wrong type are left to decoding.
+func checkKeys(_ node: Any, _ schema: Any, path: String) throws {
+    if let map = node as? [String: Any], let known = schema as? [String: Any] {
+        for (k, v) in map.sorted(by: { $0.key < $1.key }) {
+            guard let s = known[k] else { throw FERError("unknown key '\(join(path, k))' \(didYouMean(k, known.keys.sorted()))") }
+            try checkKeys(v, s, path: join(path, k))
+        }
+    } else if let list = node as? [Any], let entry = (schema as? [Any])?.first {
+        for (i, v) in list.enumerated() { try checkKeys(v, entry, path: join(path, String(i))) }
+    }
+}
+
+/// `a.b.c=value`: value parsed as YAML (numbers, booleans, lists). Indices address list items. A key the
+/// config lacks is added, for `checkKeys` to refuse or accept (a layer's optional fields).
+func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any] {
     guard let eq = o.firstIndex(of: "=") else { throw FERError("--set \(o): expected key=value") }
-    let keys = o[..<eq].split(separator: ".").map(String.init)
-    let value = (try? Yams.load(yaml: String(o[o.index(after: eq)...]))) ?? String(o[o.index(after: eq)...])
+    let keys = o[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+    guard !keys.contains("") else { throw FERError("--set \(o): expected a key path like train.epochs before '='") }
+    let text = String(o[o.index(after: eq)...])
+    let value: Any
+    do { value = try loadYAML(text, at: keys.joined(separator: ".")) ?? text } catch let e as FERError {
+        throw FERError("--set \(o): \(e.message)")
+    } catch { value = text }   // not YAML on its own (`a: b: c`): taken as a string, which decoding then judges
     func set(_ node: Any, _ i: Int) throws -> Any {
         let k = keys[i], p = keys[...i].joined(separator: ".")
         if var list = node as? [Any] {
@@ -111,21 +205,17 @@ func applyOverride(_ o: String, to config: [String: Any], source: String) throws
             list[n] = i == keys.count - 1 ? value : try set(list[n], i + 1)
             return list
         }
-        guard var map = node as? [String: Any] else { throw FERError("--set \(o): '\(p)' is not a section") }
-        if i == keys.count - 1 {
-            guard map[k] != nil || keys.first == "model" else { throw FERError("--set \(o): unknown key '\(p)'") }
-            map[k] = value
-        } else {
-            guard let child = map[k] else { throw FERError("--set \(o): unknown key '\(p)'") }
-            map[k] = try set(child, i + 1)
-        }
+        guard var map = node as? [String: Any] else { throw FERError("--set \(o): '\(keys[..<i].joined(separator: "."))' is not a section") }
+        map[k] = i == keys.count - 1 ? value : try set(map[k] ?? [String: Any](), i + 1)
         return map
     }
-    return try set(config, 0) as! [String: Any]
+    return try set(config, 0) as! [String: Any]   // a mapping in, a mapping out
 }
 
 func describe(_ error: Error) -> String {
     switch error {
+    case DecodingError.dataCorrupted(let c) where c.underlyingError is FERError:
+        return "\(c.underlyingError!)"   // a check inside a decoder (augment.fill_mode) names its key path itself
     case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
         return "\(c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): \(c.debugDescription)"
     case DecodingError.keyNotFound(let k, let c):

@@ -26,6 +26,8 @@ public struct SweepAxis: Equatable, Sendable {
         key = Self.aliases[name] ?? name
         values = text[text.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
         guard !values.isEmpty, !values.contains("") else { throw FERError("--grid \(text): no values after '='") }
+        // Points are keyed by their settings (run folders, result order): a repeated value would collide.
+        guard Set(values).count == values.count else { throw FERError("--grid \(text): a value is repeated") }
     }
 }
 
@@ -60,9 +62,18 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
                      log: @escaping (String) -> Void) throws -> [SweepResult]? {
     let points = sweepPoints(axes)
     guard !points.isEmpty else { throw FERError("fer sweep: the grid is empty (give --grid key=v1,v2)") }
-    // Every point's config is checked before anything trains: a typo must not surface hours in.
+    let keys = axes.map { $0.key }
+    if let twice = keys.first(where: { k in keys.filter { $0 == k }.count > 1 }) {
+        throw FERError("fer sweep: '\(twice)' is on two axes (give its values once: --grid \(twice)=v1,v2)")
+    }
+    // Every point's config is loaded and validated (the checks `fer train` makes) before anything trains:
+    // a typo or a bad value must not surface hours in.
     let configs = try points.map { p in
-        try loadRunConfig(path: configPath, overrides: overrides + ["train.epochs=\(epochs)"] + p.map { "\($0.key)=\($0.value)" })
+        do {
+            return try loadRunConfig(path: configPath, overrides: overrides + ["train.epochs=\(epochs)"] + p.map { "\($0.key)=\($0.value)" })
+        } catch let e as FERError {
+            throw FERError("fer sweep: point \(p.map { "\($0.key)=\($0.value)" }.joined(separator: " ")): \(e.message)")
+        }
     }
     let groups = min(max(requested ?? comm.size, 1), comm.size, points.count)
     let color = sweepGroup(rank: comm.rank, size: comm.size, groups: groups)

@@ -21,6 +21,7 @@ struct SweepCommand: ParsableCommand {
         try runReporting(comm) {
             let axes = try grid.map { try SweepAxis(parsing: $0) }
             guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
+            if let g = groups, g < 1 { throw ValidationError("--groups must be positive") }
             let log: (String) -> Void = { print($0); fflush(stdout) }
             let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: false, comm: comm) { if comm.rank == 0 { log($0) } }
             guard let results = try runSweep(configPath: config, overrides: overrides, axes: axes, epochs: epochs, data: dataset,

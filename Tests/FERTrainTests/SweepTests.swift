@@ -25,7 +25,7 @@ final class SweepTests: XCTestCase {
                                 ["optimizer.lr=0.01", "train.batch=32", "schedule.name=cosine"],
                                 ["optimizer.lr=0.03", "train.batch=16", "schedule.name=cosine"],
                                 ["optimizer.lr=0.03", "train.batch=32", "schedule.name=cosine"]])
-        for bad in ["lr", "=1", "lr=", "lr=0.1,"] { XCTAssertThrowsError(try SweepAxis(parsing: bad), bad) }
+        for bad in ["lr", "=1", "lr=", "lr=0.1,", "lr=0.1,0.1"] { XCTAssertThrowsError(try SweepAxis(parsing: bad), bad) }
         // Groups are contiguous blocks of ranks, every group non-empty.
         XCTAssertEqual((0..<5).map { sweepGroup(rank: $0, size: 5, groups: 2) }, [0, 0, 0, 1, 1])
         XCTAssertEqual((0..<4).map { sweepGroup(rank: $0, size: 4, groups: 4) }, [0, 1, 2, 3])
@@ -80,7 +80,26 @@ final class SweepTests: XCTestCase {
         let typo = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/typo",
                                    "--grid", "optimizer.nam=sgd", "--epochs", "1"], timeout: 60)
         XCTAssertNotEqual(typo.status, 0)
-        XCTAssertTrue(typo.output.contains("unknown key 'optimizer.nam'"), typo.output)
+        XCTAssertTrue(typo.output.contains("unknown key 'optimizer.nam'") && typo.output.contains("did you mean 'name'?"), typo.output)
+    }
+
+    /// Every point gets the checks `fer train` makes before anything trains: a width of 0 on the second
+    /// point crashed oneDNN (SIGILL) after the first point had trained.
+    func testSweepValidatesEveryPointBeforeTraining() throws {
+        let r = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/zero",
+                                "--grid", "model.layers.0.filters=16,0", "--epochs", "1", "--set", "train.batch=16"], timeout: 60)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.output.contains("point model.layers.0.filters=0") && r.output.contains("model.layers.0.filters: 0 must be in [1, 4096]"),
+                      r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/zero/filters=16"), "the good first point must not train")
+        let twice = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/twice",
+                                    "--grid", "lr=0.01", "--grid", "optimizer.lr=0.1", "--epochs", "1"], timeout: 60)
+        XCTAssertNotEqual(twice.status, 0)
+        XCTAssertTrue(twice.output.contains("'optimizer.lr' is on two axes"), twice.output)
+        let groups = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/groups",
+                                     "--grid", "lr=0.01", "--epochs", "1", "--groups", "0"], timeout: 60)
+        XCTAssertNotEqual(groups.status, 0)
+        XCTAssertTrue(groups.output.contains("--groups must be positive"), groups.output)
     }
 
     /// An ensemble's prediction is the argmax of its members' averaged probabilities; eval reports each
