@@ -23,7 +23,7 @@ public final class RunFolder {
         try FileManager.default.createDirectory(atPath: path + "/checkpoints", withIntermediateDirectories: true)
         lock = try lockFolder(path)
         do {
-            let held = heldRun(path)
+            let held = RunFolder.heldRun(path)
             if !held.isEmpty {
                 switch mode {
                 case .fresh:
@@ -95,12 +95,14 @@ private func lockFolder(_ path: String) throws -> Int32 {
     return fd
 }
 
-/// What in the folder belongs to an earlier run.
-private func heldRun(_ path: String) -> [String] {
-    var held = ["config.yaml", "metrics.jsonl"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
-    let ckpts = ((try? FileManager.default.contentsOfDirectory(atPath: path + "/checkpoints")) ?? []).filter { $0.hasSuffix(".ckpt") }
-    if !ckpts.isEmpty { held.append("\(ckpts.count) checkpoint(s)") }
-    return held
+extension RunFolder {
+    /// What in the folder belongs to an earlier run (empty: nothing, or no folder).
+    static func heldRun(_ path: String) -> [String] {
+        var held = ["config.yaml", "metrics.jsonl"].filter { FileManager.default.fileExists(atPath: path + "/" + $0) }
+        let ckpts = ((try? FileManager.default.contentsOfDirectory(atPath: path + "/checkpoints")) ?? []).filter { $0.hasSuffix(".ckpt") }
+        if !ckpts.isEmpty { held.append("\(ckpts.count) checkpoint(s)") }
+        return held
+    }
 }
 
 /// Moves every entry but the lock and earlier set-asides into `replaced-<time>/`; returns that folder.

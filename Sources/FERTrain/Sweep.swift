@@ -75,6 +75,18 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
             throw FERError("fer sweep: point \(p.map { "\($0.key)=\($0.value)" }.joined(separator: " ")): \(e.message)")
         }
     }
+    // Every rank must sweep the same grid, or the groups would train different points and never meet.
+    try agree(on: 0, describing: [AgreementPart(name: "sweep", value: "\(axes.map { "\($0.key)=\($0.values)" }) epochs \(epochs) groups \(requested ?? 0)"),
+                                  AgreementPart(name: "base config", value: configs[0].yaml())], comm: comm)
+    let runDir = try outputPath(runDir, flag: "--run")
+    let names = points.map { p in p.map { "\(shortKey($0.key))=\($0.value)" }.joined(separator: " ") }
+    // A point's folder that holds a run would refuse that point hours in: refuse the sweep now.
+    _ = try onCoordinator(comm) { () -> Bool in
+        if let held = names.first(where: { !RunFolder.heldRun(runDir + "/" + folderName($0)).isEmpty }) {
+            throw FERError(file: runDir + "/" + folderName(held), "already holds a run: sweep into another --run")
+        }
+        return true
+    }
     let groups = min(max(requested ?? comm.size, 1), comm.size, points.count)
     let color = sweepGroup(rank: comm.rank, size: comm.size, groups: groups)
     let group = comm.size > 1 ? try comm.split(color: color, key: comm.rank) : comm
@@ -85,12 +97,12 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
     var mine: [SweepResult] = []
     let leader = group.rank == 0
     for i in stride(from: color, to: points.count, by: groups) {
-        let p = points[i]
-        let name = p.map { "\(shortKey($0.key))=\($0.value)" }.joined(separator: " ")
+        let p = points[i], name = names[i]
         let start = Date()
         let trainer = try Trainer(config: configs[i], data: data, runDir: runDir + "/" + folderName(name), comm: group,
                                   log: { if leader { log("[\(name)] " + $0) } })
         try trainer.run()
+        if let signal = trainer.interruptedBy { throw TrainingInterrupted(signal: signal) }
         let h = trainer.history
         guard let last = h.last, let best = h.max(by: { $0.valAccuracy < $1.valAccuracy }) else { continue }
         mine.append(SweepResult(name: name, settings: p.map { "\($0.key)=\($0.value)" }, ranks: group.size,

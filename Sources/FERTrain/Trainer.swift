@@ -318,6 +318,14 @@ func metricsLine(_ m: EpochMetrics) throws -> String {
     return String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
 }
 
+/// Training stopped at a step boundary by a signal, its checkpoint written: the command exits as the
+/// signal would have (128 + signal), which scripts/launch does not restart.
+public struct TrainingInterrupted: Error, CustomStringConvertible {
+    public let signal: Int32
+    public init(signal: Int32) { self.signal = signal }
+    public var description: String { "interrupted by signal \(signal); continue with --resume latest" }
+}
+
 /// SIGINT and SIGTERM ask training to stop at the next step boundary, with a checkpoint; a second one ends
 /// the process at once. Only a flag is set in the handler: everything else happens on the training thread.
 public enum Interrupt {

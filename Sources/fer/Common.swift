@@ -1,6 +1,7 @@
 import ArgumentParser
 import FERCluster
 import FERCore
+import FERTrain
 import Foundation
 
 /// The dataset path: --data, else $FER_DATA, else the shared FER-2013 zip beside the checkout.
@@ -11,14 +12,11 @@ func resolveDataPath(_ given: String?) -> String {
 /// Runs a command body with clean failure: the message names the file and reason, the exit is non-zero,
 /// and under MPI every rank stops (MPI_Abort), never hangs.
 func runReporting(_ comm: Communicator? = nil, _ body: () throws -> Void) throws {
-    do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch {
+    do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch let e as TrainingInterrupted {
+        throw ExitCode(128 + e.signal)   // every rank stopped at the same step: no abort needed
+    } catch {
         if let comm, comm.size > 1 { comm.abort("error: \(error)") }
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode.failure
     }
-}
-
-/// TEMPORARY until the config branch lands its validateTTA.
-func validateTTA(_ n: Int, flag: String) throws {
-    guard (1...64).contains(n) else { throw FERError("\(flag) \(n): must be 1 (no TTA) to 64 variants") }
 }

@@ -16,6 +16,7 @@ struct SweepCommand: ParsableCommand {
     @Option(help: "Under mpirun: points trained at once (default: one per rank, at most one per point).") var groups: Int?
 
     func run() throws {
+        Interrupt.install()
         let comm = try makeCommunicator()
         defer { comm.finalize() }
         try runReporting(comm) {

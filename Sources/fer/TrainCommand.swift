@@ -46,8 +46,7 @@ struct TrainCommand: ParsableCommand {
             if tty { trainer.onStep = drawProgress }
             try trainer.run()
             log("run folder: \(trainer.runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
-            // Interrupted: the checkpoint is written; exit as the signal would have (launch does not restart).
-            if let signal = trainer.interruptedBy { throw ExitCode(128 + signal) }
+            if let signal = trainer.interruptedBy { throw TrainingInterrupted(signal: signal) }
         }
     }
 }

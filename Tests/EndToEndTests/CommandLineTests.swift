@@ -167,8 +167,8 @@ final class CommandLineTests: XCTestCase {
     func testTTAOutOfRangeIsRefused() throws {
         let ckpt = try trainedCheckpoint(), face = try facePGM("t.pgm", klass: 2)
         for n in ["0", "-5", "100000"] {
-            try assertFails(["predict", "--checkpoint", ckpt, "--tta=\(n)", face], mentions: ["--tta \(n)"])
-            try assertFails(["eval", "--checkpoint", ckpt, "--data", Self.csv, "--tta=\(n)"], mentions: ["--tta \(n)"])
+            try assertFails(["predict", "--checkpoint", ckpt, "--tta=\(n)", face], mentions: ["--tta: \(n)"])
+            try assertFails(["eval", "--checkpoint", ckpt, "--data", Self.csv, "--tta=\(n)"], mentions: ["--tta: \(n)"])
         }
     }
 
