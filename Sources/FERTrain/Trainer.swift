@@ -131,7 +131,9 @@ public final class Trainer {
     /// Trains until `config.train.epochs` epochs are complete (or `untilEpoch`, or `--stop-after`), or
     /// until SIGINT/SIGTERM (see Interrupt), which ends the current step and writes a checkpoint.
     public func run(untilEpoch: Int? = nil) throws {
-        defer { folder = nil }   // releases the run folder's lock
+        // The folder stays locked while training, and only then: another trainer may continue it after.
+        if comm.rank == 0, folder == nil { folder = try RunFolder(runDir, mode: .resume, log: log) }
+        defer { folder = nil }
         let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
         if comm.rank == 0, state.step == 0 {
             log("training on \(trainIndices.count) images, validating on \(validationIndices.count); \(excluded.count) blank images excluded; \(comm.size) rank(s), global batch \(config.train.batch)")

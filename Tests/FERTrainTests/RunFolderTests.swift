@@ -107,6 +107,16 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(readMetrics(runDir: dir)[3], try Checkpoint.read(path: dir + "/checkpoints/epoch-0004.ckpt").0.metrics)
     }
 
+    /// The lock is held while a trainer trains, so a trainer can train in steps and others can follow it.
+    func testTrainerLocksItsFolderOnlyWhileTraining() throws {
+        let dir = tempDir()
+        let t = try train(dir, ["train.epochs=2"], until: 1)
+        XCTAssertNoThrow(try RunFolder(dir, mode: .resume, log: silent), "the lock must go when run returns")
+        try t.run()
+        XCTAssertEqual(epochs(dir), [1, 2])
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/checkpoints/epoch-0002.ckpt"))
+    }
+
     /// Temporary files of writes that died are removed when the folder is opened; real files stay.
     func testStaleTemporariesAreRemoved() throws {
         let dir = tempDir()
