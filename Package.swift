@@ -35,7 +35,8 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // libFuzzer targets for the file parsers (scripts/fuzz builds it with -sanitize=fuzzer,address
         // -DFUZZING); a plain build makes a replayer of saved inputs instead.
-        .executableTarget(name: "fer-fuzz", dependencies: ["FERCore", "FERData", "FERTrain"], path: "Sources/FERFuzz"),
+        .executableTarget(name: "fer-fuzz", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain", "CSTB", "ZIPFoundation"],
+                          path: "Sources/FERFuzz"),
 
         .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation"]),
         .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),

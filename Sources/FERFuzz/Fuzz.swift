@@ -1,7 +1,7 @@
 // libFuzzer entry points for the parsers of untrusted files, one binary for all: FER_FUZZ_TARGET picks
 // the parser. A thrown error is a correct outcome; a crash, a sanitizer report, a hang or a memory
-// blow-up is a bug. scripts/fuzz builds this with -sanitize=fuzzer,address -DFUZZING (libFuzzer brings
-// main); a plain build is a replayer instead: `fer-fuzz TARGET FILE...` runs saved inputs once each.
+// blow-up is a bug. scripts/fuzz builds this with -sanitize=fuzzer,address -DFUZZING; a plain build is
+// a replayer of saved inputs and the writer of the seed corpus instead.
 @_spi(Fuzzing) import FERData
 import FERTrain
 import Foundation
@@ -22,6 +22,16 @@ func run(_ target: String, _ bytes: [UInt8]) {
     do { try targets[target]!(bytes) } catch {}
 }
 
+@main enum Main {
+    static func main() throws {
+        #if FUZZING
+        exit(runFuzzer())
+        #else
+        try replay()
+        #endif
+    }
+}
+
 #if FUZZING
 private let selected: String = {
     let name = ProcessInfo.processInfo.environment["FER_FUZZ_TARGET"] ?? ""
@@ -29,23 +39,33 @@ private let selected: String = {
     return name
 }()
 
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzOne(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
-    run(selected, size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
-    return 0
+/// libFuzzer's driver (its main is not linked: SwiftPM routes `main` to this module's @main).
+@_silgen_name("LLVMFuzzerRunDriver")
+private func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                                 _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                                 _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+private func runFuzzer() -> CInt {
+    _ = selected
+    var argc = CommandLine.argc, argv = CommandLine.unsafeArgv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+        run(selected, size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+        return 0
+    }
 }
 #else
-@main enum Replay {
-    static func main() throws {
-        let args = CommandLine.arguments.dropFirst()
-        guard let target = args.first, targets[target] != nil else {
-            print("usage: fer-fuzz TARGET FILE... (targets: \(targets.keys.sorted().joined(separator: ", ")))")
-            exit(2)
-        }
-        for file in args.dropFirst() {
-            run(target, [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))))
-            print("\(file): ok")
-        }
+/// `fer-fuzz TARGET FILE...` runs saved inputs once each; `fer-fuzz seeds DIR CONFIGS` writes a corpus.
+private func replay() throws {
+    let args = CommandLine.arguments.dropFirst()
+    if args.first == "seeds", args.count == 3 { return try writeSeeds(to: args.last!, configs: args.dropFirst().first!) }
+    guard let target = args.first, targets[target] != nil else {
+        print("usage: fer-fuzz TARGET FILE... (targets: \(targets.keys.sorted().joined(separator: ", ")))")
+        print("       fer-fuzz seeds DIR CONFIGS   (writes a small valid input per target under DIR/TARGET/)")
+        exit(2)
+    }
+    for file in args.dropFirst() {
+        run(target, [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))))
+        print("\(file): ok")
     }
 }
 #endif
