@@ -57,7 +57,7 @@ private func runFuzzer() -> CInt {
 /// `fer-fuzz TARGET FILE...` runs saved inputs once each; `fer-fuzz seeds DIR CONFIGS` writes a corpus.
 private func replay() throws {
     let args = CommandLine.arguments.dropFirst()
-    if args.first == "seeds", args.count == 3 { return try writeSeeds(to: args.last!, configs: args.dropFirst().first!) }
+    if args.first == "seeds", args.count == 3 { return try writeSeeds(to: args[args.startIndex + 1], configs: args.last!) }
     guard let target = args.first, targets[target] != nil else {
         print("usage: fer-fuzz TARGET FILE... (targets: \(targets.keys.sorted().joined(separator: ", ")))")
         print("       fer-fuzz seeds DIR CONFIGS   (writes a small valid input per target under DIR/TARGET/)")
