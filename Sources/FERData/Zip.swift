@@ -45,7 +45,7 @@ func readRegularFile(_ path: String, limit: Int = .max, into buf: inout [UInt8])
     if buf.count < size { buf = [UInt8](repeating: 0, count: size) }
     var off = 0
     while off < size {
-        let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + off, size - off) }
+        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, size - off) }
         if n < 0 && errno == EINTR { continue }
         guard n >= 0 else { throw FERError(file: path, "read failed: \(String(cString: strerror(errno)))") }
         guard n > 0 else { throw FERError(file: path, "file shrank while being read (\(off) of \(size) bytes)") }
@@ -112,7 +112,7 @@ final class ZipArchive: @unchecked Sendable {
         guard let (fd, _) = try? openRegularFile(path) else { return false }
         defer { close(fd) }
         var magic = [UInt8](repeating: 0, count: 4)
-        guard Glibc.read(fd, &magic, 4) == 4 else { return false }
+        guard pread(fd, &magic, 4, 0) == 4 else { return false }
         return magic == [0x50, 0x4B, 0x03, 0x04] || magic == [0x50, 0x4B, 0x05, 0x06]
     }
 
