@@ -5,6 +5,8 @@ import PackageDescription
 // Dependencies point one way: fer -> FERTrain -> {FERNet, FERData, FERCluster, FERPlot}.
 // FERNet knows nothing of MPI or files; FERData knows nothing of networks.
 // Numeric loops: no bounds or overflow traps. FER_CHECKED=1 builds with them, to measure what they cost.
+// Only FERNet's kernels run unchecked: the modules that parse files (FERData, FERTrain) keep their traps,
+// so a value a hostile file slips past validation stops the program instead of corrupting memory.
 let hot: [SwiftSetting] = ProcessInfo.processInfo.environment["FER_CHECKED"] == nil ? [.unsafeFlags(["-Ounchecked", "-wmo"])] : []
 
 let package = Package(
@@ -22,15 +24,19 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CSTB", path: "Sources/CSTB", pkgConfig: "stb", providers: [.apt(["libstb-dev"])]),
 
-        .target(name: "FERCore", swiftSettings: hot),
-        .target(name: "FERData", dependencies: ["FERCore", "CSTB", "ZIPFoundation"], swiftSettings: hot),
-        .target(name: "FERPlot", dependencies: ["CSTB"], swiftSettings: hot),
+        .target(name: "FERCore"),
+        .target(name: "FERData", dependencies: ["FERCore", "CSTB", "ZIPFoundation"]),
+        .target(name: "FERPlot", dependencies: ["CSTB"]),
         .target(name: "FERNet", dependencies: ["FERCore", "CDNNL", "Yams"], swiftSettings: hot),
         .target(name: "FERCluster", dependencies: ["FERCore", "CMPI"]),
-        .target(name: "FERTrain", dependencies: ["FERData", "FERNet", "FERCluster", "FERPlot", "Yams"], swiftSettings: hot),
+        .target(name: "FERTrain", dependencies: ["FERData", "FERNet", "FERCluster", "FERPlot", "Yams"]),
         .executableTarget(name: "fer", dependencies: [
             "FERTrain", "FERCluster", "FERData", "FERNet", "FERCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // libFuzzer targets for the file parsers (scripts/fuzz builds it with -sanitize=fuzzer,address
+        // -DFUZZING); a plain build makes a replayer of saved inputs instead.
+        .executableTarget(name: "fer-fuzz", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain", "CSTB", "ZIPFoundation"],
+                          path: "Sources/FERFuzz"),
 
         .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation"]),
         .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),

@@ -26,12 +26,18 @@ private struct ByteReader {
     let buf: UnsafeRawBufferPointer
     var pos = 0
     mutating func take(_ n: Int, _ what: String) throws -> UnsafeRawBufferPointer {
-        guard n >= 0, pos + n <= buf.count else { throw FERError("truncated data while reading \(what)") }
+        guard n >= 0, n <= buf.count - pos else { throw FERError("truncated data while reading \(what)") }
         defer { pos += n }
         return UnsafeRawBufferPointer(rebasing: buf[pos..<(pos + n)])
     }
     mutating func get<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
         T(littleEndian: try take(MemoryLayout<T>.size, what).loadUnaligned(as: T.self))
+    }
+    /// A u64 length or count; one beyond Int.max cannot describe real data.
+    mutating func length(_ what: String) throws -> Int {
+        let v = try get(UInt64.self, what)
+        guard let n = Int(exactly: v) else { throw FERError("impossible \(what) \(v)") }
+        return n
     }
 }
 
@@ -61,8 +67,9 @@ extension Dataset {
         let version = try r.get(UInt32.self, "version")
         guard version == datasetVersion else { throw FERError("dataset format version \(version), this build reads \(datasetVersion)") }
         guard try r.get(UInt32.self, "image side") == UInt32(imageSide) else { throw FERError("dataset image side is not \(imageSide)") }
-        let n = Int(try r.get(UInt64.self, "count")), nameBytes = Int(try r.get(UInt64.self, "name bytes"))
-        guard n >= 0, n <= buf.count, 40 + n * (imagePixels + 2) + nameBytes == buf.count else {
+        let n = try r.length("count"), nameBytes = try r.length("name bytes")
+        // n <= buf.count keeps n * (imagePixels + 2) from overflowing; the sum is compared by subtraction.
+        guard n <= buf.count, nameBytes <= buf.count, buf.count - 40 - n * (imagePixels + 2) == nameBytes else {
             throw FERError("dataset size mismatch: header says \(n) images, data has \(buf.count) bytes")
         }
         let stored = buf.loadUnaligned(fromByteOffset: buf.count - 8, as: UInt64.self)
@@ -82,6 +89,7 @@ extension Dataset {
             let len = Int(try r.get(UInt32.self, "name length"))
             sources.append(String(decoding: try r.take(len, "name"), as: UTF8.self))
         }
+        guard r.pos == buf.count - 8 else { throw FERError("dataset names do not fill their declared \(nameBytes) bytes") }
         self.init(pixels: px, labels: labels, splits: splits, sources: sources)
     }
 }
@@ -180,32 +188,40 @@ func sourceKey(_ path: String, _ format: SourceFormat) throws -> UInt64 {
         addStat(path)
         c.update(try ZipArchive(path: path).directoryHash)
     case .folder:
-        for f in listFiles(path).sorted() { c.update(f); addStat(path + "/" + f) }
+        for f in listFiles(path).files.sorted() { c.update(f); addStat(path + "/" + f) }
     case .csv:
         addStat(path)
-        let f = try MappedFile(path), mib = 1 << 20
-        c.update(UnsafeRawBufferPointer(rebasing: f.bytes[0..<min(mib, f.size)]))
-        c.update(UnsafeRawBufferPointer(rebasing: f.bytes[max(0, f.size - mib)..<f.size]))
+        let (fd, size) = try openRegularFile(path), mib = 1 << 20
+        defer { close(fd) }
+        for offset in [0, max(0, size - mib)] {
+            var chunk = [UInt8](repeating: 0, count: min(mib, size))
+            let n = pread(fd, &chunk, chunk.count, off_t(offset))
+            c.update(Array(chunk[0..<max(0, n)]))
+        }
     }
     return c.value
 }
 
 /// The cached dataset and report, nil if the key differs; throws "cache: ..." if the file is damaged.
 private func readCache(_ file: String, key: UInt64) throws -> (Dataset, IngestReport)? {
-    let m: MappedFile
-    do { m = try MappedFile(file) } catch { throw FERError("cache: \(error)") }
-    var r = ByteReader(buf: m.bytes)
+    let bytes: [UInt8]
+    do { bytes = try readRegularFile(file) } catch { throw FERError("cache: \(error)") }
+    return try bytes.withUnsafeBytes { try readCache($0, file: file, key: key) }
+}
+
+private func readCache(_ buf: UnsafeRawBufferPointer, file: String, key: UInt64) throws -> (Dataset, IngestReport)? {
+    var r = ByteReader(buf: buf)
     do {
         guard Array(try r.take(8, "magic")) == cacheMagic else { throw FERError("bad magic") }
         guard try r.get(UInt32.self, "version") == cacheVersion else { return nil }
         _ = try r.get(UInt32.self, "reserved")
         guard try r.get(UInt64.self, "key") == key else { return nil }
-        let reportLen = Int(try r.get(UInt64.self, "report length"))
+        let reportLen = try r.length("report length")
         let reportBytes = try r.take(reportLen, "report")
-        let headerSum = Checksum.of(UnsafeRawBufferPointer(rebasing: m.bytes[0..<r.pos]))
+        let headerSum = Checksum.of(UnsafeRawBufferPointer(rebasing: buf[0..<r.pos]))
         guard try r.get(UInt64.self, "header checksum") == headerSum else { throw FERError("header checksum mismatch") }
         let report = try JSONDecoder().decode(IngestReport.self, from: Data(reportBytes))
-        let data = try Dataset(serialized: UnsafeRawBufferPointer(rebasing: m.bytes[r.pos...]))
+        let data = try Dataset(serialized: UnsafeRawBufferPointer(rebasing: buf[r.pos...]))
         return (data, report)
     } catch {
         throw FERError("cache: \(file) is unreadable (\(error))")

@@ -1,16 +1,30 @@
 import CSTB
 
-// Any image stb can read (JPEG, PNG, BMP, GIF, ...) of any size and colour becomes 48x48 grayscale:
+// A JPEG, PNG, GIF or BMP of any size and colour becomes 48x48 grayscale:
 // stb converts to one channel (its luma weights), then stb_image_resize resamples if the size differs.
 
+/// The largest image decoded, per side and in pixels: far beyond any face photo, fast and cheap to decode.
+public let maxImageSide: Int32 = 16384
+public let maxImageArea = 64 << 20
+
 /// Decodes `bytes` into `out` (imagePixels bytes). Returns nil on success, else the reason.
-func decodeGray48(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) -> String? {
+@_spi(Fuzzing) public func decodeGray48(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointer<UInt8>) -> String? {
     guard bytes.count > 0 else { return "empty file" }
     guard bytes.count < Int(Int32.max) else { return "file too large" }
     let u8 = bytes.bindMemory(to: UInt8.self)
     // stb pads a truncated baseline JPEG with zeros and "succeeds"; a JPEG must end with its EOI marker.
     if bytes.count >= 2, u8[0] == 0xFF, u8[1] == 0xD8, !hasJPEGEnd(u8) { return "truncated JPEG (no end-of-image marker)" }
+    guard isAllowedFormat(u8) else { return "cannot decode image (not a JPEG, PNG, GIF or BMP)" }
     var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+    // The header's size decides what stb allocates and how long it decodes: a 2 KB JPEG can declare
+    // 30000x30000. Check it before decoding.
+    guard stbi_info_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c) != 0 else {
+        return "cannot decode image (\(String(cString: stbi_failure_reason())))"
+    }
+    guard w > 0, h > 0 else { return "image has no pixels (\(w)x\(h))" }   // stb_image_resize would abort
+    guard w <= maxImageSide, h <= maxImageSide, Int(w) * Int(h) <= maxImageArea else {
+        return "image too large (\(w)x\(h) pixels; the limit is \(maxImageSide) per side and \(maxImageArea >> 20) megapixels)"
+    }
     guard let img = stbi_load_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c, 1) else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
@@ -21,6 +35,15 @@ func decodeGray48(_ bytes: UnsafeRawBufferPointer, into out: UnsafeMutablePointe
         return "cannot resize \(w)x\(h) image"
     }
     return nil
+}
+
+/// The formats face images come in. stb also reads PSD, HDR, PIC, PNM and TGA; their decoders see
+/// little use and past fuzzing found crashes in them (a 5-byte PNM made stb_image_resize abort), so
+/// untrusted files do not reach them.
+private func isAllowedFormat(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    func starts(_ magic: [UInt8]) -> Bool { b.count >= magic.count && zip(b, magic).allSatisfy { $0 == $1 } }
+    return starts([0xFF, 0xD8, 0xFF]) || starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        || starts(Array("GIF8".utf8)) || starts(Array("BM".utf8))
 }
 
 /// True if FF D9 occurs in the last bytes (some writers append padding after it).

@@ -69,56 +69,73 @@ struct ImageRef {
 }
 
 private func ingestFolder(_ root: String) throws -> (Dataset, [BadItem]) {
-    let files = listFiles(root)
+    let (files, skipped) = listFiles(root)
     let (refs, bad) = try classify(files, root: root)
-    return decodeImages(refs, bad: bad) { key, buf in try readFile(root + "/" + files[key], into: &buf) }
+    let special = skipped.filter { !$0.source.split(separator: "/").contains(where: isIgnored) }
+    return decodeImages(refs, bad: special + bad) { key, buf in
+        try readRegularFile(root + "/" + files[key], limit: maxImageFileBytes, into: &buf)
+    }
 }
 
-private func ingestZip(_ path: String) throws -> (Dataset, [BadItem]) {
-    let zip = try ZipArchive(path: path)
-    let files = zip.entries.map { $0.isDirectory ? "" : $0.name }
-    let (refs, bad) = try classify(files, root: path)
-    return decodeImages(refs, bad: bad) { key, buf in try zip.read(zip.entries[key], into: &buf) }
+private func ingestZip(_ path: String) throws -> (Dataset, [BadItem]) { try ingestZip(ZipArchive(path: path)) }
+
+/// Ingests a zip held in memory (`path` names it in errors): the fuzzers' way in.
+@_spi(Fuzzing) public func ingestZip(bytes: [UInt8], path: String) throws -> (Dataset, [BadItem]) {
+    try ingestZip(ZipArchive(bytes: bytes, path: path))
 }
 
-/// Relative paths of all regular files under `root`, via readdir (FileManager is slow for 30k files).
-func listFiles(_ root: String) -> [String] {
-    var out: [String] = []
+private func ingestZip(_ zip: ZipArchive) throws -> (Dataset, [BadItem]) {
+    // A name seen twice would be ingested twice: the first entry wins, later ones are reported.
+    var seen = Set<String>(), duplicates: [BadItem] = []
+    let files = zip.entries.map { e -> String in
+        if e.isDirectory { return "" }
+        guard seen.insert(e.name).inserted else {
+            duplicates.append(BadItem(source: e.name, reason: "duplicate entry name in the zip; only the first is used"))
+            return ""
+        }
+        return e.name
+    }
+    let (refs, bad) = try classify(files, root: zip.path)
+    return decodeImages(refs, bad: duplicates + bad) { key, buf in try zip.read(zip.entries[key], into: &buf) }
+}
+
+/// Relative paths of all regular files under `root`, via readdir (FileManager is slow for 30k files), and
+/// what was skipped: special files (FIFOs, sockets, devices: reading them could block forever) and
+/// directories already walked (a symlink loop would otherwise recurse without end or list files twice).
+func listFiles(_ root: String) -> (files: [String], skipped: [BadItem]) {
+    var out: [String] = [], skipped: [BadItem] = []
+    var visited = Set<[UInt64]>()   // (device, inode) of each directory walked
     func walk(_ rel: String) {
-        guard let d = opendir(rel.isEmpty ? root : root + "/" + rel) else { return }
+        guard let d = opendir(rel.isEmpty ? root : root + "/" + rel) else {
+            skipped.append(BadItem(source: rel, reason: "cannot list folder: \(String(cString: strerror(errno)))"))
+            return
+        }
         defer { closedir(d) }
+        var st = stat()
+        guard fstat(dirfd(d), &st) == 0, visited.insert([UInt64(st.st_dev), UInt64(st.st_ino)]).inserted else {
+            skipped.append(BadItem(source: rel, reason: "folder already listed (a symlink loop or a second link to it); skipped"))
+            return
+        }
         while let e = readdir(d) {
             let name = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
             if name == "." || name == ".." { continue }
             let child = rel.isEmpty ? name : rel + "/" + name
-            var type = Int32(e.pointee.d_type)
-            if type == Int32(DT_UNKNOWN) || type == Int32(DT_LNK) {
+            var mode = mode_t(e.pointee.d_type) << 12   // DTTOIF: d_type is the S_IFMT bits shifted down
+            if Int(e.pointee.d_type) == Int(DT_UNKNOWN) || Int(e.pointee.d_type) == Int(DT_LNK) {
                 var st = stat()
-                if stat(root + "/" + child, &st) == 0 { type = (st.st_mode & S_IFMT) == S_IFDIR ? Int32(DT_DIR) : Int32(DT_REG) }
+                guard stat(root + "/" + child, &st) == 0 else {
+                    skipped.append(BadItem(source: child, reason: "cannot stat: \(String(cString: strerror(errno)))"))
+                    continue
+                }
+                mode = st.st_mode & S_IFMT
             }
-            if type == Int32(DT_DIR) { walk(child) } else if type == Int32(DT_REG) { out.append(child) }
+            if mode == S_IFDIR { walk(child) } else if mode == S_IFREG { out.append(child) } else {
+                skipped.append(BadItem(source: child, reason: "not a regular file (\(fileKind(mode))); skipped"))
+            }
         }
     }
     walk("")
-    return out
-}
-
-private func readFile(_ path: String, into buf: inout [UInt8]) throws -> Int {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { throw FERError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
-    defer { close(fd) }
-    var st = stat()
-    fstat(fd, &st)
-    let size = Int(st.st_size)
-    if buf.count < size { buf = [UInt8](repeating: 0, count: size) }
-    var off = 0
-    while off < size {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, size - off) }
-        if n < 0 && errno == EINTR { continue }
-        guard n > 0 else { throw FERError(file: path, "read failed") }
-        off += n
-    }
-    return size
+    return (out, skipped)
 }
 
 private func isIgnored(_ component: Substring) -> Bool { component.hasPrefix(".") || component == "__MACOSX" }
@@ -206,46 +223,76 @@ func decodeImages(_ refs: [ImageRef], bad: [BadItem],
 // MARK: - fer2013.csv
 
 /// Parses `emotion,pixels,Usage` (columns found by header name). Bad rows are skipped with file:line.
-private func ingestCSV(_ path: String) throws -> (Dataset, [BadItem]) {
-    let file = try MappedFile(path)
+/// Rows are decoded a block at a time, so memory follows the good images, not the line count.
+private func ingestCSV(_ path: String) throws -> (Dataset, [BadItem]) { try ingestCSV(bytes: readRegularFile(path), path: path) }
+
+/// Ingests CSV bytes (`path` names them in errors).
+@_spi(Fuzzing) public func ingestCSV(bytes: [UInt8], path: String) throws -> (Dataset, [BadItem]) {
     let name = (path as NSString).lastPathComponent
-    let b = file.bytes.bindMemory(to: UInt8.self)
-    var lines: [Range<Int>] = []
-    var s = 0
-    for i in 0..<b.count where b[i] == 0x0A { lines.append(s..<i); s = i + 1 }
-    if s < b.count { lines.append(s..<b.count) }
-    guard let head = lines.first else { throw FERError(file: path, "empty file") }
-    let columns = fields(b, head).map { String(decoding: UnsafeBufferPointer(rebasing: b[$0]), as: UTF8.self).lowercased() }
-    guard let ce = columns.firstIndex(of: "emotion"), let cp = columns.firstIndex(of: "pixels"),
-          let cu = columns.firstIndex(of: "usage") else {
-        throw FERError(file: path, line: 1, "expected a header naming the columns emotion, pixels and Usage; found \(columns)")
+    return try bytes.withUnsafeBufferPointer { b in
+        // Editors that save "UTF-8 with BOM" prefix EF BB BF; it is not part of the first column's name.
+        var s = b.count >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF ? 3 : 0
+        func nextLine() -> Range<Int>? {
+            guard s < b.count else { return nil }
+            var e = s
+            while e < b.count && b[e] != 0x0A { e += 1 }
+            defer { s = e + 1 }
+            return s..<e
+        }
+        guard let head = nextLine() else { throw FERError(file: path, "empty file") }
+        let columns = fields(b, head).map { String(decoding: UnsafeBufferPointer(rebasing: b[$0]), as: UTF8.self).lowercased() }
+        guard let ce = columns.firstIndex(of: "emotion"), let cp = columns.firstIndex(of: "pixels"),
+              let cu = columns.firstIndex(of: "usage") else {
+            throw FERError(file: path, line: 1, "expected a header naming the columns emotion, pixels and Usage; found \(columns)")
+        }
+        var data = Dataset(), bad: [BadItem] = []
+        var lineNumber = 1   // of the last line read
+        while true {
+            var rows: [Range<Int>] = []
+            while rows.count < 8192, let r = nextLine() { rows.append(r) }
+            if rows.isEmpty { break }
+            decodeCSVRows(b, rows, columns: (ce, cp, cu), count: columns.count) { r, result in
+                let source = "\(name):\(lineNumber + 1 + r)"
+                switch result {
+                case .blank: break
+                case .bad(let why): bad.append(BadItem(source: source, reason: why))
+                case .image(let px, let label, let split): data.append(image: px, label: label, split: split, source: source)
+                }
+            }
+            lineNumber += rows.count
+        }
+        return (data, bad)
     }
-    let rows = Array(lines.dropFirst())
+}
+
+private enum CSVRow { case blank, bad(String), image(UnsafeBufferPointer<UInt8>, Emotion, Split) }
+
+/// Parses `rows` in parallel, then hands each row's outcome to `body` in order.
+private func decodeCSVRows(_ b: UnsafeBufferPointer<UInt8>, _ rows: [Range<Int>], columns: (Int, Int, Int), count: Int,
+                           _ body: (Int, CSVRow) -> Void) {
     let n = rows.count
     var pixels = [UInt8](repeating: 0, count: n * imagePixels)
     var labels = [UInt8](repeating: 0, count: n), splits = [Split](repeating: .train, count: n)
-    let errors = UnsafeMutableBufferPointer<String?>.allocate(capacity: n)
-    errors.initialize(repeating: nil)
-    defer { errors.deallocate() }
-    pixels.withUnsafeMutableBufferPointer { px in labels.withUnsafeMutableBufferPointer { lb in splits.withUnsafeMutableBufferPointer { sp in
-        let (px, lb, sp) = (px, lb, sp)
-        DispatchQueue.concurrentPerform(iterations: (n + 1023) / 1024) { c in
-            for r in (c * 1024)..<min(n, (c + 1) * 1024) {
-                errors[r] = parseRow(b, rows[r], columns: (ce, cp, cu), count: columns.count,
+    var errors = [String?](repeating: nil, count: n)
+    pixels.withUnsafeMutableBufferPointer { px in labels.withUnsafeMutableBufferPointer { lb in
+        splits.withUnsafeMutableBufferPointer { sp in errors.withUnsafeMutableBufferPointer { er in
+            let (px, lb, sp, er) = (px, lb, sp, er)
+            DispatchQueue.concurrentPerform(iterations: (n + 1023) / 1024) { c in
+                for r in (c * 1024)..<min(n, (c + 1) * 1024) {
+                    er[r] = parseRow(b, rows[r], columns: columns, count: count,
                                      pixels: px.baseAddress! + r * imagePixels, label: &lb[r], split: &sp[r])
+                }
             }
+        } }
+    } }
+    pixels.withUnsafeBufferPointer { px in
+        for r in 0..<n {
+            if rows[r].isEmpty || (rows[r].count == 1 && b[rows[r].lowerBound] == 0x0D) { body(r, .blank); continue }
+            if let why = errors[r] { body(r, .bad(why)); continue }
+            body(r, .image(UnsafeBufferPointer(rebasing: px[(r * imagePixels)..<((r + 1) * imagePixels)]),
+                           Emotion(rawValue: Int(labels[r]))!, splits[r]))
         }
-    } } }
-    var data = Dataset(), bad: [BadItem] = []
-    data.pixels.reserveCapacity(n * imagePixels)
-    for r in 0..<n {
-        let source = "\(name):\(r + 2)"
-        if rows[r].isEmpty || (rows[r].count == 1 && b[rows[r].lowerBound] == 0x0D) { continue }   // blank line
-        if let why = errors[r] { bad.append(BadItem(source: source, reason: why)); continue }
-        pixels.withUnsafeBufferPointer { data.append(image: UnsafeBufferPointer(rebasing: $0[(r * imagePixels)..<((r + 1) * imagePixels)]),
-                                                     label: Emotion(rawValue: Int(labels[r]))!, split: splits[r], source: source) }
     }
-    return (data, bad)
 }
 
 /// Comma-separated field ranges of a line, without surrounding quotes and trailing CR.
@@ -268,8 +315,9 @@ private func parseRow(_ b: UnsafeBufferPointer<UInt8>, _ line: Range<Int>, colum
     let f = fields(b, line)
     func text(_ r: Range<Int>) -> String { String(decoding: UnsafeBufferPointer(rebasing: b[r]), as: UTF8.self) }
     guard f.count == count else { return "expected \(count) fields, found \(f.count)" }
+    // One plain digit: Int() would also take "+3" and "-0".
     let e = text(f[columns.0])
-    guard let l = Int(e), (0..<7).contains(l) else { return "bad label '\(e)' (expected 0-6)" }
+    guard e.utf8.count == 1, let l = Int(e), (0..<7).contains(l) else { return "bad label '\(e)' (expected 0-6)" }
     switch text(f[columns.2]) {
     case "Training": split = .train
     case "PublicTest": split = .publicTest

@@ -84,31 +84,54 @@ public enum Checkpoint {
         guard let d = FileManager.default.contents(atPath: path) else {
             throw FERError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read" : "no such checkpoint")
         }
-        let b = [UInt8](d)
-        guard b.count >= 24, Array(b[0..<8]) == checkpointMagic else { throw FERError(file: path, "not a FER checkpoint (bad magic)") }
+        return try parse(bytes: [UInt8](d), source: path)
+    }
+
+    /// Verifies checkpoint bytes (named `source` in errors) and returns the header and the tensors by
+    /// "section/name". The bytes are untrusted even with a valid checksum (it detects damage, not intent):
+    /// every length and shape is checked against the data before use, and the model config is validated.
+    public static func parse(bytes b: [UInt8], source: String) throws -> (CheckpointHeader, [String: [Float]]) {
+        func bad(_ why: String) -> FERError { FERError(file: source, why) }
+        guard b.count >= 24, Array(b[0..<8]) == checkpointMagic else { throw bad("not a FER checkpoint (bad magic)") }
         let stored: UInt64 = readLE(b, b.count - 8)
         guard b.withUnsafeBytes({ Checksum.of(UnsafeRawBufferPointer(rebasing: $0[0..<(b.count - 8)])) }) == stored else {
-            throw FERError(file: path, "corrupt or truncated (checksum mismatch)")
+            throw bad("corrupt or truncated (checksum mismatch)")
         }
         let version: UInt32 = readLE(b, 8)
-        guard version == checkpointVersion else { throw FERError(file: path, "checkpoint format version \(version), this build reads \(checkpointVersion)") }
+        guard version == checkpointVersion else { throw bad("checkpoint format version \(version), this build reads \(checkpointVersion)") }
         let hlen = Int(readLE(b, 12) as UInt32)
-        guard 16 + hlen <= b.count - 8 else { throw FERError(file: path, "truncated header") }
+        guard hlen <= b.count - 24 else { throw bad("truncated header") }
         let header: CheckpointHeader
         do { header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(b[16..<(16 + hlen)])) } catch {
-            throw FERError(file: path, "unreadable header: \(error)")
+            throw bad("unreadable header: \(error)")
         }
+        do { try header.model.validate() } catch { throw bad("invalid model in header: \(error)") }
         var tensors: [String: [Float]] = [:]
         var off = 16 + hlen
+        let end = b.count - 8
         for e in header.tensors {
-            let n = e.shape.reduce(1, *)
-            guard off + n * 4 <= b.count - 8 else { throw FERError(file: path, "truncated tensor data at \(e.name)") }
+            let n = try tensorCount(e, room: (end - off) / 4, bad)
+            guard tensors["\(e.section)/\(e.name)"] == nil else { throw bad("tensor \(e.section)/\(e.name) is listed twice") }
             tensors["\(e.section)/\(e.name)"] = b.withUnsafeBytes { raw in
                 (0..<n).map { raw.loadUnaligned(fromByteOffset: off + $0 * 4, as: Float.self) }
             }
             off += n * 4
         }
+        guard off == end else { throw bad("\(end - off) bytes of tensor data beyond the tensors the header lists") }
         return (header, tensors)
+    }
+
+    /// The element count of `e`'s shape: every dimension positive, the product (checked for overflow)
+    /// at most `room`, the floats left in the file.
+    private static func tensorCount(_ e: CheckpointHeader.Entry, room: Int, _ bad: (String) -> FERError) throws -> Int {
+        var n = 1
+        for d in e.shape {
+            guard d > 0 else { throw bad("tensor \(e.name) has shape \(e.shape): dimensions must be positive") }
+            let (p, overflow) = n.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= room else { throw bad("truncated tensor data at \(e.name) (shape \(e.shape))") }
+            n = p
+        }
+        return n
     }
 
     /// Loads parameters, statistics and (if given) optimizer state into `model`. Refuses a checkpoint of

@@ -1,0 +1,71 @@
+// libFuzzer entry points for the parsers of untrusted files, one binary for all: FER_FUZZ_TARGET picks
+// the parser. A thrown error is a correct outcome; a crash, a sanitizer report, a hang or a memory
+// blow-up is a bug. scripts/fuzz builds this with -sanitize=fuzzer,address -DFUZZING; a plain build is
+// a replayer of saved inputs and the writer of the seed corpus instead.
+@_spi(Fuzzing) import FERData
+import FERTrain
+import Foundation
+
+let targets: [String: ([UInt8]) throws -> Void] = [
+    "zip": { _ = try ingestZip(bytes: $0, path: "fuzz.zip") },
+    "csv": { _ = try ingestCSV(bytes: $0, path: "fuzz.csv") },
+    "image": { bytes in
+        var out = [UInt8](repeating: 0, count: imagePixels)
+        _ = bytes.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { decodeGray48(raw, into: $0.baseAddress!) } }
+    },
+    "checkpoint": { _ = try Checkpoint.parse(bytes: $0, source: "fuzz.ckpt") },
+    "config": { _ = try parseRunConfig(String(decoding: $0, as: UTF8.self), source: "fuzz.yaml") },
+    "dataset": { _ = try Dataset(serialized: $0) },
+]
+
+func run(_ target: String, _ bytes: [UInt8]) {
+    do { try targets[target]!(bytes) } catch {}
+}
+
+@main enum Main {
+    static func main() throws {
+        #if FUZZING
+        exit(runFuzzer())
+        #else
+        try replay()
+        #endif
+    }
+}
+
+#if FUZZING
+private let selected: String = {
+    let name = ProcessInfo.processInfo.environment["FER_FUZZ_TARGET"] ?? ""
+    guard targets[name] != nil else { fatalError("set FER_FUZZ_TARGET to one of \(targets.keys.sorted())") }
+    return name
+}()
+
+/// libFuzzer's driver (its main is not linked: SwiftPM routes `main` to this module's @main).
+@_silgen_name("LLVMFuzzerRunDriver")
+private func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>,
+                                 _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+                                 _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
+
+private func runFuzzer() -> CInt {
+    _ = selected
+    var argc = CommandLine.argc, argv = CommandLine.unsafeArgv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+        run(selected, size == 0 ? [] : Array(UnsafeBufferPointer(start: data, count: size)))
+        return 0
+    }
+}
+#else
+/// `fer-fuzz TARGET FILE...` runs saved inputs once each; `fer-fuzz seeds DIR CONFIGS` writes a corpus.
+private func replay() throws {
+    let args = CommandLine.arguments.dropFirst()
+    if args.first == "seeds", args.count == 3 { return try writeSeeds(to: args[args.startIndex + 1], configs: args.last!) }
+    guard let target = args.first, targets[target] != nil else {
+        print("usage: fer-fuzz TARGET FILE... (targets: \(targets.keys.sorted().joined(separator: ", ")))")
+        print("       fer-fuzz seeds DIR CONFIGS   (writes a small valid input per target under DIR/TARGET/)")
+        exit(2)
+    }
+    for file in args.dropFirst() {
+        run(target, [UInt8](try Data(contentsOf: URL(fileURLWithPath: file))))
+        print("\(file): ok")
+    }
+}
+#endif

@@ -1,0 +1,79 @@
+#if !FUZZING
+import CSTB
+import FERCore
+import FERData
+import FERNet
+import Foundation
+import ZIPFoundation
+
+// The fuzzers' starting corpus: one small valid input per target, all synthetic (nothing from FER-2013
+// goes into a corpus). Small inputs keep the fuzzer fast; it grows them where coverage leads.
+
+/// Writes the seeds under `dir/<target>/`; config seeds are the YAML files in `configs`.
+func writeSeeds(to dir: String, configs: String) throws {
+    func put(_ target: String, _ name: String, _ bytes: [UInt8]) throws {
+        try FileManager.default.createDirectory(atPath: dir + "/" + target, withIntermediateDirectories: true)
+        try Data(bytes).write(to: URL(fileURLWithPath: dir + "/" + target + "/" + name))
+    }
+    let png = try encodedImage("png"), jpg = try encodedImage("jpg")
+    try put("image", "face.png", png)
+    try put("image", "face.jpg", jpg)
+    try put("zip", "tiny.zip", try zipBytes(["train/happy/a.png": png, "test/sad/PublicTest_b.jpg": jpg]))
+    let row = (0..<imagePixels).map { String($0 % 256) }.joined(separator: " ")
+    try put("csv", "tiny.csv", Array("emotion,pixels,Usage\n3,\(row),Training\n5,\(row),PrivateTest\n".utf8))
+    var d = Dataset()
+    [UInt8](repeating: 7, count: imagePixels).withUnsafeBufferPointer { d.append(image: $0, label: .fear, split: .train, source: "a") }
+    try put("dataset", "tiny.fds", d.serialize())
+    try put("checkpoint", "tiny.ckpt", try checkpointBytes())
+    for f in try FileManager.default.contentsOfDirectory(atPath: configs) where f.hasSuffix(".yaml") {
+        try put("config", f, [UInt8](try Data(contentsOf: URL(fileURLWithPath: configs + "/" + f))))
+    }
+}
+
+/// A 12x12 gradient as PNG or JPEG bytes.
+private func encodedImage(_ ext: String) throws -> [UInt8] {
+    let path = NSTemporaryDirectory() + "fer-seed-\(getpid()).\(ext)"
+    defer { unlink(path) }
+    let px = (0..<144).map { UInt8($0 % 12 * 20) }
+    let ok = ext == "png" ? stbi_write_png(path, 12, 12, 1, px, 12) : stbi_write_jpg(path, 12, 12, 1, px, 90)
+    guard ok != 0 else { throw FERError(file: path, "cannot write seed image") }
+    return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+}
+
+/// A zip of `files`: PNGs deflated, JPEGs stored, as in the Kaggle download.
+private func zipBytes(_ files: [String: [UInt8]]) throws -> [UInt8] {
+    let path = NSTemporaryDirectory() + "fer-seed-\(getpid()).zip"
+    defer { unlink(path) }
+    let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create)
+    for (name, bytes) in files.sorted(by: { $0.key < $1.key }) {
+        try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(bytes.count),
+                             compressionMethod: name.hasSuffix(".png") ? .deflate : .none) { pos, size in
+            Data(bytes[Int(pos)..<(Int(pos) + size)])
+        }
+    }
+    return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+}
+
+/// A checkpoint in the format Checkpoint.save writes, of a tiny valid model and two small tensors.
+private func checkpointBytes() throws -> [UInt8] {
+    var model = ModelConfig()
+    var conv = LayerSpec(type: "conv"); conv.filters = 2; conv.kernel = 3
+    var dense = LayerSpec(type: "dense"); dense.units = 7
+    model.layers = [conv, LayerSpec(type: "flatten"), dense]
+    let header: [String: Any] = [
+        "model": try JSONSerialization.jsonObject(with: JSONEncoder().encode(model)),
+        "optimizer": "none", "optimizerSteps": 0, "epoch": 1, "step": 10, "globalBatch": 32,
+        "datasetChecksum": hex64(1), "configHash": hex64(2), "validationAccuracy": 0.5,
+        "schedule": ["plateauScale": 1, "best": 0.5, "sinceBest": 0],
+        "tensors": [["name": "conv0.w", "shape": [2, 1, 3, 3], "section": "param"],
+                    ["name": "bn.mean", "shape": [2], "section": "stat"]]]
+    let json = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
+    var b = Array("FERCKPT\0".utf8)
+    func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
+    le(UInt32(1)); le(UInt32(json.count))
+    b += json
+    (0..<20).map { Float($0) / 8 }.withUnsafeBytes { b += $0 }
+    le(Checksum.of(b))
+    return b
+}
+#endif
