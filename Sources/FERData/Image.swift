@@ -1,6 +1,6 @@
 import CSTB
 
-// A JPEG, PNG, GIF or BMP of any size and colour becomes 48x48 grayscale:
+// A JPEG, PNG, GIF, BMP or binary PGM/PPM of any size and colour becomes 48x48 grayscale:
 // stb converts to one channel (its luma weights), then stb_image_resize resamples if the size differs.
 
 /// The largest image decoded, per side and in pixels: far beyond any face photo, fast and cheap to decode.
@@ -14,7 +14,7 @@ public let maxImageArea = 64 << 20
     let u8 = bytes.bindMemory(to: UInt8.self)
     // stb pads a truncated baseline JPEG with zeros and "succeeds"; a JPEG must end with its EOI marker.
     if bytes.count >= 2, u8[0] == 0xFF, u8[1] == 0xD8, !hasJPEGEnd(u8) { return "truncated JPEG (no end-of-image marker)" }
-    guard isAllowedFormat(u8) else { return "cannot decode image (not a JPEG, PNG, GIF or BMP)" }
+    guard isAllowedFormat(u8) else { return "cannot decode image (not a JPEG, PNG, GIF, BMP or binary PGM/PPM)" }
     var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
     // The header's size decides what stb allocates and how long it decodes: a 2 KB JPEG can declare
     // 30000x30000. Check it before decoding.
@@ -37,13 +37,14 @@ public let maxImageArea = 64 << 20
     return nil
 }
 
-/// The formats face images come in. stb also reads PSD, HDR, PIC, PNM and TGA; their decoders see
-/// little use and past fuzzing found crashes in them (a 5-byte PNM made stb_image_resize abort), so
-/// untrusted files do not reach them.
+/// The formats face images come in, and binary PGM/PPM (lossless, what tests and tools write). stb also
+/// reads PSD, HDR, PIC and TGA; their decoders see little use, so untrusted files do not reach them.
+/// (Fuzzing found a 5-byte PNM that decoded to a 0-wide image and made stb_image_resize abort: the
+/// size checks above refuse it.)
 private func isAllowedFormat(_ b: UnsafeBufferPointer<UInt8>) -> Bool {
     func starts(_ magic: [UInt8]) -> Bool { b.count >= magic.count && zip(b, magic).allSatisfy { $0 == $1 } }
     return starts([0xFF, 0xD8, 0xFF]) || starts([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
-        || starts(Array("GIF8".utf8)) || starts(Array("BM".utf8))
+        || starts(Array("GIF8".utf8)) || starts(Array("BM".utf8)) || starts(Array("P5".utf8)) || starts(Array("P6".utf8))
 }
 
 /// True if FF D9 occurs in the last bytes (some writers append padding after it).

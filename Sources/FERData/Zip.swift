@@ -15,52 +15,6 @@ public let maxImageFileBytes = 64 << 20
 /// Deflate cannot compress better than about 1032:1; an entry that declares more is lying.
 private let maxDeflateRatio = 1032
 
-/// Opens `path` for reading only if it is a regular file. O_NONBLOCK keeps opening a FIFO from blocking;
-/// the fstat check then refuses it (and sockets, devices) before anything reads from it.
-func openRegularFile(_ path: String) throws -> (fd: Int32, size: Int) {
-    let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-    guard fd >= 0 else { throw FERError(file: path, "cannot open: \(String(cString: strerror(errno)))") }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { close(fd); throw FERError(file: path, "cannot stat: \(String(cString: strerror(errno)))") }
-    guard st.st_mode & S_IFMT == S_IFREG else { close(fd); throw FERError(file: path, "not a regular file (\(fileKind(st.st_mode)))") }
-    return (fd, Int(st.st_size))
-}
-
-func fileKind(_ mode: mode_t) -> String {
-    switch mode & S_IFMT {
-    case S_IFDIR: return "a directory"
-    case S_IFIFO: return "a FIFO"
-    case S_IFSOCK: return "a socket"
-    case S_IFCHR, S_IFBLK: return "a device"
-    default: return "not a regular file"
-    }
-}
-
-/// Reads the whole regular file at `path` (at most `limit` bytes) into `buf`, growing it if needed, and
-/// returns its length. A file that shrinks while being read is an error.
-func readRegularFile(_ path: String, limit: Int = .max, into buf: inout [UInt8]) throws -> Int {
-    let (fd, size) = try openRegularFile(path)
-    defer { close(fd) }
-    guard size <= limit else { throw FERError(file: path, "file too large (\(size) bytes; the limit is \(limit))") }
-    if buf.count < size { buf = [UInt8](repeating: 0, count: size) }
-    var off = 0
-    while off < size {
-        let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress! + off, size - off) }
-        if n < 0 && errno == EINTR { continue }
-        guard n >= 0 else { throw FERError(file: path, "read failed: \(String(cString: strerror(errno)))") }
-        guard n > 0 else { throw FERError(file: path, "file shrank while being read (\(off) of \(size) bytes)") }
-        off += n
-    }
-    return size
-}
-
-/// The whole regular file at `path`.
-func readRegularFile(_ path: String, limit: Int = .max) throws -> [UInt8] {
-    var buf: [UInt8] = []
-    let n = try readRegularFile(path, limit: limit, into: &buf)
-    return n == buf.count ? buf : Array(buf[0..<n])
-}
-
 /// Why a zip (or one entry) is unusable; the archive adds the file and entry names.
 private struct Damaged: Error {
     let reason: String

@@ -1,3 +1,4 @@
+import FERCluster
 import FERCore
 import FERNet
 import Foundation
@@ -38,6 +39,8 @@ public struct PartialEpoch: Codable, Equatable, Sendable {
 }
 
 let checkpointMagic: [UInt8] = Array("FERCKPT\0".utf8)
+/// Far above any model the config caps allow with its optimizer state (100M parameters x 3 x 4 bytes).
+let maxCheckpointBytes = 2 << 30
 let checkpointVersion: UInt32 = 1
 
 /// Training state that a checkpoint restores.
@@ -81,10 +84,13 @@ public enum Checkpoint {
 
     /// Reads and verifies a checkpoint file; returns the header and the tensors by "section/name".
     public static func read(path: String) throws -> (CheckpointHeader, [String: [Float]]) {
-        guard let d = FileManager.default.contents(atPath: path) else {
-            throw FERError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read" : "no such checkpoint")
-        }
-        return try parse(bytes: [UInt8](d), source: path)
+        try parse(bytes: try bytes(path: path), source: path)
+    }
+
+    /// The file's bytes, unparsed: what rank 0 sends to ranks that cannot read the file themselves.
+    static func bytes(path: String) throws -> [UInt8] {
+        guard FileManager.default.fileExists(atPath: path) else { throw FERError(file: path, "no such checkpoint") }
+        return try readRegularFile(path, limit: maxCheckpointBytes)
     }
 
     /// Verifies checkpoint bytes (named `source` in errors) and returns the header and the tensors by
@@ -177,8 +183,10 @@ public enum Checkpoint {
 
 /// A model restored from a checkpoint, for evaluation and prediction. Its training network is built at
 /// batch 1 only to fix the parameter layout (inference networks of any batch come from `network`).
-public func loadModel(checkpoint: String) throws -> (Model, CheckpointHeader) {
-    let (header, tensors) = try Checkpoint.read(path: checkpoint)
+/// Under MPI only rank 0 reads the file (no shared filesystem is needed); every rank parses its bytes.
+public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator()) throws -> (Model, CheckpointHeader) {
+    let bytes = try onCoordinator(comm, { try Checkpoint.bytes(path: checkpoint) }, encode: { $0 }, decode: { Array($0) })
+    let (header, tensors) = try Checkpoint.parse(bytes: bytes, source: checkpoint)
     let model = try Model(config: header.model, batch: 1)
     try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
     // A diverged run's weights give NaN probabilities that would print as an answer.

@@ -47,7 +47,7 @@ public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, tta
     var members: [MemberScore] = []
     func accuracy(_ p: [Float]) -> Double { ClassificationReport(labels: labels, predictions: argmaxRows(p, k: 7)).accuracy }
     for path in checkpoints {
-        let (model, _) = try loadModel(checkpoint: path)
+        let (model, _) = try loadModel(checkpoint: path, comm: comm)
         guard let p = try predict(model: model, data: data, indices: indices, tta: tta ?? 1, batch: batch, comm: comm) else { continue }
         plain = add(plain, p.plain)
         if let tta, tta > 1 { augmented = add(augmented, p.mean) }

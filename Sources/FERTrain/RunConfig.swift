@@ -102,9 +102,10 @@ public struct EvalSettings: Codable, Equatable, Sendable {
 // MARK: - Loading
 
 public func loadRunConfig(path: String, overrides: [String] = []) throws -> RunConfig {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
-        throw FERError(file: path, FileManager.default.fileExists(atPath: path) ? "cannot read" : "no such file")
-    }
+    guard FileManager.default.fileExists(atPath: path) else { throw FERError(file: path, "no such file") }
+    // A config is a page of YAML: a FIFO, a device or a huge file is a mistake, not a config.
+    let bytes = try readRegularFile(path, limit: 1 << 20)
+    guard let text = String(bytes: bytes, encoding: .utf8) else { throw FERError(file: path, "not UTF-8 text") }
     return try parseRunConfig(text, source: path, overrides: overrides)
 }
 

@@ -182,6 +182,15 @@ final class CommandLineTests: XCTestCase {
         for f in ["ev.json", "confusion.png"] { XCTAssertTrue(FileManager.default.fileExists(atPath: here + "/" + f), f) }
     }
 
+    /// A FIFO (or a device) given as a config or checkpoint is refused at once instead of hanging the read.
+    func testSpecialFilesAreRefusedNotRead() throws {
+        let fifo = Self.work + "/pipe"
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try assertFails(["info", "--config", fifo], mentions: [fifo, "not a regular file (a FIFO)"])
+        try assertFails(["predict", "--checkpoint", fifo, try facePGM("f.pgm", klass: 0)], mentions: [fifo, "not a regular file (a FIFO)"])
+        try assertFails(["info", "--config", "/dev/zero"], mentions: ["/dev/zero", "not a regular file (a device)"])
+    }
+
     /// An empty --run used to put config.yaml, metrics.jsonl and checkpoints/ into the filesystem root.
     func testEmptyRunFolderIsRefused() throws {
         try assertFails(["train", "--config", tiny, "--data", Self.csv, "--run", "", "--epochs", "1"], mentions: ["--run: empty path"])

@@ -100,6 +100,26 @@ final class RunSafetyTests: XCTestCase {
                        try checkpointTensors("\(dir)/clean/checkpoints/epoch-0003.ckpt"))
     }
 
+    /// Distributed evaluation needs the checkpoint on rank 0 only, and scores as one process does.
+    func testEvalNeedsTheCheckpointOnRankZeroOnly() throws {
+        let run = dir + "/node0/run"
+        XCTAssertEqual(try train(np: nil, run, ["--epochs", "1"]).status, 0)
+        try FileManager.default.createDirectory(atPath: dir + "/node1", withIntermediateDirectories: true)
+        let eval = [fer, "eval", "--checkpoint", "run/checkpoints/best.ckpt", "--data", csv, "--tta=3", "--json", "ev.json"]
+        let r = try runCommand(mpirun(2) + ["sh", "-c", "cd \(dir)/node$OMPI_COMM_WORLD_RANK && exec " + eval.map { "'\($0)'" }.joined(separator: " ")],
+                               timeout: 120)
+        XCTAssertFalse(r.timedOut, r.output)
+        XCTAssertEqual(r.status, 0, r.output)
+        let one = try runCommand(["-C", dir + "/node0"] + eval.dropLast(2) + ["--json", "one.json"], timeout: 120)
+        XCTAssertEqual(one.status, 0, one.output)
+        func scores(_ f: String) throws -> [Double] {
+            let j = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "\(dir)/node0/\(f)"))) as! [String: Any]
+            return [j["accuracy"] as! Double, j["tta_accuracy"] as! Double]
+        }
+        XCTAssertEqual(try scores("ev.json"), try scores("one.json"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/node1"), [], "rank 1 wrote something")
+    }
+
     /// Flags that change behaviour are in the start-up handshake: a different --stop-after on one rank
     /// used to hang the job, a different bucket size crashed both ranks.
     func testCommandLineSettingsMustAgreeAcrossRanks() throws {
