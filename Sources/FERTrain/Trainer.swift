@@ -145,6 +145,8 @@ public final class Trainer {
                 log(String(format: "epoch %3d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0f img/s  %.1fs",
                            m.epoch, m.trainLoss, m.trainAccuracy, m.valLoss, m.valAccuracy, m.lr, m.imagesPerSecond, m.seconds))
             }
+            // A signal during validation or the checkpoint: the epoch is saved, nothing more to write.
+            if state.epoch < last, let signal = try agreedInterrupt() { interruptedBy = signal; return }
         }
     }
 
@@ -215,8 +217,6 @@ public final class Trainer {
         m.configChanges = pendingChanges
         pendingChanges = nil
         if comm.rank == 0 { try record(m) }
-        // A signal during validation or the checkpoint: the epoch is saved, nothing more to write.
-        if state.epoch < config.train.epochs, let signal = try agreedInterrupt() { try stop(by: signal, inEpoch: nil); return nil }
         return m
     }
 
@@ -226,10 +226,9 @@ public final class Trainer {
         return s == 0 ? nil : Int32(s)
     }
 
-    /// Writes the mid-epoch checkpoint (when `inEpoch` is the epoch in progress) and ends training.
-    func stop(by signal: Int32, inEpoch epoch: Int?) throws {
+    /// Writes the checkpoint of the epoch in progress and ends training.
+    func stop(by signal: Int32, inEpoch epoch: Int) throws {
         interruptedBy = signal
-        guard let epoch else { return }
         try averageBatchNormStatistics()
         if let folder {
             let path = folder.checkpoints + String(format: "/epoch-%04d-partial-s%09d.ckpt", epoch, state.step)
@@ -320,65 +319,7 @@ func metricsLine(_ m: EpochMetrics) throws -> String {
     return String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
 }
 
-/// Training stopped at a step boundary by a signal, its checkpoint written: the command exits as the
-/// signal would have (128 + signal), which scripts/launch does not restart.
-public struct TrainingInterrupted: Error, CustomStringConvertible {
-    public let signal: Int32
-    public init(signal: Int32) { self.signal = signal }
-    public var description: String { "interrupted by signal \(signal); continue with --resume latest" }
-}
-
-/// SIGINT and SIGTERM ask training to stop at the next step boundary, with a checkpoint; a second one ends
-/// the process at once. Only a flag is set in the handler: everything else happens on the training thread.
-public enum Interrupt {
-    public static func install() {
-        interruptSignal = 0   // touch the global before any handler can run
-        for s in [SIGINT, SIGTERM] {
-            signal(s) { sig in
-                if interruptSignal != 0 { _exit(128 + sig) }
-                interruptSignal = sig
-            }
-        }
-    }
-    public static var received: Int32 { interruptSignal }
-}
-nonisolated(unsafe) private var interruptSignal: Int32 = 0
-
 public let ferVersion = "0.1.0"
-
-/// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
-/// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C
-/// does), `throw` an error, or `diverge`: perturb one of its parameters so that the next
-/// train.check_every check must catch it.
-struct Fault {
-    enum Kind: String { case kill, term, `throw`, diverge }
-    let kind: Kind, step: Int, rank: Int
-
-    static func fromEnvironment() throws -> Fault? {
-        guard let spec = ProcessInfo.processInfo.environment["FER_FAULT"], !spec.isEmpty else { return nil }
-        let f = spec.split(separator: ":").map(String.init)
-        guard f.count == 3, let kind = Kind(rawValue: f[0]), let step = Int(f[1]), let rank = Int(f[2]) else {
-            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, term, throw or diverge")
-        }
-        return Fault(kind: kind, step: step, rank: rank)
-    }
-
-    func fire(model: Model) throws {
-        switch kind {
-        case .kill:
-            FileHandle.standardError.write(Data("fer: injected fault: rank \(rank) kills itself after step \(step)\n".utf8))
-            kill(getpid(), SIGKILL)
-        case .term: raise(SIGTERM)   // to this thread, so the handler has run when it returns
-        case .throw: throw FERError("injected fault: rank \(rank) fails after step \(step)")
-        case .diverge:
-            // The largest weight: never a zero or padding element, whose one-ulp change an update (or
-            // denormal flushing) could round away before the check sees it.
-            let p = model.params.buffer
-            let i = p.indices.max { abs(p[$0]) < abs(p[$1]) }!
-            p[i] = p[i].nextUp
-        }
-    }
-}
 
 /// Epoch checkpoints of a run, oldest first.
 public func epochCheckpoints(runDir: String) -> [String] {

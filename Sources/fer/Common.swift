@@ -13,6 +13,7 @@ func resolveDataPath(_ given: String?) -> String {
 /// and under MPI every rank stops (MPI_Abort), never hangs.
 func runReporting(_ comm: Communicator? = nil, _ body: () throws -> Void) throws {
     do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch let e as TrainingInterrupted {
+        if (comm?.rank ?? 0) == 0 { FileHandle.standardError.write(Data("fer: \(e)\n".utf8)) }
         throw ExitCode(128 + e.signal)   // every rank stopped at the same step: no abort needed
     } catch {
         if let comm, comm.size > 1 { comm.abort("error: \(error)") }
