@@ -53,8 +53,8 @@ extension Trainer {
             if h.globalBatch != config.train.batch {
                 throw FERError(file: path, "global batch \(h.globalBatch) differs from train.batch \(config.train.batch)")
             }
-            if h.datasetChecksum != hex64(data.checksum) {
-                throw FERError(file: path, "trained on another dataset (checksum \(h.datasetChecksum), now \(hex64(data.checksum)))")
+            if h.datasetChecksum != hex64(datasetChecksum) {
+                throw FERError(file: path, "trained on another dataset (checksum \(h.datasetChecksum), now \(hex64(datasetChecksum)))")
             }
             let changes = try settingChanges(since: h, path: path)
             try Checkpoint.apply(h, tensors, path: path, into: model, optimizer: optimizer)

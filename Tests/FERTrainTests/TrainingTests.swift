@@ -72,14 +72,24 @@ final class TrainingTests: XCTestCase {
         }
     }
 
-    /// A save that dies half-way leaves only a temporary file: the target keeps its previous content.
+    /// A save whose write fails half-way (here the file-size limit stops it after 4 KiB, as a full disk
+    /// would) throws, leaves the target with its previous content and no temporary file behind.
     func testInterruptedSaveKeepsThePreviousCheckpoint() throws {
         let dir = tempDir("atomic")
         let path = dir + "/a.ckpt"
         try writeAtomically(Array("old".utf8), to: path)
-        // A crash mid-write is a partial temporary file that was never renamed.
-        try Data("partial".utf8).write(to: URL(fileURLWithPath: dir + "/.a.ckpt.tmp-999"))
+        var saved = rlimit()
+        getrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &saved)
+        let oldHandler = signal(SIGXFSZ, SIG_IGN)   // over the limit, write(2) then fails with EFBIG
+        var small = saved; small.rlim_cur = 4096
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &small), 0)
+        XCTAssertThrowsError(try writeAtomically([UInt8](repeating: 7, count: 1 << 20), to: path)) {
+            XCTAssertTrue("\($0)".contains("write failed"), "\($0)")
+        }
+        setrlimit(__rlimit_resource_t(RLIMIT_FSIZE.rawValue), &saved)
+        signal(SIGXFSZ, oldHandler)
         XCTAssertEqual(String(decoding: FileManager.default.contents(atPath: path)!, as: UTF8.self), "old")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), ["a.ckpt"], "a temporary file was left")
         try writeAtomically(Array("new".utf8), to: path)
         XCTAssertEqual(String(decoding: FileManager.default.contents(atPath: path)!, as: UTF8.self), "new")
     }
