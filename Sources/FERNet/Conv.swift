@@ -42,10 +42,21 @@ final class Conv: WeightedLayer {
                                                            &strides, &padL, &padR), "conv bwd data desc")
             bdpd = primitiveDesc(bd, hint: fpd, "\(name) backward data")
         }
-        var bw = dnnl_convolution_desc_t()
-        check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &srcMD, &wMD, &bMD, &dMD,
-                                                          &strides, &padL, &padR), "conv bwd weights desc")
-        let bwpd = primitiveDesc(bw, hint: fpd, "\(name) backward weights")
+        func backwardWeights(_ w: MD, _ d: MD) -> PrimitiveDesc {
+            var (w, d) = (w, d)
+            var bw = dnnl_convolution_desc_t()
+            check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &srcMD, &w, &bMD, &d,
+                                                              &strides, &padL, &padR), "conv bwd weights desc")
+            return primitiveDesc(bw, hint: fpd, "\(name) backward weights")
+        }
+        // The forward layouts, where oneDNN has a fast kernel for them. On AVX2, oneDNN 2.6 has none for a
+        // first layer of 1-3 input channels with blocked gradients: its reference kernel takes ~1.5 s per
+        // step at batch 64, its GEMM one 7 ms. Then it picks the layouts and the layer reorders (see bind).
+        var bwpd = backwardWeights(wMD, dMD)
+        if bwpd.implementation.hasPrefix("ref") {
+            let alt = backwardWeights(md(wMD.shape, dnnl_format_tag_any), md(dMD.shape, dnnl_format_tag_any))
+            if !alt.implementation.hasPrefix("ref") { bwpd = alt }
+        }
         super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: bdpd, bwdWeights: bwpd,
                    weight: layout.add(name + ".weight", .weight, [filters, s[1], kernel, kernel], wMD),
                    bias: layout.add(name + ".bias", .bias, [filters], bMD))

@@ -17,6 +17,7 @@ class WeightedLayer: Layer {
     private(set) var dst: Memory!, diffDst: Memory!
     private var fwd: Primitive!, bwdData: Primitive?, bwdWeights: Primitive?, reluBwd: Primitive?
     private var toLocal: Primitive?, gradToIncoming: Primitive?, weightsForBackward: Primitive?
+    private var diffDstForWeights: Primitive?, weightGradToArena: Primitive?
     private var weightsForForward: [Primitive] = []
 
     init(name: String, incoming: MD, relu: Bool, fwd: PrimitiveDesc, bwdData: PrimitiveDesc?, bwdWeights: PrimitiveDesc?,
@@ -69,10 +70,15 @@ class WeightedLayer: Layer {
             if !want.same(w.desc) { wb = Memory(want); weightsForBackward = makeReorder(from: w, to: wb) }
             bwdData = Primitive(pd, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, wb), (DNNL_ARG_DIFF_SRC, diffSrc)])
         }
-        // Weight gradients come in the forward weights' layout: straight into the gradient arena.
+        // Weight gradients come in the forward weights' layout, straight into the gradient arena, unless
+        // backward weights chose its own layouts (see Conv): then the output gradient is reordered in and
+        // the weight gradient out.
         if let pd = bwdWeightsPD {
-            bwdWeights = Primitive(pd, [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, diffDst),
-                                        (DNNL_ARG_DIFF_WEIGHTS, arenas.view(weight, grad: true)),
+            var dd: Memory = diffDst, gw = arenas.view(weight, grad: true)
+            let wantD = pd.query(dnnl_query_diff_dst_md), wantW = pd.query(dnnl_query_diff_weights_md)
+            if !wantD.same(dstDesc) { dd = Memory(wantD); diffDstForWeights = makeReorder(from: diffDst, to: dd) }
+            if !wantW.same(gw.desc) { let g = Memory(wantW); weightGradToArena = makeReorder(from: g, to: gw); gw = g }
+            bwdWeights = Primitive(pd, [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, dd), (DNNL_ARG_DIFF_WEIGHTS, gw),
                                         (DNNL_ARG_DIFF_BIAS, arenas.view(bias, grad: true))])
         }
         if let pd = reluPD {
@@ -88,7 +94,9 @@ class WeightedLayer: Layer {
 
     func backward(key: StepKey) {
         reluBwd?.execute()
+        diffDstForWeights?.execute()
         bwdWeights?.execute()
+        weightGradToArena?.execute()
         weightsForBackward?.execute()
         bwdData?.execute()
         gradToIncoming?.execute()
