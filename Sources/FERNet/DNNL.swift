@@ -168,6 +168,22 @@ func makeReorder(from src: Memory, to dst: Memory) -> Primitive {
     return Primitive(PrimitiveDesc(raw: p!), [(DNNL_ARG_FROM, src), (DNNL_ARG_TO, dst)])
 }
 
+/// The instruction set oneDNN's kernels use on this CPU ("avx2", "avx512_core_bf16", ...): it decides
+/// which kernels exist, and so the speed (AVX2 machines run at about a third of AVX-512 ones).
+public var effectiveISA: String {
+    switch dnnl_get_effective_cpu_isa() {
+    case dnnl_cpu_isa_sse41: return "sse41"
+    case dnnl_cpu_isa_avx: return "avx"
+    case dnnl_cpu_isa_avx2: return "avx2"
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+    case dnnl_cpu_isa_avx512_core: return "avx512_core"
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+    case let other: return "isa 0x" + String(other.rawValue, radix: 16)
+    }
+}
+
 extension PrimitiveDesc {
     /// The implementation oneDNN picked (e.g. "jit:avx512_core"): bench prints it to catch slow fallbacks.
     var implementation: String {

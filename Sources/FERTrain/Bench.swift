@@ -10,6 +10,8 @@ import Foundation
 /// global batch: each rank times full steps on its slice, gradient allreduce (overlapped) included.
 public struct BenchResult: Codable, Sendable {
     public var batch: Int, steps: Int, threads: Int, ranks: Int
+    /// oneDNN's effective instruction set on this CPU.
+    public var isa: String
     public var allreduceWaitShare: Double
     public var trainImagesPerSecond: Double
     public var convBoundImagesPerSecond: Double
@@ -22,7 +24,7 @@ public struct BenchResult: Codable, Sendable {
     /// optimizer timed inside the training step).
     public struct Component: Codable, Sendable { public var name: String; public var ms: Double }
     enum CodingKeys: String, CodingKey {
-        case batch, steps, threads, ranks, allreduceWaitShare = "allreduce_wait_share", trainImagesPerSecond = "train_images_per_second",
+        case batch, steps, threads, ranks, isa, allreduceWaitShare = "allreduce_wait_share", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
              trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components
     }
@@ -96,7 +98,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     components += phase.map { BenchResult.Component(name: $0.key, ms: median($0.value) * 1e3) }
     components.sort { $0.ms > $1.ms }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
-    return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, allreduceWaitShare: waitShare,
+    return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA, allreduceWaitShare: waitShare,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: Double(globalBatch) / conv,
                        inferImagesPerSecond: Double(globalBatch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },

@@ -85,6 +85,9 @@ final class CommandLineTests: XCTestCase {
         for k in ["train_images_per_second", "conv_bound_images_per_second", "infer_images_per_second"] {
             XCTAssertGreaterThan(j[k] as? Double ?? 0, 0, k)
         }
+        // The ISA oneDNN reports for this CPU (x86-64 machines have at least SSE4.1).
+        let isa = try XCTUnwrap(j["isa"] as? String)
+        XCTAssertTrue(["sse41", "avx", "avx2", "avx2_vnni"].contains(isa) || isa.hasPrefix("avx512"), isa)
     }
 
     // MARK: - Bad input: a message naming the file and reason, a non-zero exit, no crash.
