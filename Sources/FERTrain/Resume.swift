@@ -118,7 +118,7 @@ private func readable(_ scalar: String) -> String {
     return "\(Float(d))"
 }
 
-/// "a.b.0.c" -> scalar text. Read through Yams' node tree, which takes any key a file holds without trapping.
+/// "a.b.0.c" -> scalar text. Read through the checked node tree: a checkpoint's config text is untrusted.
 func flattenYAML(_ text: String) -> [String: String] {
     var out: [String: String] = [:]
     func walk(_ node: Node, _ path: String) {
@@ -129,6 +129,6 @@ func flattenYAML(_ text: String) -> [String: String] {
         default: out[path] = readable(node.string ?? "\(node)")
         }
     }
-    if let node = try? Yams.compose(yaml: text) { walk(node, "") }
+    if let node = try? composeConfigYAML(text) { walk(node, "") }
     return out
 }

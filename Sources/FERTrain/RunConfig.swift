@@ -136,21 +136,34 @@ public func parseRunConfig(_ text: String, source: String = "config", overrides:
 /// Yams traps on a mapping or list used as a key (`{}: 1`), so the node tree is checked before it loads.
 /// `path`: where the text goes in the config ("" for a whole file).
 func loadYAML(_ text: String, at path: String = "") throws -> Any? {
-    guard let node = try Yams.compose(yaml: text) else { return nil }
-    try refuseComplexKeys(node, path: path)
+    guard let node = try composeConfigYAML(text, at: path) else { return nil }
     return Constructor.default.any(from: node)
 }
 
-func refuseComplexKeys(_ node: Node, path: String) throws {
+/// The most values a config may hold. Aliases let a few hundred bytes stand for billions of values
+/// (nested lists of `*a`), which loading would expand until memory runs out.
+let maxConfigValues = 100_000
+
+/// The YAML's node tree, checked: plain keys only, and at most `maxConfigValues` values with aliases expanded.
+func composeConfigYAML(_ text: String, at path: String = "") throws -> Node? {
+    guard let node = try Yams.compose(yaml: text) else { return nil }
+    var budget = maxConfigValues
+    try checkTree(node, path: path, budget: &budget)
+    return node
+}
+
+private func checkTree(_ node: Node, path: String, budget: inout Int) throws {
+    budget -= 1
+    guard budget >= 0 else { throw FERError("\(path.isEmpty ? "the config" : path): over \(maxConfigValues) values (nested aliases?)") }
     if let map = node.mapping {
         for (k, v) in map {
             guard let key = k.scalar?.string else {
                 throw FERError("\(path.isEmpty ? "top level" : path): a key must be a plain name, not a mapping or list")
             }
-            try refuseComplexKeys(v, path: join(path, key))
+            try checkTree(v, path: join(path, key), budget: &budget)
         }
     } else if let list = node.sequence {
-        for (i, v) in list.enumerated() { try refuseComplexKeys(v, path: join(path, String(i))) }
+        for (i, v) in list.enumerated() { try checkTree(v, path: join(path, String(i)), budget: &budget) }
     }
 }
 

@@ -107,6 +107,19 @@ final class ConfigValidationTests: XCTestCase {
         assertRefused(nil, ["augment={? {a: 1} : 2}"], "--set augment={? {a: 1} : 2}: augment: a key must be a plain name")
     }
 
+    /// Nested aliases: 480 bytes that stand for 10^10 values. Loading them used to run until memory ran out;
+    /// a config (or a --set value, or a checkpoint's recorded config) is refused past 100,000 values.
+    func testAliasBombIsRefused() throws {
+        var bomb = "a: &a [x, x, x, x, x, x, x, x, x, x]\n", prev = "a"
+        for n in "bcdefghij" { bomb += "\(n): &\(n) [" + Array(repeating: "*\(prev)", count: 10).joined(separator: ", ") + "]\n"; prev = "\(n)" }
+        let start = Date()
+        assertRefused(bomb, [], "tiny.yaml: ", "over 100000 values (nested aliases?)")
+        let flow = "{" + bomb.split(separator: "\n").joined(separator: ", ") + "}"
+        assertRefused(nil, ["augment.cval=" + flow], "--set augment.cval=", "over 100000 values (nested aliases?)")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 5)
+        XCTAssertTrue(flattenYAML(bomb).isEmpty, "a checkpoint's recorded config is read through the same check")
+    }
+
     func testNonFiniteValuesAreRefused() {
         assertRefused(nil, ["augment.rotation_range=.nan"], "tiny.yaml: augment.rotation_range: nan must be in [0, 180]")
         assertRefused(nil, ["optimizer.lr=.inf"], "optimizer.lr: inf must be in (0, 10]")
