@@ -16,18 +16,18 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
-        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
     ],
     targets: [
         .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CSTB", path: "Sources/CSTB", pkgConfig: "stb", providers: [.apt(["libstb-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         .target(name: "FERCore"),
-        .target(name: "FERData", dependencies: ["FERCore", "CSTB", "ZIPFoundation"]),
-        .target(name: "FERPlot", dependencies: ["CSTB"]),
-        .target(name: "FERNet", dependencies: ["FERCore", "CDNNL", "Yams"], swiftSettings: hot),
+        .target(name: "FERData", dependencies: ["FERCore", "CSTB", "CZlib"]),
+        .target(name: "FERPlot", dependencies: ["FERCore", "CSTB"]),
+        .target(name: "FERNet", dependencies: ["FERCore", "CDNNL"], swiftSettings: hot),
         .target(name: "FERCluster", dependencies: ["FERCore", "CMPI"]),
         .target(name: "FERTrain", dependencies: ["FERData", "FERNet", "FERCluster", "FERPlot", "Yams"]),
         .executableTarget(name: "fer", dependencies: [
@@ -35,14 +35,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // libFuzzer targets for the file parsers (scripts/fuzz builds it with -sanitize=fuzzer,address
         // -DFUZZING); a plain build makes a replayer of saved inputs instead.
-        .executableTarget(name: "fer-fuzz", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain", "CSTB", "ZIPFoundation"],
+        .executableTarget(name: "fer-fuzz", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain", "CSTB", "FERTestSupport"],
                           path: "Sources/FERFuzz"),
 
-        .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation"]),
+        .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "FERTestSupport"]),
         .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),
         .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI", "FERTestSupport"]),
         .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain", "FERTestSupport"]),
-        .target(name: "FERTestSupport", dependencies: ["FERCore"], path: "Tests/FERTestSupport"),
+        // Shared by the tests and fer-fuzz's seed corpus: runners of `fer`, zip fixtures (zlib deflates them).
+        .target(name: "FERTestSupport", dependencies: ["FERCore", "CZlib"], path: "Tests/FERTestSupport"),
         .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -58,26 +58,19 @@ func firstDifference(_ a: String, _ b: String, otherRank: Int) -> String {
 
 // Length-prefixed UTF-8 strings: names and values may contain any character.
 func encodeParts(_ parts: [AgreementPart]) -> [UInt8] {
-    var out: [UInt8] = []
-    func put(_ s: String) {
-        let u = Array(s.utf8)
-        withUnsafeBytes(of: UInt32(u.count).littleEndian) { out += $0 }
-        out += u
-    }
-    for p in parts { put(p.name); put(p.value) }
-    return out
+    var w = ByteWriter()
+    for p in parts { w.put(lengthPrefixed: p.name); w.put(lengthPrefixed: p.value) }
+    return w.bytes
 }
 
+/// The parts up to the first that is cut short: a report of a mismatch, it shows what arrived.
 func decodeParts(_ bytes: [UInt8]) -> [AgreementPart] {
-    var i = 0
-    func take() -> String? {
-        guard i + 4 <= bytes.count else { return nil }
-        let n = Int(bytes[i]) | Int(bytes[i + 1]) << 8 | Int(bytes[i + 2]) << 16 | Int(bytes[i + 3]) << 24
-        guard i + 4 + n <= bytes.count else { return nil }
-        defer { i += 4 + n }
-        return String(decoding: bytes[(i + 4)..<(i + 4 + n)], as: UTF8.self)
+    bytes.withUnsafeBytes { raw in
+        var r = ByteReader(raw, source: "agreement parts")
+        var parts: [AgreementPart] = []
+        while let name = try? r.lengthPrefixedString("name"), let value = try? r.lengthPrefixedString("value") {
+            parts.append((name, value))
+        }
+        return parts
     }
-    var parts: [AgreementPart] = []
-    while let name = take(), let value = take() { parts.append((name, value)) }
-    return parts
 }

@@ -16,10 +16,6 @@ public func hashKey(_ a: UInt64, _ b: UInt64 = 0, _ c: UInt64 = 0, _ d: UInt64 =
     mix64(mix64(mix64(mix64(a) ^ b) ^ c) ^ d)
 }
 
-/// Uniform Float in [0, 1) from 24 high bits.
-@inline(__always)
-public func unitFloat(_ h: UInt64) -> Float { Float(h >> 40) * (1.0 / 16_777_216.0) }
-
 /// Uniform Double in [0, 1) from 53 high bits.
 @inline(__always)
 public func unitDouble(_ h: UInt64) -> Double { Double(h >> 11) * (1.0 / 9_007_199_254_740_992.0) }

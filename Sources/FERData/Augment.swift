@@ -117,10 +117,6 @@ public struct Augmenter: Sendable {
     public func warp(src: UnsafePointer<UInt8>, dst: UnsafeMutablePointer<Float>, _ p: AffineParams) {
         FERData.warp(src: src, dst: dst, p, fill: config.fillMode, cval: Float(config.cval))
     }
-    /// The network input for sample `index` in `epoch`: the augmented image as x/255.
-    public func augment(src: UnsafePointer<UInt8>, epoch: Int, index: Int, dst: UnsafeMutablePointer<Float>) {
-        warp(src: src, dst: dst, params(epoch: epoch, index: index))
-    }
 }
 
 /// Warps a 48x48 image into bytes (rounded). Identity parameters copy the input exactly.

@@ -14,44 +14,15 @@ private let datasetVersion: UInt32 = 1, cacheVersion: UInt32 = 1
 /// Bump when ingestion would produce different pixels from the same source (decoder, resize, ordering).
 private let ingestVersion: UInt64 = 1
 
-/// Appends little-endian values and raw bytes to a preallocated buffer.
-private struct ByteWriter {
-    var bytes: [UInt8] = []
-    mutating func put<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { bytes.append(contentsOf: $0) } }
-    mutating func put(_ b: [UInt8]) { bytes.append(contentsOf: b) }
-}
-
-/// Bounds-checked little-endian reader; every failure names what was being read.
-private struct ByteReader {
-    let buf: UnsafeRawBufferPointer
-    var pos = 0
-    mutating func take(_ n: Int, _ what: String) throws -> UnsafeRawBufferPointer {
-        guard n >= 0, n <= buf.count - pos else { throw FERError("truncated data while reading \(what)") }
-        defer { pos += n }
-        return UnsafeRawBufferPointer(rebasing: buf[pos..<(pos + n)])
-    }
-    mutating func get<T: FixedWidthInteger>(_: T.Type, _ what: String) throws -> T {
-        T(littleEndian: try take(MemoryLayout<T>.size, what).loadUnaligned(as: T.self))
-    }
-    /// A u64 length or count; one beyond Int.max cannot describe real data.
-    mutating func length(_ what: String) throws -> Int {
-        let v = try get(UInt64.self, what)
-        guard let n = Int(exactly: v) else { throw FERError("impossible \(what) \(v)") }
-        return n
-    }
-}
-
 extension Dataset {
     /// Self-describing, checksummed bytes of the dataset; `Dataset(serialized:)` reads them back.
     public func serialize() -> [UInt8] {
-        var w = ByteWriter()
-        let names = sources.map { Array($0.utf8) }
-        let nameBytes = names.reduce(0) { $0 + 4 + $1.count }
-        w.bytes.reserveCapacity(40 + pixels.count + 2 * count + nameBytes)
-        w.put(datasetMagic); w.put(datasetVersion); w.put(UInt32(imageSide))
+        let nameBytes = sources.reduce(0) { $0 + 4 + $1.utf8.count }
+        var w = ByteWriter(capacity: 40 + pixels.count + 2 * count + nameBytes)
+        w.put(bytes: datasetMagic); w.put(datasetVersion); w.put(UInt32(imageSide))
         w.put(UInt64(count)); w.put(UInt64(nameBytes))
-        w.put(pixels); w.put(labels); w.put(splits.map { $0.rawValue })
-        for n in names { w.put(UInt32(n.count)); w.put(n) }
+        w.put(bytes: pixels); w.put(bytes: labels); w.put(bytes: splits.map { $0.rawValue })
+        for s in sources { w.put(lengthPrefixed: s) }
         w.put(Checksum.of(w.bytes))
         return w.bytes
     }
@@ -62,34 +33,29 @@ extension Dataset {
 
     /// Throws on bad magic, unknown version, a size mismatch, a checksum mismatch or invalid labels.
     public init(serialized buf: UnsafeRawBufferPointer) throws {
-        var r = ByteReader(buf: buf)
-        guard Array(try r.take(8, "magic")) == datasetMagic else { throw FERError("not FER dataset bytes (bad magic)") }
-        let version = try r.get(UInt32.self, "version")
+        var r = ByteReader(buf, source: "dataset bytes")
+        guard Array(try r.bytes(8, "magic")) == datasetMagic else { throw FERError("not FER dataset bytes (bad magic)") }
+        let version = try r.read(UInt32.self, "version")
         guard version == datasetVersion else { throw FERError("dataset format version \(version), this build reads \(datasetVersion)") }
-        guard try r.get(UInt32.self, "image side") == UInt32(imageSide) else { throw FERError("dataset image side is not \(imageSide)") }
+        guard try r.read(UInt32.self, "image side") == UInt32(imageSide) else { throw FERError("dataset image side is not \(imageSide)") }
         let n = try r.length("count"), nameBytes = try r.length("name bytes")
         // n <= buf.count keeps n * (imagePixels + 2) from overflowing; the sum is compared by subtraction.
         guard n <= buf.count, nameBytes <= buf.count, buf.count - 40 - n * (imagePixels + 2) == nameBytes else {
             throw FERError("dataset size mismatch: header says \(n) images, data has \(buf.count) bytes")
         }
-        let stored = buf.loadUnaligned(fromByteOffset: buf.count - 8, as: UInt64.self)
-        guard Checksum.of(UnsafeRawBufferPointer(rebasing: buf[0..<(buf.count - 8)])) == UInt64(littleEndian: stored) else {
+        let stored = try r.trailer(UInt64.self, "checksum")
+        guard Checksum.of(r.body) == stored else {
             throw FERError("dataset checksum mismatch (corrupt data)")
         }
-        let px = Array(try r.take(n * imagePixels, "pixels"))
-        let labels = Array(try r.take(n, "labels")), rawSplits = Array(try r.take(n, "splits"))
+        let px = Array(try r.bytes(n * imagePixels, "pixels"))
+        let labels = Array(try r.bytes(n, "labels")), rawSplits = Array(try r.bytes(n, "splits"))
         guard labels.allSatisfy({ $0 < 7 }) else { throw FERError("dataset has a label outside 0-6") }
         let splits = try rawSplits.map { s -> Split in
             guard let v = Split(rawValue: s) else { throw FERError("dataset has an unknown split \(s)") }
             return v
         }
-        var sources: [String] = []
-        sources.reserveCapacity(n)
-        for _ in 0..<n {
-            let len = Int(try r.get(UInt32.self, "name length"))
-            sources.append(String(decoding: try r.take(len, "name"), as: UTF8.self))
-        }
-        guard r.pos == buf.count - 8 else { throw FERError("dataset names do not fill their declared \(nameBytes) bytes") }
+        let sources = try (0..<n).map { _ in try r.lengthPrefixedString("name") }
+        guard r.remaining == 0 else { throw FERError("dataset names do not fill their declared \(nameBytes) bytes") }
         self.init(pixels: px, labels: labels, splits: splits, sources: sources)
     }
 }
@@ -210,18 +176,17 @@ private func readCache(_ file: String, key: UInt64) throws -> (Dataset, IngestRe
 }
 
 private func readCache(_ buf: UnsafeRawBufferPointer, file: String, key: UInt64) throws -> (Dataset, IngestReport)? {
-    var r = ByteReader(buf: buf)
+    var r = ByteReader(buf, source: "header")   // the catch below names the file
     do {
-        guard Array(try r.take(8, "magic")) == cacheMagic else { throw FERError("bad magic") }
-        guard try r.get(UInt32.self, "version") == cacheVersion else { return nil }
-        _ = try r.get(UInt32.self, "reserved")
-        guard try r.get(UInt64.self, "key") == key else { return nil }
-        let reportLen = try r.length("report length")
-        let reportBytes = try r.take(reportLen, "report")
-        let headerSum = Checksum.of(UnsafeRawBufferPointer(rebasing: buf[0..<r.pos]))
-        guard try r.get(UInt64.self, "header checksum") == headerSum else { throw FERError("header checksum mismatch") }
+        guard Array(try r.bytes(8, "magic")) == cacheMagic else { throw FERError("bad magic") }
+        guard try r.read(UInt32.self, "version") == cacheVersion else { return nil }
+        _ = try r.read(UInt32.self, "reserved")
+        guard try r.read(UInt64.self, "key") == key else { return nil }
+        let reportBytes = try r.bytes(try r.length("report length"), "report")
+        let headerSum = Checksum.of(r.consumed)
+        guard try r.read(UInt64.self, "header checksum") == headerSum else { throw FERError("header checksum mismatch") }
         let report = try JSONDecoder().decode(IngestReport.self, from: Data(reportBytes))
-        let data = try Dataset(serialized: UnsafeRawBufferPointer(rebasing: buf[r.pos...]))
+        let data = try Dataset(serialized: try r.bytes(r.remaining, "dataset"))
         return (data, report)
     } catch {
         throw FERError("cache: \(file) is unreadable (\(error))")
@@ -229,10 +194,10 @@ private func readCache(_ buf: UnsafeRawBufferPointer, file: String, key: UInt64)
 }
 
 private func writeCache(_ file: String, key: UInt64, data: Dataset, report: IngestReport) throws {
-    var w = ByteWriter()
-    let json = try JSONEncoder().encode(report)
-    w.put(cacheMagic); w.put(cacheVersion); w.put(UInt32(0)); w.put(key); w.put(UInt64(json.count)); w.put(Array(json))
+    let json = try JSONEncoder().encode(report), payload = data.serialize()
+    var w = ByteWriter(capacity: 32 + json.count + payload.count)
+    w.put(bytes: cacheMagic); w.put(cacheVersion); w.put(UInt32(0)); w.put(key); w.put(UInt64(json.count)); w.put(bytes: json)
     w.put(Checksum.of(w.bytes))
-    w.put(data.serialize())
+    w.put(bytes: payload)
     try writeAtomically(w.bytes, to: file)
 }

@@ -207,8 +207,7 @@ func decodeImages(_ refs: [ImageRef], bad: [BadItem],
             }
         }
     }
-    var data = Dataset()
-    data.pixels.reserveCapacity(n * imagePixels)
+    var data = Dataset.Builder(capacity: n)
     var skipped = bad
     pixels.withUnsafeBufferPointer { px in
         for (i, r) in refs.enumerated() {
@@ -217,7 +216,7 @@ func decodeImages(_ refs: [ImageRef], bad: [BadItem],
                         label: r.label, split: r.split, source: r.source)
         }
     }
-    return (data, skipped)
+    return (data.dataset, skipped)
 }
 
 // MARK: - fer2013.csv
@@ -245,7 +244,7 @@ private func ingestCSV(_ path: String) throws -> (Dataset, [BadItem]) { try inge
               let cu = columns.firstIndex(of: "usage") else {
             throw FERError(file: path, line: 1, "expected a header naming the columns emotion, pixels and Usage; found \(columns)")
         }
-        var data = Dataset(), bad: [BadItem] = []
+        var data = Dataset.Builder(), bad: [BadItem] = []
         var lineNumber = 1   // of the last line read
         while true {
             var rows: [Range<Int>] = []
@@ -261,7 +260,7 @@ private func ingestCSV(_ path: String) throws -> (Dataset, [BadItem]) { try inge
             }
             lineNumber += rows.count
         }
-        return (data, bad)
+        return (data.dataset, bad)
     }
 }
 

@@ -1,10 +1,10 @@
 import FERCore
 import Foundation
-import CZlib   // ZIPFoundation's zlib system module on Linux (links libz); stb's inflater rejects valid streams
+import CZlib   // zlib's inflate and crc32: stb's inflater rejects some valid streams
 
 // A minimal read-only zip reader: the file is read into memory once, the central directory parsed once,
 // and entries are copied (stored) or inflated (deflate, zlib raw inflate) on demand, from any thread.
-// ZIPFoundation re-reads local headers through FileHandle per entry, which is slow for 32k small JPEGs.
+// (ZIPFoundation, for one, re-reads local headers through FileHandle per entry: slow for 32k small JPEGs.)
 //
 // The zip is untrusted: every length, offset and count read from it is checked against the real sizes
 // before use, by subtraction (zip64 fields are u64, so additions could overflow). Reading the file instead

@@ -3,8 +3,8 @@ import CSTB
 import FERCore
 import FERData
 import FERNet
+import FERTestSupport
 import Foundation
-import ZIPFoundation
 
 // The fuzzers' starting corpus: one small valid input per target, all synthetic (nothing from FER-2013
 // goes into a corpus). Small inputs keep the fuzzer fast; it grows them where coverage leads.
@@ -18,12 +18,14 @@ func writeSeeds(to dir: String, configs: String) throws {
     let png = try encodedImage("png"), jpg = try encodedImage("jpg")
     try put("image", "face.png", png)
     try put("image", "face.jpg", jpg)
-    try put("zip", "tiny.zip", try zipBytes(["train/happy/a.png": png, "test/sad/PublicTest_b.jpg": jpg]))
+    // PNGs deflated, JPEGs stored, as in the Kaggle download.
+    try put("zip", "tiny.zip", RawZip(entries: [RawZip.Entry(name: "test/sad/PublicTest_b.jpg", data: jpg),
+                                                RawZip.Entry(name: "train/happy/a.png", deflating: png)]).bytes())
     let row = (0..<imagePixels).map { String($0 % 256) }.joined(separator: " ")
     try put("csv", "tiny.csv", Array("emotion,pixels,Usage\n3,\(row),Training\n5,\(row),PrivateTest\n".utf8))
-    var d = Dataset()
+    var d = Dataset.Builder()
     [UInt8](repeating: 7, count: imagePixels).withUnsafeBufferPointer { d.append(image: $0, label: .fear, split: .train, source: "a") }
-    try put("dataset", "tiny.fds", d.serialize())
+    try put("dataset", "tiny.fds", d.dataset.serialize())
     try put("checkpoint", "tiny.ckpt", try checkpointBytes())
     for f in try FileManager.default.contentsOfDirectory(atPath: configs) where f.hasSuffix(".yaml") {
         try put("config", f, [UInt8](try Data(contentsOf: URL(fileURLWithPath: configs + "/" + f))))
@@ -37,20 +39,6 @@ private func encodedImage(_ ext: String) throws -> [UInt8] {
     let px = (0..<144).map { UInt8($0 % 12 * 20) }
     let ok = ext == "png" ? stbi_write_png(path, 12, 12, 1, px, 12) : stbi_write_jpg(path, 12, 12, 1, px, 90)
     guard ok != 0 else { throw FERError(file: path, "cannot write seed image") }
-    return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-}
-
-/// A zip of `files`: PNGs deflated, JPEGs stored, as in the Kaggle download.
-private func zipBytes(_ files: [String: [UInt8]]) throws -> [UInt8] {
-    let path = NSTemporaryDirectory() + "fer-seed-\(getpid()).zip"
-    defer { unlink(path) }
-    let archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .create)
-    for (name, bytes) in files.sorted(by: { $0.key < $1.key }) {
-        try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(bytes.count),
-                             compressionMethod: name.hasSuffix(".png") ? .deflate : .none) { pos, size in
-            Data(bytes[Int(pos)..<(Int(pos) + size)])
-        }
-    }
     return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
 }
 
@@ -68,12 +56,10 @@ private func checkpointBytes() throws -> [UInt8] {
         "tensors": [["name": "conv0.w", "shape": [2, 1, 3, 3], "section": "param"],
                     ["name": "bn.mean", "shape": [2], "section": "stat"]]]
     let json = [UInt8](try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys]))
-    var b = Array("FERCKPT\0".utf8)
-    func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
-    le(UInt32(1)); le(UInt32(json.count))
-    b += json
-    (0..<20).map { Float($0) / 8 }.withUnsafeBytes { b += $0 }
-    le(Checksum.of(b))
-    return b
+    var w = ByteWriter()
+    w.put(bytes: "FERCKPT\0".utf8); w.put(UInt32(1)); w.put(UInt32(json.count)); w.put(bytes: json)
+    w.put(floats: (0..<20).map { Float($0) / 8 })
+    w.put(Checksum.of(w.bytes))
+    return w.bytes
 }
 #endif

@@ -1,4 +1,5 @@
 import CSTB
+import FERCore
 import Foundation
 
 // An RGB raster with rectangles, lines and text (stb_easy_font's quads, scaled), written as PNG.
@@ -66,12 +67,7 @@ public struct Canvas {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         guard stbi_write_png(path, Int32(width), Int32(height), 3, pixels, Int32(width * 3)) != 0 else {
-            throw PlotError(message: "\(path): cannot write PNG")
+            throw FERError(file: path, "cannot write PNG")
         }
     }
-}
-
-public struct PlotError: Error, CustomStringConvertible {
-    public let message: String
-    public var description: String { message }
 }

@@ -1,3 +1,4 @@
+import FERCore
 import Foundation
 
 // The few chart kinds the project needs: bar chart (class distribution), line chart (training curves),
@@ -117,7 +118,7 @@ public func heatmap(title t: String, rowLabels: [String], colLabels: [String], m
 
 /// 48x48 (or any square) grayscale images in a grid, scaled up by `scale`, with optional row labels.
 public func imageGrid(images: [[UInt8]], columns: Int, rowLabels: [String] = [], scale: Int = 2, path: String) throws {
-    guard let first = images.first else { throw PlotError(message: "\(path): no images to plot") }
+    guard let first = images.first else { throw FERError(file: path, "no images to plot") }
     let side = Int(Double(first.count).squareRoot()), cellSide = side * scale + 4
     let rows = (images.count + columns - 1) / columns
     let left = rowLabels.isEmpty ? 4 : 28 + (rowLabels.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0)

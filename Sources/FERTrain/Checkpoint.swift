@@ -74,12 +74,11 @@ public enum Checkpoint {
             configHash: hex64(configHash), validationAccuracy: state.validationAccuracy, schedule: state.schedule,
             config: config, partial: state.partial, metrics: metrics, tensors: entries)
         let json = try JSONEncoder().encode(header)
-        var bytes = checkpointMagic
-        appendLE(&bytes, checkpointVersion); appendLE(&bytes, UInt32(json.count))
-        bytes += json
-        data.withUnsafeBytes { bytes += $0 }
-        appendLE(&bytes, Checksum.of(bytes))
-        try writeAtomically(bytes, to: path)
+        var w = ByteWriter(capacity: 24 + json.count + 4 * data.count)
+        w.put(bytes: checkpointMagic); w.put(checkpointVersion); w.put(UInt32(json.count)); w.put(bytes: json)
+        w.put(floats: data)
+        w.put(Checksum.of(w.bytes))
+        try writeAtomically(w.bytes, to: path)
     }
 
     /// Reads and verifies a checkpoint file; returns the header and the tensors by "section/name".
@@ -99,32 +98,31 @@ public enum Checkpoint {
     public static func parse(bytes b: [UInt8], source: String) throws -> (CheckpointHeader, [String: [Float]]) {
         func bad(_ why: String) -> FERError { FERError(file: source, why) }
         guard b.count >= 24, Array(b[0..<8]) == checkpointMagic else { throw bad("not a FER checkpoint (bad magic)") }
-        let stored: UInt64 = readLE(b, b.count - 8)
-        guard b.withUnsafeBytes({ Checksum.of(UnsafeRawBufferPointer(rebasing: $0[0..<(b.count - 8)])) }) == stored else {
-            throw bad("corrupt or truncated (checksum mismatch)")
-        }
-        let version: UInt32 = readLE(b, 8)
-        guard version == checkpointVersion else { throw bad("checkpoint format version \(version), this build reads \(checkpointVersion)") }
-        let hlen = Int(readLE(b, 12) as UInt32)
-        guard hlen <= b.count - 24 else { throw bad("truncated header") }
-        let header: CheckpointHeader
-        do { header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(b[16..<(16 + hlen)])) } catch {
-            throw bad("unreadable header: \(error)")
-        }
-        do { try header.model.validate() } catch { throw bad("invalid model in header: \(error)") }
-        var tensors: [String: [Float]] = [:]
-        var off = 16 + hlen
-        let end = b.count - 8
-        for e in header.tensors {
-            let n = try tensorCount(e, room: (end - off) / 4, bad)
-            guard tensors["\(e.section)/\(e.name)"] == nil else { throw bad("tensor \(e.section)/\(e.name) is listed twice") }
-            tensors["\(e.section)/\(e.name)"] = b.withUnsafeBytes { raw in
-                (0..<n).map { raw.loadUnaligned(fromByteOffset: off + $0 * 4, as: Float.self) }
+        return try b.withUnsafeBytes { raw in
+            var r = ByteReader(raw, source: source)
+            let stored = try r.trailer(UInt64.self, "checksum")
+            guard Checksum.of(r.body) == stored else {
+                throw bad("corrupt or truncated (checksum mismatch)")
             }
-            off += n * 4
+            _ = try r.bytes(8, "magic")
+            let version = try r.read(UInt32.self, "format version")
+            guard version == checkpointVersion else { throw bad("checkpoint format version \(version), this build reads \(checkpointVersion)") }
+            let hlen = Int(try r.read(UInt32.self, "header length"))
+            guard hlen <= r.remaining else { throw bad("truncated header") }
+            let header: CheckpointHeader
+            do { header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(try r.bytes(hlen, "header"))) } catch {
+                throw bad("unreadable header: \(error)")
+            }
+            do { try header.model.validate() } catch { throw bad("invalid model in header: \(error)") }
+            var tensors: [String: [Float]] = [:]
+            for e in header.tensors {
+                let n = try tensorCount(e, room: r.remaining / 4, bad)
+                guard tensors["\(e.section)/\(e.name)"] == nil else { throw bad("tensor \(e.section)/\(e.name) is listed twice") }
+                tensors["\(e.section)/\(e.name)"] = try r.floats(n, "tensor \(e.name)")
+            }
+            guard r.remaining == 0 else { throw bad("\(r.remaining) bytes of tensor data beyond the tensors the header lists") }
+            return (header, tensors)
         }
-        guard off == end else { throw bad("\(end - off) bytes of tensor data beyond the tensors the header lists") }
-        return (header, tensors)
     }
 
     /// The element count of `e`'s shape: every dimension positive, the product (checked for overflow)
@@ -194,9 +192,4 @@ public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator
         throw FERError(file: checkpoint, "holds non-finite weights (NaN or infinity): the run that wrote it diverged")
     }
     return (model, header)
-}
-
-func appendLE<T: FixedWidthInteger>(_ b: inout [UInt8], _ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
-func readLE<T: FixedWidthInteger>(_ b: [UInt8], _ off: Int) -> T {
-    b.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: off, as: T.self)) }
 }

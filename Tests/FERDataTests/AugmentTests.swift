@@ -49,9 +49,12 @@ final class AugmentTests: XCTestCase {
         XCTAssertNotEqual(a.params(epoch: 2, index: 5), a.params(epoch: 3, index: 5))
         XCTAssertNotEqual(a.params(epoch: 2, index: 5), a.params(epoch: 2, index: 6))
         XCTAssertNotEqual(a.params(epoch: 2, index: 5), Augmenter(config: AugmentConfig(), seed: 43).params(epoch: 2, index: 5))
+        // What training feeds the network (Pipeline's fillAugmented): the warp with the sample's parameters.
         func image(_ epoch: Int) -> [Float] {
             var out = [Float](repeating: 0, count: imagePixels)
-            src.withUnsafeBufferPointer { s in out.withUnsafeMutableBufferPointer { a.augment(src: s.baseAddress!, epoch: epoch, index: 5, dst: $0.baseAddress!) } }
+            src.withUnsafeBufferPointer { s in
+                out.withUnsafeMutableBufferPointer { a.warp(src: s.baseAddress!, dst: $0.baseAddress!, a.params(epoch: epoch, index: 5)) }
+            }
             return out
         }
         XCTAssertEqual(image(1), image(1))

@@ -1,8 +1,8 @@
 import CSTB
 import FERData
 import Foundation
+import FERTestSupport
 import XCTest
-import ZIPFoundation
 
 // Small datasets written by the tests: image folders of odd sizes and colours, zips, CSVs, broken files.
 
@@ -53,19 +53,16 @@ func makeImageFolder(_ root: String) -> [String: [UInt8]] {
 
 /// Zips `folder` (as `top/...` when top is given), deflating PNGs and storing JPEGs.
 func makeZip(of folder: String, at zipPath: String, top: String? = nil) throws {
-    let archive = try Archive(url: URL(fileURLWithPath: zipPath), accessMode: .create)
-    let base = URL(fileURLWithPath: folder)
+    var entries: [RawZip.Entry] = []
     for rel in FileManager.default.subpaths(atPath: folder)!.sorted() {
         var isDir: ObjCBool = false
         _ = FileManager.default.fileExists(atPath: folder + "/" + rel, isDirectory: &isDir)
         if isDir.boolValue { continue }
         let name = top.map { $0 + "/" + rel } ?? rel
-        let data = try Data(contentsOf: base.appendingPathComponent(rel))
-        try archive.addEntry(with: name, type: .file, uncompressedSize: Int64(data.count),
-                             compressionMethod: rel.hasSuffix(".jpg") ? .none : .deflate) { pos, size in
-            data.subdata(in: Int(pos)..<(Int(pos) + size))
-        }
+        let data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: folder + "/" + rel)))
+        entries.append(rel.hasSuffix(".jpg") ? RawZip.Entry(name: name, data: data) : RawZip.Entry(name: name, deflating: data))
     }
+    try Data(RawZip(entries: entries).bytes()).write(to: URL(fileURLWithPath: zipPath))
 }
 
 /// Writes raw bytes, creating folders.

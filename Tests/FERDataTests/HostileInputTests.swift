@@ -1,83 +1,12 @@
 import FERCore
 @testable import FERData
+import FERTestSupport
 import Foundation
 import XCTest
 
 // Files made to hurt the reader: zips with lying (zip64) fields, images declaring huge sizes, folders with
 // symlink loops and FIFOs, odd CSVs, damaged caches. Each must give a named error or a skipped item,
-// never a crash, a hang or a giant allocation. Every fixture is built here, byte by byte.
-
-/// A zip written field by field, so a test can write what no zip writer would.
-struct RawZip {
-    struct Entry {
-        var name: String
-        var data: [UInt8]
-        var method: UInt16 = 0                    // 0 stored, 8 deflate (data must then be raw deflate)
-        var size: UInt32?, compressedSize: UInt32?, localOffset: UInt32?   // directory overrides
-        var extra: [UInt8] = []                   // the directory record's extra field
-    }
-    var entries: [Entry]
-
-    /// Local headers and data, the central directory, then `end` (default: the plain end record).
-    func bytes(end: ((_ cdOffset: Int, _ cdSize: Int) -> [UInt8])? = nil) -> [UInt8] {
-        var out: [UInt8] = [], offsets: [Int] = []
-        for e in entries {
-            offsets.append(out.count)
-            le(&out, UInt32(0x0403_4B50)); le(&out, UInt16(20)); le(&out, UInt16(0)); le(&out, e.method)
-            le(&out, UInt32(0)); le(&out, crc32(e.data)); le(&out, UInt32(e.data.count)); le(&out, UInt32(e.data.count))
-            le(&out, UInt16(e.name.utf8.count)); le(&out, UInt16(0)); out += Array(e.name.utf8); out += e.data
-        }
-        let cdOffset = out.count
-        for (e, offset) in zip(entries, offsets) {
-            le(&out, UInt32(0x0201_4B50)); le(&out, UInt16(20)); le(&out, UInt16(20)); le(&out, UInt16(0)); le(&out, e.method)
-            le(&out, UInt32(0)); le(&out, crc32(e.data)); le(&out, e.compressedSize ?? UInt32(e.data.count))
-            le(&out, e.size ?? UInt32(e.data.count)); le(&out, UInt16(e.name.utf8.count)); le(&out, UInt16(e.extra.count))
-            le(&out, UInt16(0)); le(&out, UInt16(0)); le(&out, UInt16(0)); le(&out, UInt32(0))
-            le(&out, e.localOffset ?? UInt32(offset)); out += Array(e.name.utf8); out += e.extra
-        }
-        let cdSize = out.count - cdOffset
-        out += end?(cdOffset, cdSize) ?? endRecord(count: entries.count, cdOffset: cdOffset, cdSize: cdSize)
-        return out
-    }
-
-    func endRecord(count: Int, cdOffset: Int, cdSize: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        le(&out, UInt32(0x0605_4B50)); le(&out, UInt32(0)); le(&out, UInt16(count)); le(&out, UInt16(count))
-        le(&out, UInt32(truncatingIfNeeded: cdSize)); le(&out, UInt32(truncatingIfNeeded: cdOffset)); le(&out, UInt16(0))
-        return out
-    }
-
-    /// A zip64 end record (at `at`, where it is written) declaring these values, its locator, and the
-    /// plain end record saying "see zip64". `recordOffset` overrides where the locator says it is.
-    func zip64End(at: Int, count: UInt64, cdOffset: UInt64, cdSize: UInt64, recordOffset: UInt64? = nil) -> [UInt8] {
-        var out: [UInt8] = []
-        le(&out, UInt32(0x0606_4B50)); le(&out, UInt64(44)); le(&out, UInt16(45)); le(&out, UInt16(45))
-        le(&out, UInt32(0)); le(&out, UInt32(0)); le(&out, count); le(&out, count); le(&out, cdSize); le(&out, cdOffset)
-        le(&out, UInt32(0x0706_4B50)); le(&out, UInt32(0)); le(&out, recordOffset ?? UInt64(at)); le(&out, UInt32(1))
-        le(&out, UInt32(0x0605_4B50)); le(&out, UInt32(0)); le(&out, UInt16(0xFFFF)); le(&out, UInt16(0xFFFF))
-        le(&out, UInt32(0xFFFF_FFFF)); le(&out, UInt32(0xFFFF_FFFF)); le(&out, UInt16(0))
-        return out
-    }
-}
-
-func le<T: FixedWidthInteger>(_ b: inout [UInt8], _ v: T) { withUnsafeBytes(of: v.littleEndian) { b += $0 } }
-
-func crc32(_ data: [UInt8]) -> UInt32 {
-    var c: UInt32 = 0xFFFF_FFFF
-    for byte in data {
-        c ^= UInt32(byte)
-        for _ in 0..<8 { c = c & 1 == 1 ? (c >> 1) ^ 0xEDB8_8320 : c >> 1 }
-    }
-    return ~c
-}
-
-/// A zip64 extra field (id 1) holding `values`.
-func zip64Extra(_ values: [UInt64]) -> [UInt8] {
-    var out: [UInt8] = []
-    le(&out, UInt16(1)); le(&out, UInt16(8 * values.count))
-    for v in values { le(&out, v) }
-    return out
-}
+// never a crash, a hang or a giant allocation. Every fixture is built byte by byte (zips by RawZip).
 
 /// A small PNG's bytes.
 func pngBytes(_ seed: Int = 0) -> [UInt8] {
@@ -334,19 +263,19 @@ final class HostileCacheTests: XCTestCase {
 
     func testDatasetBytesWithImpossibleLengthsAreRefused() throws {
         // Header of an empty dataset declaring UInt64.max name bytes, with a valid checksum.
-        var b = Array("FERDSET\0".utf8)
-        le(&b, UInt32(1)); le(&b, UInt32(imageSide)); le(&b, UInt64(0)); le(&b, UInt64.max)
-        b += [0, 0, 0, 0, 0, 0, 0]
-        le(&b, Checksum.of(b))
-        assertThrows(try Dataset(serialized: b), contains: ["impossible name bytes"])
+        var b = ByteWriter()
+        b.put(bytes: "FERDSET\0".utf8); b.put(UInt32(1)); b.put(UInt32(imageSide)); b.put(UInt64(0)); b.put(UInt64.max)
+        b.put(bytes: [0, 0, 0, 0, 0, 0, 0])
+        b.put(Checksum.of(b.bytes))
+        assertThrows(try Dataset(serialized: b.bytes), contains: ["impossible name bytes"])
         // Names that do not fill their declared bytes.
-        var d = Dataset()
+        var d = Dataset.Builder()
         patternImage().withUnsafeBufferPointer { d.append(image: $0, label: .sad, split: .train, source: "x") }
-        var s = d.serialize()
+        var s = d.dataset.serialize()
         s.removeLast(8)
         withUnsafeBytes(of: UInt64(4 + 1 + 3).littleEndian) { s.replaceSubrange(24..<32, with: $0) }
         s += [0, 0, 0]
-        le(&s, Checksum.of(s))
+        s += withUnsafeBytes(of: Checksum.of(s).littleEndian, Array.init)
         assertThrows(try Dataset(serialized: s), contains: ["do not fill their declared 8 bytes"])
     }
 }

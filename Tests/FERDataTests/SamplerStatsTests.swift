@@ -55,15 +55,16 @@ final class StatsTests: XCTestCase {
     func image(_ f: (Int) -> UInt8) -> [UInt8] { (0..<imagePixels).map(f) }
 
     func testBlankFilterReasons() {
-        var d = Dataset()
+        var b = Dataset.Builder()
         let images: [[UInt8]] = [
             image { _ in 0 }, image { _ in 255 }, image { _ in 128 },
             image { $0 < 20 ? 200 : 3 },       // 99.1% dark but std > 1
             patternImage(1), image { UInt8($0 % 256) },
         ]
         for (i, im) in images.enumerated() {
-            im.withUnsafeBufferPointer { d.append(image: $0, label: .happy, split: .train, source: "img\(i)") }
+            im.withUnsafeBufferPointer { b.append(image: $0, label: .happy, split: .train, source: "img\(i)") }
         }
+        let d = b.dataset
         let flagged = BlankFilter().flagged(d)
         XCTAssertEqual(flagged.map(\.index), [0, 1, 2, 3])
         XCTAssertTrue(flagged[0].reason.contains("nearly constant (pixel std 0"))
@@ -77,10 +78,11 @@ final class StatsTests: XCTestCase {
     func testClassWeightsAndPixelStats() {
         XCTAssertEqual(balancedClassWeights([10, 20, 0, 10, 0, 0, 0]), [4.0 / 3, 2.0 / 3, 0, 4.0 / 3, 0, 0, 0])   // 40/(3*n_c)
         XCTAssertEqual(balancedClassWeights([0, 0, 0, 0, 0, 0, 0]), [0, 0, 0, 0, 0, 0, 0])
-        var d = Dataset()
+        var b = Dataset.Builder()
         for (v, s) in [(UInt8(10), Split.train), (30, .train), (200, .publicTest)] {
-            [UInt8](repeating: v, count: imagePixels).withUnsafeBufferPointer { d.append(image: $0, label: .fear, split: s, source: "\(v)") }
+            [UInt8](repeating: v, count: imagePixels).withUnsafeBufferPointer { b.append(image: $0, label: .fear, split: s, source: "\(v)") }
         }
+        let d = b.dataset
         let st = pixelStats(d, indices: d.indices(in: .train))
         XCTAssertEqual(st, PixelStats(mean: 20, std: 10, min: 10, max: 30))
         let sum = summarize(d)

@@ -16,19 +16,23 @@ final class CheckpointReaderTests: XCTestCase {
                                                  validationAccuracy: nil),
                             globalBatch: 32, datasetChecksum: 7, configHash: 9)
         let b = [UInt8](FileManager.default.contents(atPath: path)!)
-        let hlen = Int(readLE(b, 12) as UInt32)
-        let header = try JSONDecoder().decode(CheckpointHeader.self, from: Data(b[16..<(16 + hlen)]))
-        return (header, Array(b[(16 + hlen)..<(b.count - 8)]))
+        return try b.withUnsafeBytes { raw in
+            var r = ByteReader(raw, source: path)
+            _ = try r.trailer(UInt64.self, "checksum")
+            _ = try r.bytes(12, "magic and version")
+            let json = try r.bytes(Int(try r.read(UInt32.self, "header length")), "header")
+            return (try JSONDecoder().decode(CheckpointHeader.self, from: Data(json)), Array(try r.bytes(r.remaining, "tensors")))
+        }
     }
 
     /// Checkpoint bytes with this header and data, and a valid checksum.
     func sealed(_ header: CheckpointHeader, _ data: [UInt8], headerLength: UInt32? = nil) throws -> [UInt8] {
         let json = [UInt8](try JSONEncoder().encode(header))
-        var b = checkpointMagic
-        appendLE(&b, checkpointVersion); appendLE(&b, headerLength ?? UInt32(json.count))
-        b += json + data
-        appendLE(&b, Checksum.of(b))
-        return b
+        var w = ByteWriter()
+        w.put(bytes: checkpointMagic); w.put(checkpointVersion); w.put(headerLength ?? UInt32(json.count))
+        w.put(bytes: json + data)
+        w.put(Checksum.of(w.bytes))
+        return w.bytes
     }
 
     func write(_ bytes: [UInt8]) -> String {

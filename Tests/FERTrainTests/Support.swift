@@ -21,7 +21,7 @@ func tempDir(_ name: String = #function) -> String {
 /// A small learnable synthetic dataset: class c images are a bright square at a class-specific position
 /// plus noise. Deterministic in `seed`.
 func syntheticDataset(perClass: Int, testPerClass: Int = 4, seed: UInt64 = 5) -> Dataset {
-    var d = Dataset()
+    var d = Dataset.Builder()
     var r = KeyedStream(seed)
     for split in [Split.train, .publicTest] {
         for c in 0..<7 {
@@ -36,7 +36,7 @@ func syntheticDataset(perClass: Int, testPerClass: Int = 4, seed: UInt64 = 5) ->
             }
         }
     }
-    return d
+    return d.dataset
 }
 
 /// configs/tiny.yaml with overrides.

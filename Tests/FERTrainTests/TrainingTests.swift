@@ -98,11 +98,11 @@ final class TrainingTests: XCTestCase {
     func testTinyModelOverfits64RealImages() throws {
         guard let zipPath = sharedZip else { throw XCTSkip("shared FER-2013 zip not found") }
         let (full, _) = try loadDataset(path: zipPath)
-        var small = Dataset()
+        var builder = Dataset.Builder()
         var picked = 0
         for i in full.indices(in: .train) where picked < 64 {
             if BlankFilter().flagged(full, indices: [i]).isEmpty {
-                full.withImage(i) { small.append(image: $0, label: Emotion(rawValue: Int(full.labels[i]))!, split: .train, source: full.sources[i]) }
+                full.withImage(i) { builder.append(image: $0, label: Emotion(rawValue: Int(full.labels[i]))!, split: .train, source: full.sources[i]) }
                 picked += 1
             }
         }
@@ -111,6 +111,7 @@ final class TrainingTests: XCTestCase {
                                   "augment.width_shift_range=0", "augment.height_shift_range=0", "augment.shear_range=0",
                                   "augment.zoom_range=0", "augment.horizontal_flip=false", "model.layers.1.momentum=0.8",
                                   "model.layers.4.momentum=0.8", "model.layers.9.momentum=0.8", "train.class_weights=none"])
+        let small = builder.dataset
         let t = try Trainer(config: cfg, data: small, runDir: tempDir("overfit"), comm: LocalCommunicator(), log: silent)
         try t.run()
         let p = try predictProbabilities(model: t.model, data: small, indices: Array(0..<64), tta: 1, batch: 64, comm: LocalCommunicator())!
