@@ -160,8 +160,7 @@ public final class MPICommunicator: Communicator {
 
     public func abort(_ message: String) -> Never {
         let world = isWorld ? "" : " of a split communicator"
-        fputs("fer: [rank \(rank)/\(size)\(world)] \(message)\n", stderr)
-        fflush(stderr)
+        FileHandle.standardError.write(Data("fer: [rank \(rank)/\(size)\(world)] \(message)\n".utf8))
         // Errors every rank sees at once (bad config, missing data) reach all ranks together, and the first
         // MPI_Abort kills the rest, perhaps before rank 0 has printed. Rank 0 is the one users read, so
         // the others give it a moment to report first; a failure on one rank only costs this moment.
