@@ -5,21 +5,26 @@
 // Threading: MPI is initialised FUNNELED, so only the thread that created the communicator (the main
 // thread) may call these methods; background data threads never touch MPI.
 //
-// Errors: MPI calls return error codes (MPI_ERRORS_RETURN) that become a thrown CommError. A rank that
+// Errors: MPI calls return error codes (MPI_ERRORS_RETURN) that become a thrown FERError. A rank that
 // throws and exits makes mpirun end the whole job; call `abort` to end it at once with a message.
+import FERCore
 
-public protocol Communicator: AnyObject {
+/// The three calls of an overlapped gradient sum: what DataParallel's buckets need, and all a test spy
+/// has to implement.
+public protocol GradientReducer: AnyObject {
+    /// Starts an in-place sum over all ranks; `buf` must stay alive and untouched until the request completes.
+    func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest
+    /// Polls a request (and drives MPI's progress engine, which has no thread of its own).
+    func test(_ request: CommRequest) throws -> Bool
+    func waitAll(_ requests: [CommRequest]) throws
+}
+
+public protocol Communicator: GradientReducer {
     var rank: Int { get }
     var size: Int { get }
 
     /// In-place sum over all ranks.
     func allreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws
-    /// Starts an in-place sum; `buf` must stay alive and untouched until the request completes.
-    func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest
-    /// Polls a request (and drives MPI's progress engine, which has no thread of its own).
-    func test(_ request: CommRequest) throws -> Bool
-    func wait(_ request: CommRequest) throws
-    func waitAll(_ requests: [CommRequest]) throws
 
     /// Element-wise reductions of small arrays: metrics, counters, agreement checks.
     func allreduceSum(_ values: [Double]) throws -> [Double]
@@ -50,18 +55,19 @@ public final class CommRequest {
     init(handle: OpaquePointer?) { self.handle = handle; isComplete = handle == nil }
 }
 
-public struct CommError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-}
-
 extension Communicator {
     public var isRoot: Bool { rank == 0 }
 
     public func allreduceSum(_ x: Double) throws -> Double { try allreduceSum([x])[0] }
     public func allreduceSum(_ x: UInt64) throws -> UInt64 { try allreduceSum([x])[0] }
     public func allreduceMax(_ x: UInt64) throws -> UInt64 { try allreduceMax([x])[0] }
+
+    /// Whether `x` is the same on every rank (every rank gets the same answer): max == min over ranks,
+    /// the min taken as the complement of the max of complements, in one reduction.
+    public func allEqual(_ x: UInt64) throws -> Bool {
+        let r = try allreduceMax([x, ~x])
+        return r[0] == ~r[1]
+    }
 
     public func allreduceSum(_ a: inout [Float]) throws {
         let n = a.count

@@ -16,10 +16,7 @@ public func agreementKey(_ parts: [AgreementPart]) -> UInt64 {
 /// Throws on every rank unless all ranks have the same parts and the same `key`. The parts are always
 /// hashed in; `key` adds anything else the ranks must share (a hash of data too big to describe, or 0).
 public func agree(on key: UInt64, describing parts: [AgreementPart], comm: Communicator) throws {
-    let mine = hashKey(key, agreementKey(parts))
-    // max == min over ranks; min via max of the complement. All ranks see the same result.
-    let r = try comm.allreduceMax([mine, ~mine])
-    if r[0] == ~r[1] { return }
+    if try comm.allEqual(hashKey(key, agreementKey(parts))) { return }
     let report = try comm.gather(encodeParts(parts), root: 0)
     var message = report.map { describeMismatch(decoded: $0.map(decodeParts)) }.map { Array($0.utf8) } ?? []
     try comm.broadcast(&message, root: 0)

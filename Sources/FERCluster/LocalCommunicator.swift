@@ -1,4 +1,5 @@
 // A single process without MPI: size 1, and every collective is the identity.
+import FERCore
 import Foundation
 
 public final class LocalCommunicator: Communicator {
@@ -11,7 +12,6 @@ public final class LocalCommunicator: Communicator {
         CommRequest(handle: nil)
     }
     public func test(_ request: CommRequest) throws -> Bool { true }
-    public func wait(_ request: CommRequest) throws {}
     public func waitAll(_ requests: [CommRequest]) throws {}
 
     public func allreduceSum(_ values: [Double]) throws -> [Double] { values }
@@ -31,12 +31,12 @@ public final class LocalCommunicator: Communicator {
         exit(1)
     }
     public func split(color: Int, key: Int) throws -> Communicator {
-        guard color >= 0 else { throw CommError("split: color must be >= 0, got \(color)") }
+        guard color >= 0 else { throw FERError("split: color must be >= 0, got \(color)") }
         return LocalCommunicator()
     }
     public func finalize() {}
 
     private func checkRoot(_ root: Int) throws {
-        guard root == 0 else { throw CommError("root \(root) out of range for 1 rank") }
+        guard root == 0 else { throw FERError("root \(root) out of range for 1 rank") }
     }
 }

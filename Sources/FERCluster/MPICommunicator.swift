@@ -1,5 +1,5 @@
-// Communicator over Open MPI. One instance wraps one MPI communicator: the world (created once by
-// `world()`, which initialises MPI) or a sub-communicator made by `split`.
+// Communicator over Open MPI. One instance wraps one MPI communicator: the world (made by `world()`,
+// which initialises MPI) or a sub-communicator made by `split`.
 import CMPI
 import FERCore
 import Foundation
@@ -12,7 +12,6 @@ public final class MPICommunicator: Communicator {
     public var chunkBytes: Int = defaultChunkBytes
     private var comm: MPI_Comm?
     private let isWorld: Bool
-    private static var worldInstance: MPICommunicator?
 
     private init(comm: MPI_Comm?, isWorld: Bool) throws {
         self.comm = comm
@@ -25,21 +24,20 @@ public final class MPICommunicator: Communicator {
         rank = Int(r); size = Int(s)
     }
 
-    /// Initialises MPI (FUNNELED: only the main thread calls MPI) on first use; MPI_COMM_WORLD.
+    /// Initialises MPI (FUNNELED: only the main thread calls MPI) unless it already is; MPI_COMM_WORLD.
+    /// A process makes its world once (`makeCommunicator`) and passes it on: MPI cannot start again
+    /// after MPI_Finalize, so there is nothing to cache.
     public static func world() throws -> MPICommunicator {
-        if let w = worldInstance { return w }
         var initialized: Int32 = 0
         MPI_Initialized(&initialized)
         if initialized == 0 {
             var provided: Int32 = 0
             try mpiCheck(MPI_Init_thread(nil, nil, cmpi_thread_funneled(), &provided), "MPI_Init_thread")
             guard provided >= cmpi_thread_funneled() else {
-                throw CommError("MPI provides thread level \(provided), need MPI_THREAD_FUNNELED")
+                throw FERError("MPI provides thread level \(provided), need MPI_THREAD_FUNNELED")
             }
         }
-        let w = try MPICommunicator(comm: cmpi_comm_world(), isWorld: true)
-        worldInstance = w
-        return w
+        return try MPICommunicator(comm: cmpi_comm_world(), isWorld: true)
     }
 
     // MARK: float sums (gradients)
@@ -52,7 +50,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest {
-        guard count <= Int(Int32.max) else { throw CommError("iallreduceSum: \(count) floats exceeds one MPI call") }
+        guard count <= Int(Int32.max) else { throw FERError("iallreduceSum: \(count) floats exceeds one MPI call") }
         var req: MPI_Request? = cmpi_request_null()
         try mpiCheck(MPI_Iallreduce(cmpi_in_place(), buf, Int32(count), cmpi_float(), cmpi_sum(), comm, &req),
                      "MPI_Iallreduce(\(count) floats)")
@@ -65,12 +63,6 @@ public final class MPICommunicator: Communicator {
         try mpiCheck(MPI_Test(&request.handle, &flag, cmpi_status_ignore()), "MPI_Test")
         if flag != 0 { request.isComplete = true; request.handle = nil }
         return request.isComplete
-    }
-
-    public func wait(_ request: CommRequest) throws {
-        if request.isComplete { return }
-        try mpiCheck(MPI_Wait(&request.handle, cmpi_status_ignore()), "MPI_Wait")
-        request.isComplete = true; request.handle = nil
     }
 
     public func waitAll(_ requests: [CommRequest]) throws {
@@ -122,7 +114,7 @@ public final class MPICommunicator: Communicator {
             }
         }
         if rank != root, Checksum.of(bytes) != header[1] {
-            throw CommError("broadcast from rank \(root): checksum mismatch on rank \(rank) after \(n) bytes")
+            throw FERError("broadcast from rank \(root): checksum mismatch on rank \(rank) after \(n) bytes")
         }
     }
 
@@ -146,7 +138,7 @@ public final class MPICommunicator: Communicator {
         try mpiCheck(MPI_Allgather(&mine, 1, cmpi_int64(), &sizes, 1, cmpi_int64(), comm), "MPI_Allgather(sizes)")
         let total = sizes.reduce(0, +)
         guard total <= Int64(Int32.max) else {
-            throw CommError("gather: \(total) bytes in all exceeds MPI_Gatherv's 2 GiB limit")
+            throw FERError("gather: \(total) bytes in all exceeds MPI_Gatherv's 2 GiB limit")
         }
         let counts = sizes.map { Int32($0) }
         var displs = [Int32](repeating: 0, count: size)
@@ -168,8 +160,7 @@ public final class MPICommunicator: Communicator {
 
     public func abort(_ message: String) -> Never {
         let world = isWorld ? "" : " of a split communicator"
-        fputs("fer: [rank \(rank)/\(size)\(world)] \(message)\n", stderr)
-        fflush(stderr)
+        FileHandle.standardError.write(Data("fer: [rank \(rank)/\(size)\(world)] \(message)\n".utf8))
         // Errors every rank sees at once (bad config, missing data) reach all ranks together, and the first
         // MPI_Abort kills the rest, perhaps before rank 0 has printed. Rank 0 is the one users read, so
         // the others give it a moment to report first; a failure on one rank only costs this moment.
@@ -179,7 +170,7 @@ public final class MPICommunicator: Communicator {
     }
 
     public func split(color: Int, key: Int) throws -> Communicator {
-        guard color >= 0 else { throw CommError("split: color must be >= 0, got \(color)") }
+        guard color >= 0 else { throw FERError("split: color must be >= 0, got \(color)") }
         var sub: MPI_Comm? = cmpi_comm_null()
         try mpiCheck(MPI_Comm_split(comm, Int32(color), Int32(key), &sub), "MPI_Comm_split(color \(color))")
         let c = try MPICommunicator(comm: sub, isWorld: false)
@@ -196,6 +187,6 @@ public final class MPICommunicator: Communicator {
     }
 
     private func checkRoot(_ root: Int) throws {
-        guard (0..<size).contains(root) else { throw CommError("root \(root) out of range for \(size) ranks") }
+        guard (0..<size).contains(root) else { throw FERError("root \(root) out of range for \(size) ranks") }
     }
 }

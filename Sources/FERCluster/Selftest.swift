@@ -1,5 +1,5 @@
 // `fer selftest mpi`: exercises every Communicator operation with values whose correct result each rank
-// can compute alone, so any wrong byte is caught locally. Throws a CommError naming the first mismatch.
+// can compute alone, so any wrong byte is caught locally. Throws a FERError naming the first mismatch.
 import FERCore
 
 public struct MPISelftestOptions {
@@ -25,7 +25,7 @@ public func mpiSelftest(comm: Communicator, options o: MPISelftestOptions = .ini
 }
 
 private func expect(_ ok: Bool, _ what: @autoclosure () -> String) throws {
-    if !ok { throw CommError("mpi selftest: \(what())") }
+    if !ok { throw FERError("mpi selftest: \(what())") }
 }
 
 /// Sum over ranks of (rank+1).
@@ -114,21 +114,20 @@ private func checkHandshake(_ comm: Communicator) throws -> String {
     guard comm.size > 1 else { return "handshake: agreement (mismatch needs 2 ranks)" }
     var odd = same
     if comm.rank == comm.size - 1 { odd[1].value = "lr: 0.2" }
-    do {
-        try agree(on: 0, describing: odd, comm: comm)  // key 0: the parts alone must reveal it
-        try expect(false, "handshake: a differing config was not detected on rank \(comm.rank)")
-    } catch let e as FERError {
-        try expect(e.message.contains("config differs on rank(s) \(comm.size - 1)"), "handshake: message '\(e.message)'")
-        let named = e.message
-        do {  // same parts, different key: still caught
-            try agree(on: comm.rank == comm.size - 1 ? 1 : 0, describing: same, comm: comm)
-            try expect(false, "handshake: a differing key was not detected on rank \(comm.rank)")
-        } catch let e as FERError {
-            try expect(e.message.contains("keys differ"), "handshake: message '\(e.message)'")
-        }
-        return "handshake: agreement, and a mismatch reported as: \(named)"
-    }
-    return "unreachable"
+    // Key 0: the parts alone must reveal the differing config.
+    let named = try refusal { try agree(on: 0, describing: odd, comm: comm) }
+    try expect(named != nil, "handshake: a differing config was not detected on rank \(comm.rank)")
+    try expect(named!.contains("config differs on rank(s) \(comm.size - 1)"), "handshake: message '\(named!)'")
+    // Same parts, different key: still caught.
+    let keys = try refusal { try agree(on: comm.rank == comm.size - 1 ? 1 : 0, describing: same, comm: comm) }
+    try expect(keys != nil, "handshake: a differing key was not detected on rank \(comm.rank)")
+    try expect(keys!.contains("keys differ"), "handshake: message '\(keys!)'")
+    return "handshake: agreement, and a mismatch reported as: \(named!)"
+}
+
+/// The message of the FERError `body` throws; nil if it returns.
+private func refusal(_ body: () throws -> Void) throws -> String? {
+    do { try body(); return nil } catch let e as FERError { return e.message }
 }
 
 private func checkSplit(_ comm: Communicator) throws -> String {

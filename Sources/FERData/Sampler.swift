@@ -5,12 +5,10 @@ import Foundation
 // permutation[s*B ..< (s+1)*B]; rank r of N takes a contiguous slice of that. Hence any number of ranks,
 // and a resumed run, see exactly the same global batches.
 
-public final class Sampler: @unchecked Sendable {
+public struct Sampler: Sendable {
     public let count: Int
     public let globalBatch: Int
     public let seed: UInt64
-    private let lock = NSLock()
-    private var cached: (epoch: Int, perm: [Int32])?   // steps of one epoch reuse its permutation
 
     /// Positions 0..<count are sampled; callers map them to dataset indices.
     public init(count: Int, globalBatch: Int, seed: UInt64) {
@@ -21,25 +19,33 @@ public final class Sampler: @unchecked Sendable {
     /// Full batches per epoch; the last partial batch is dropped.
     public var stepsPerEpoch: Int { count / globalBatch }
 
+    /// The epoch's order of positions. Not cached (the sampler is a plain value): a caller that walks an
+    /// epoch computes it once and passes it to `localBatch(step:rank:size:of:)`.
     public func permutation(epoch: Int) -> [Int32] {
-        lock.lock(); defer { lock.unlock() }
-        if let c = cached, c.epoch == epoch { return c.perm }
-        let p = FERCore.permutation(count, key: KeyedStream(seed, UInt64(epoch), 0x5A4D))
-        cached = (epoch, p)
-        return p
+        FERCore.permutation(count, key: KeyedStream(seed, UInt64(epoch), 0x5A4D))
     }
 
     /// The global batch of `step` in `epoch`.
     public func batch(epoch: Int, step: Int) -> ArraySlice<Int32> {
-        precondition(step >= 0 && step < stepsPerEpoch, "Sampler: step \(step) outside 0..<\(stepsPerEpoch)")
-        return permutation(epoch: epoch)[(step * globalBatch)..<((step + 1) * globalBatch)]
+        batch(step: step, of: permutation(epoch: epoch))
     }
 
     /// This rank's part of the global batch.
     public func localBatch(epoch: Int, step: Int, rank: Int, size: Int) -> ArraySlice<Int32> {
-        let b = batch(epoch: epoch, step: step)
+        localBatch(step: step, rank: rank, size: size, of: permutation(epoch: epoch))
+    }
+
+    /// This rank's part of the global batch of `step`, given its epoch's permutation.
+    public func localBatch(step: Int, rank: Int, size: Int, of permutation: [Int32]) -> ArraySlice<Int32> {
+        let b = batch(step: step, of: permutation)
         let r = Sampler.slice(rank: rank, size: size, of: b.count)
         return b[(b.startIndex + r.lowerBound)..<(b.startIndex + r.upperBound)]
+    }
+
+    private func batch(step: Int, of permutation: [Int32]) -> ArraySlice<Int32> {
+        precondition(step >= 0 && step < stepsPerEpoch, "Sampler: step \(step) outside 0..<\(stepsPerEpoch)")
+        precondition(permutation.count == count, "Sampler: a permutation of \(permutation.count), not \(count)")
+        return permutation[(step * globalBatch)..<((step + 1) * globalBatch)]
     }
 
     /// Rank's contiguous share of n items; the first n % size ranks get one more.

@@ -175,26 +175,20 @@ public final class Network {
         for l in layers { l.forward(training: training, key: key) }
     }
 
-    /// Fills the gradient arena (overwriting it). `onLayerDone(i)` runs after layer i's backward: the
-    /// cluster uses it to start allreducing the gradients that are final.
-    public func backward(key: StepKey, onLayerDone: ((Int) -> Void)? = nil) {
+    /// Runs after layer i's backward, with i, when set. Whoever needs to know when gradients are final
+    /// sets it (data parallelism starts summing them across ranks); the network does not care who.
+    public var onLayerBackwardDone: ((Int) -> Void)?
+
+    /// Fills the gradient arena (overwriting it), last layer first.
+    public func backward(key: StepKey) {
         for i in layers.indices.reversed() {
             layers[i].backward(key: key)
-            onLayerDone?(i)
+            onLayerBackwardDone?(i)
         }
     }
 
     /// Names of the layers (for profiling and bucketing).
     public var layerNames: [String] { layers.map { $0.name } }
-
-    /// The implementations oneDNN chose for each conv/dense primitive (to catch reference fallbacks).
-    public var implementations: [String] {
-        layers.compactMap { l in
-            guard let w = l as? WeightedLayer else { return nil }
-            return "\(w.name): fwd \(w.fwdPD.implementation)" + (w.bwdWeightsPD.map { ", bwd-w \($0.implementation)" } ?? "")
-                + (w.bwdDataPD.map { ", bwd-d \($0.implementation)" } ?? "")
-        }
-    }
 }
 
 extension Network {

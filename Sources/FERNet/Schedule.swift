@@ -1,8 +1,19 @@
 import Foundation
 import FERCore
 
+/// The shape of the learning-rate curve.
+public enum ScheduleName: String, Codable, Sendable, CaseIterable {
+    case constant, step, cosine, plateau
+    /// Decoded as a string so that a typo gets the valid names and a suggestion, like every config name.
+    public init(from decoder: Decoder) throws {
+        let name = try decoder.singleValueContainer().decode(String.self)
+        try requireChoice("schedule.name", name, Self.allCases.map(\.rawValue), what: "schedule")
+        self = Self(rawValue: name)!
+    }
+}
+
 public struct ScheduleConfig: Codable, Equatable, Sendable {
-    public var name = "constant"        // constant | step | cosine | plateau
+    public var name = ScheduleName.constant
     public var warmupEpochs: Float = 0  // linear warm-up from 0 (cosine and others)
     public var stepEpochs = 10          // step: multiply by factor every stepEpochs
     public var factor: Float = 0.5      // step, plateau
@@ -14,7 +25,6 @@ public struct ScheduleConfig: Codable, Equatable, Sendable {
     public init() {}
     /// A factor in (0, 1] only ever lowers the rate; epoch counts are capped like train.epochs.
     public func validate() throws {
-        try requireChoice("schedule.name", name, ["constant", "step", "cosine", "plateau"], what: "schedule")
         try require("schedule.warmup_epochs", warmupEpochs, 0, Float(ScheduleConfig.maxEpochs))
         try require("schedule.step_epochs", stepEpochs, 1, ScheduleConfig.maxEpochs)
         try require("schedule.factor", factor, 0, 1, "(]")
@@ -25,39 +35,47 @@ public struct ScheduleConfig: Codable, Equatable, Sendable {
     public static let maxEpochs = 10_000
 }
 
-/// Learning rate as a function of training progress. Plateau keeps a little state (best validation
-/// score, epochs since, current scale), which checkpoints save.
+/// What reduce-on-plateau remembers between epochs. It lives in the training state, and checkpoints save
+/// it as it is (its JSON field names are the checkpoint header's "schedule" object), so a resumed run
+/// continues the same curve.
+public struct ScheduleState: Codable, Equatable, Sendable {
+    public var plateauScale: Float = 1
+    public var best: Double = -1          // best validation score so far (scores are >= 0)
+    public var sinceBest = 0
+    public init(plateauScale: Float = 1, best: Double = -1, sinceBest: Int = 0) {
+        self.plateauScale = plateauScale; self.best = best; self.sinceBest = sinceBest
+    }
+}
+
+/// Learning rate as a function of training progress (and, for plateau, of the state it keeps).
 public struct Schedule: Sendable {
     public let config: ScheduleConfig
     public let baseLR: Float
     public let totalEpochs: Int
-    public var plateauScale: Float = 1
-    public var best: Double = -1          // best validation score so far (scores are >= 0)
-    public var sinceBest = 0
 
     public init(config: ScheduleConfig, baseLR: Float, totalEpochs: Int) {
         self.config = config; self.baseLR = baseLR; self.totalEpochs = max(totalEpochs, 1)
     }
 
     /// Rate at fractional epoch `e` (epoch + step / stepsPerEpoch).
-    public func lr(at e: Double) -> Float {
+    public func lr(at e: Double, state: ScheduleState = .init()) -> Float {
         let w = Double(config.warmupEpochs)
         if w > 0, e < w { return baseLR * Float((e + 1e-9) / w) }
         switch config.name {
-        case "step": return baseLR * pow(config.factor, Float(Int(e) / max(config.stepEpochs, 1)))
-        case "cosine":
+        case .step: return baseLR * pow(config.factor, Float(Int(e) / max(config.stepEpochs, 1)))
+        case .cosine:
             let p = min(max((e - w) / max(Double(totalEpochs) - w, 1e-9), 0), 1)
             return config.minLR + (baseLR - config.minLR) * Float(0.5 * (1 + cos(Double.pi * p)))
-        case "plateau": return max(baseLR * plateauScale, config.minLR)
-        default: return baseLR
+        case .plateau: return max(baseLR * state.plateauScale, config.minLR)
+        case .constant: return baseLR
         }
     }
 
     /// Reduce-on-plateau bookkeeping after an epoch's validation score (higher is better).
-    public mutating func observe(validation score: Double) {
-        guard config.name == "plateau" else { return }
-        if score > best + 1e-4 { best = score; sinceBest = 0; return }
-        sinceBest += 1
-        if sinceBest >= config.patience { plateauScale *= config.factor; sinceBest = 0 }
+    public func observe(validation score: Double, state s: inout ScheduleState) {
+        guard config.name == .plateau else { return }
+        if score > s.best + 1e-4 { s.best = score; s.sinceBest = 0; return }
+        s.sinceBest += 1
+        if s.sinceBest >= config.patience { s.plateauScale *= config.factor; s.sinceBest = 0 }
     }
 }

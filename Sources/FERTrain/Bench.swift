@@ -40,7 +40,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     let model = try Model(config: config.model, batch: batch)
     model.initialize(seed: 1)
     let net = try model.network(batch: batch)
-    let sync = comm.size > 1 ? GradientSync(model: model, layerNames: net.layerNames, comm: comm, bucketBytes: bucketBytes) : nil
+    let dataParallel = try DataParallel(model: model, batch: batch, comm: comm, bucketBytes: bucketBytes)
     let optimizer = Optimizer(config: config.optimizer, count: model.params.count)
     var r = KeyedStream(42)
     let images = (0..<(batch * imagePixels)).map { _ in UInt8(truncatingIfNeeded: r.next()) }
@@ -51,7 +51,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
 
     // The data pipeline runs inside the step here (in training it is prefetched on a background thread).
     var phase: [String: [Double]] = [:]
-    func trainStep(_ s: Int) {
+    func trainStep(_ s: Int) throws {
         let key = StepKey(seed: 1, step: UInt64(s), globalOffset: slice.lowerBound)
         phase["data pipeline", default: []].append(seconds {
             images.withUnsafeBufferPointer { img in
@@ -67,17 +67,17 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
                 loss.evaluate(logits: net.logits, labels: $0.baseAddress!, n: batch, k: 7, globalBatch: globalBatch, grad: net.logitsGrad)
             }
         })
-        if let sync { try? sync.backward(net, key: key) } else { net.backward(key: key) }
+        try dataParallel.backward(key: key)
         phase["optimizer", default: []].append(seconds { optimizer.step(params: model.params, grads: model.grads, lr: 1e-4) })
     }
-    trainStep(0)
+    try trainStep(0)
     phase = [:]
-    _ = sync?.takeWaitSeconds()
+    _ = dataParallel.takeWaitSeconds()
     var stepTimes: [Double] = []
     try comm.barrier()
-    for s in 1...steps { stepTimes.append(seconds { trainStep(s) }) }
+    for s in 1...steps { stepTimes.append(try seconds { try trainStep(s) }) }
     let step = median(stepTimes)
-    let waitShare = (sync?.takeWaitSeconds() ?? 0) / stepTimes.reduce(0, +)
+    let waitShare = dataParallel.takeWaitSeconds() / stepTimes.reduce(0, +)
     try comm.barrier()
 
     let profile = net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
@@ -105,9 +105,9 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
                        components: components)
 }
 
-func seconds(_ body: () -> Void) -> Double {
+func seconds(_ body: () throws -> Void) rethrows -> Double {
     let t = DispatchTime.now().uptimeNanoseconds
-    body()
+    try body()
     return Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9
 }
 

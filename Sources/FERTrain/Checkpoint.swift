@@ -30,7 +30,6 @@ public struct CheckpointHeader: Codable, Equatable {
     public var tensors: [Entry]
 
     public struct Entry: Codable, Equatable { public var name: String; public var shape: [Int]; public var section: String }
-    public struct ScheduleState: Codable, Equatable { public var plateauScale: Float; public var best: Double; public var sinceBest: Int }
 }
 
 /// An epoch's running sums, summed over ranks, at the step where training was interrupted.
@@ -46,7 +45,7 @@ let checkpointVersion: UInt32 = 1
 /// Training state that a checkpoint restores.
 public struct TrainingState {
     public var epoch: Int, step: Int
-    public var schedule: CheckpointHeader.ScheduleState
+    public var schedule = ScheduleState()
     public var validationAccuracy: Double?
     public var partial: PartialEpoch? = nil
 }

@@ -5,7 +5,8 @@ import Foundation
 /// The producer never touches MPI or the model, only the buffers it is given. `steps` need not start at
 /// 0 (a resumed epoch starts mid-way), and the consumer may stop early (an interrupted epoch).
 final class Prefetcher {
-    struct Slot { let input: UnsafeMutablePointer<Float>; let labels: UnsafeMutablePointer<Int32> }
+    /// One batch's buffers. Sendable because the semaphores hand each slot to one thread at a time.
+    struct Slot: @unchecked Sendable { let input: UnsafeMutablePointer<Float>; let labels: UnsafeMutablePointer<Int32> }
     private let slots: [Slot]
     private let filled = DispatchSemaphore(value: 0)
     private let free: DispatchSemaphore
@@ -15,7 +16,7 @@ final class Prefetcher {
     private let cancelled = CancelFlag()
 
     init(steps: Range<Int>, inputCount: Int, batch: Int, depth: Int = 2,
-         produce: @escaping (Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void) {
+         produce: @escaping @Sendable (Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Int32>) -> Void) {
         self.inputCount = inputCount; self.batch = batch
         slots = (0..<depth).map { _ in Slot(input: .allocate(capacity: inputCount), labels: .allocate(capacity: batch)) }
         // Created at 0 and raised: libdispatch traps when a semaphore dies below its initial value,

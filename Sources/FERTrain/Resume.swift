@@ -8,7 +8,7 @@ import Yams
 struct ResumePoint: Codable {
     var path: String
     var epoch: Int, step: Int
-    var schedule: CheckpointHeader.ScheduleState
+    var schedule: ScheduleState
     var validationAccuracy: Double?
     var partial: PartialEpoch?
     var optimizerSteps: Int
@@ -31,7 +31,6 @@ extension Trainer {
     func adopt(_ p: ResumePoint) {
         state = TrainingState(epoch: p.epoch, step: p.step, schedule: p.schedule, validationAccuracy: p.validationAccuracy,
                               partial: p.partial)
-        schedule.plateauScale = p.schedule.plateauScale; schedule.best = p.schedule.best; schedule.sinceBest = p.schedule.sinceBest
         optimizer.t = p.optimizerSteps
         history = p.history
         pendingChanges = p.changes.isEmpty ? nil : p.changes

@@ -32,7 +32,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         try model.validate(); try optimizer.validate(); try schedule.validate()
         try augment.validate(); try blankFilter.validate(); try train.validate(); try eval.validate()
         // A floor above the base rate would make the cosine climb; the other schedules ignore the floor.
-        guard !["cosine", "plateau"].contains(schedule.name) || schedule.minLR <= optimizer.lr else {
+        guard ![.cosine, .plateau].contains(schedule.name) || schedule.minLR <= optimizer.lr else {
             throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(optimizer.lr)))")
         }
         let perSample = try model.size().activations

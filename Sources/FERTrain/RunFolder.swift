@@ -63,8 +63,7 @@ public final class RunFolder {
         var byEpoch: [Int: EpochMetrics] = [:]
         for m in readMetrics(runDir: path) where m.epoch <= epoch { byEpoch[m.epoch] = m }
         let kept = byEpoch.keys.sorted().map { byEpoch[$0]! }
-        let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
-        let text = try kept.map { String(decoding: try enc.encode($0), as: UTF8.self) + "\n" }.joined()
+        let text = try kept.map(metricsLine).joined()
         if FileManager.default.fileExists(atPath: metrics) { try writeAtomically(Array(text.utf8), to: metrics) }
         return kept
     }
@@ -75,6 +74,49 @@ public final class RunFolder {
         let target = checkpoint + ".corrupt"
         return rename(checkpoint, target) == 0 ? target : nil
     }
+}
+
+/// One line of metrics.jsonl.
+public struct EpochMetrics: Codable, Equatable, Sendable {
+    public var epoch: Int, step: Int
+    public var lr: Double
+    public var trainLoss: Double, trainAccuracy: Double
+    public var valLoss: Double, valAccuracy: Double
+    public var imagesPerSecond: Double
+    public var seconds: Double
+    /// Seconds of the epoch spent waiting for gradient sums backward could not hide (nil: one rank, or
+    /// written by an older version).
+    public var allreduceWaitSeconds: Double?
+    /// Settings changed on the resume that started this epoch ("key: old -> new"), nil when none.
+    public var configChanges: [String]?
+    enum CodingKeys: String, CodingKey {
+        case epoch, step, lr, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss",
+             valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds,
+             allreduceWaitSeconds = "allreduce_wait_seconds", configChanges = "config_changes"
+    }
+}
+
+func metricsLine(_ m: EpochMetrics) throws -> String {
+    let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
+    return String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
+}
+
+public func readMetrics(runDir: String) -> [EpochMetrics] {
+    guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return [] }
+    return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+}
+
+/// Epoch checkpoints of a run, oldest first.
+public func epochCheckpoints(runDir: String) -> [String] {
+    let dir = runDir + "/checkpoints"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".ckpt") }.sorted().map { dir + "/" + $0 }
+}
+
+/// Whether epoch `m` beats every earlier epoch's validation accuracy (ties keep the earlier epoch).
+/// Judged by epoch number, so it does not matter whether `history` already holds `m`.
+func isNewBest(_ m: EpochMetrics, history: [EpochMetrics]) -> Bool {
+    m.valAccuracy > (history.filter { $0.epoch < m.epoch }.map { $0.valAccuracy }.max() ?? -1)
 }
 
 /// Takes the folder's exclusive lock, recording who holds it; a second process is told who that is.

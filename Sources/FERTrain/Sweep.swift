@@ -89,8 +89,8 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
     }
     let groups = min(max(requested ?? comm.size, 1), comm.size, points.count)
     let color = sweepGroup(rank: comm.rank, size: comm.size, groups: groups)
-    let group = comm.size > 1 ? try comm.split(color: color, key: comm.rank) : comm
-    defer { if group !== comm { group.finalize() } }
+    let group = try comm.split(color: color, key: comm.rank)
+    defer { group.finalize() }
     if comm.rank == 0 {
         log("sweep: \(points.count) point(s) x \(epochs) epoch(s) on \(groups) group(s) of ranks")
     }

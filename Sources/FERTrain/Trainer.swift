@@ -4,26 +4,6 @@ import FERData
 import FERNet
 import Foundation
 
-/// One line of metrics.jsonl.
-public struct EpochMetrics: Codable, Equatable, Sendable {
-    public var epoch: Int, step: Int
-    public var lr: Double
-    public var trainLoss: Double, trainAccuracy: Double
-    public var valLoss: Double, valAccuracy: Double
-    public var imagesPerSecond: Double
-    public var seconds: Double
-    /// Seconds of the epoch spent waiting for gradient sums backward could not hide (nil: one rank, or
-    /// written by an older version).
-    public var allreduceWaitSeconds: Double?
-    /// Settings changed on the resume that started this epoch ("key: old -> new"), nil when none.
-    public var configChanges: [String]?
-    enum CodingKeys: String, CodingKey {
-        case epoch, step, lr, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss",
-             valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds,
-             allreduceWaitSeconds = "allreduce_wait_seconds", configChanges = "config_changes"
-    }
-}
-
 /// The command-line settings of a training run. Every rank must run with the same ones, so they are part
 /// of the start-up handshake.
 public struct TrainOptions: Codable, Equatable, Sendable {
@@ -33,7 +13,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var overwrite = false
     /// Resume even if trajectory settings changed (they are recorded in metrics.jsonl).
     public var allowConfigChange = false
-    /// Target size of one gradient allreduce (see GradientSync).
+    /// Target size of one gradient allreduce (see DataParallel).
     public var bucketBytes = 1 << 20
     /// Stop after this epoch (the run can be resumed later).
     public var stopAfter: Int?
@@ -45,16 +25,14 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     var folderMode: RunFolder.Mode { resume != nil ? .resume : overwrite ? .overwrite : .fresh }
 }
 
-/// Data-parallel training over `comm`'s ranks (one rank: plain single-process training). Every rank
-/// holds identical parameters; each step, rank r computes the gradient of its contiguous slice of the
-/// global batch, the gradients are summed across ranks (overlapped with backward, see GradientSync),
-/// and every rank applies the same update. Rank 0 owns the run folder: it alone reads and writes it.
+/// Training over `comm`'s ranks (one rank: plain single-process training); what makes it data-parallel
+/// is all in `DataParallel`. Rank 0 owns the run folder: it alone reads and writes it.
 public final class Trainer {
     public let config: RunConfig
     public let options: TrainOptions
     public let model: Model
     public let optimizer: Optimizer
-    public internal(set) var schedule: Schedule
+    public let schedule: Schedule
     public internal(set) var state: TrainingState
     public let runDir: String
     public let trainIndices: [Int], validationIndices: [Int], excluded: [(index: Int, reason: String)]
@@ -68,7 +46,7 @@ public final class Trainer {
     let configHash: UInt64
     /// Hashes every pixel (~74 MB for FER-2013): computed once, not at every checkpoint.
     let datasetChecksum: UInt64
-    let sync: GradientSync?
+    let dataParallel: DataParallel
     let fault: Fault?
     /// Rank 0's open run folder (its lock is held until `run` returns); nil on other ranks.
     var folder: RunFolder?
@@ -103,30 +81,21 @@ public final class Trainer {
         // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
         // since checkpoints store tensors in canonical layout, not per batch shape.
         model = try Model(config: config.model, batch: slice.count)
-        sync = comm.size > 1 ? GradientSync(model: model, layerNames: try model.network(batch: slice.count).layerNames,
-                                            comm: comm, bucketBytes: options.bucketBytes) : nil
+        dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: options.bucketBytes)
         // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
         // with --resume recovers instead of failing again.
         fault = options.resume == nil ? try Fault.fromEnvironment() : nil
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
-        state = TrainingState(epoch: 0, step: 0, schedule: .init(plateauScale: 1, best: -1, sinceBest: 0), validationAccuracy: nil)
+        state = TrainingState(epoch: 0, step: 0, validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
         datasetChecksum = data.checksum
 
-        // The config text itself (it is short), so a mismatch names the differing line; the command line
-        // too, since a flag that differs on one rank (--stop-after, a bucket size) would hang or crash.
-        let json = JSONEncoder(); json.outputFormatting = .sortedKeys
-        let flags = String(decoding: try json.encode(options), as: UTF8.self)
-        try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
-                                      AgreementPart(name: "resolved config", value: config.yaml()),
-                                      AgreementPart(name: "command line", value: flags),
-                                      AgreementPart(name: "dataset checksum", value: hex64(datasetChecksum))], comm: comm)
+        try dataParallel.handshake(config: config, options: options, datasetChecksum: datasetChecksum)
         // Rank 0 opens the folder and reads the checkpoint; every rank gets the outcome, or rank 0's error.
         let resumed = try onCoordinator(comm) { try self.openRunFolder() }
         if let resumed { adopt(resumed) } else { model.initialize(seed: t.seed) }
-        // Rank 0's state is the truth: every rank starts from identical parameters and optimizer state.
-        if comm.size > 1 { try broadcastState() }
+        try dataParallel.broadcastState(optimizer: optimizer)
     }
 
     var stepsPerEpoch: Int { sampler.stepsPerEpoch }
@@ -149,7 +118,7 @@ public final class Trainer {
                            m.epoch, m.trainLoss, m.trainAccuracy, m.valLoss, m.valAccuracy, m.lr, m.imagesPerSecond, m.seconds))
             }
             // A signal during validation or the checkpoint: the epoch is saved, nothing more to write.
-            if state.epoch < last, let signal = try agreedInterrupt() { interruptedBy = signal; return }
+            if state.epoch < last, let signal = try dataParallel.agreedInterrupt() { interruptedBy = signal; return }
         }
     }
 
@@ -160,18 +129,8 @@ public final class Trainer {
         let net = try model.network(batch: slice.count)
         let labels = UnsafeMutablePointer<Int32>.allocate(capacity: slice.count)
         defer { labels.deallocate() }
-        let steps = stepsPerEpoch, channels = config.model.inputChannels
-        let first = state.step - epoch * steps
-        let perm = sampler.permutation(epoch: epoch)
-        let per = net.input.count / slice.count
-        let (data, aug, trainIdx, lo, n, b) = (self.data, augmenter, trainIndices, slice.lowerBound, slice.count, config.train.batch)
-        let prefetch = Prefetcher(steps: first..<steps, inputCount: net.input.count, batch: n) { s, input, lab in
-            for j in 0..<n {
-                let id = trainIdx[Int(perm[s * b + lo + j])]
-                data.withImage(id) { fillAugmented(src: $0.baseAddress!, augmenter: aug, epoch: epoch, id: id, channels: channels, dst: input + j * per) }
-                lab[j] = Int32(data.labels[id])
-            }
-        }
+        let steps = stepsPerEpoch, first = state.step - epoch * steps, n = slice.count, b = config.train.batch
+        let prefetch = prefetcher(epoch: epoch, steps: first..<steps, inputCount: net.input.count)
         defer { prefetch.finish() }
         let loss = WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
         // An interrupted epoch's sums were summed over ranks into the checkpoint: rank 0 carries them.
@@ -180,22 +139,18 @@ public final class Trainer {
         let earlier = state.partial?.seconds ?? 0
         state.partial = nil
         var lr: Float = 0
-        _ = sync?.takeWaitSeconds()
+        _ = dataParallel.takeWaitSeconds()
         for s in first..<steps {
             prefetch.next(into: net.input.ptr, labels: labels)
             let key = StepKey(seed: config.train.seed, step: UInt64(state.step), globalOffset: slice.lowerBound)
             net.forward(training: true, key: key)
-            let r = loss.evaluate(logits: net.logits, labels: labels, n: slice.count, k: config.model.classes,
-                                  globalBatch: b, grad: net.logitsGrad)
-            lossSum += r.weightedLossSum; correct += r.correct
-            if let sync { try sync.backward(net, key: key) } else { net.backward(key: key) }
-            lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps))
+            let r = loss.evaluate(logits: net.logits, labels: labels, n: n, k: config.model.classes, globalBatch: b, grad: net.logitsGrad)
+            try dataParallel.backward(key: key)
+            lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps), state: state.schedule)
             optimizer.step(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
-            onStep?(epoch + 1, s + 1, steps, lossSum / Double((s + 1 - first) * n))
-            if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
-            if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try checkReplicasAgree() }
-            if s + 1 < steps, let signal = try agreedInterrupt() {
+            lossSum += r.weightedLossSum; correct += r.correct
+            if let signal = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n)) {
                 let totals = try comm.allreduceSum([lossSum, Double(correct)])
                 state.partial = PartialEpoch(lossSum: totals[0], correct: Int(totals[1]), seconds: earlier + Date().timeIntervalSince(start))
                 try stop(by: signal, inEpoch: epoch + 1)
@@ -206,33 +161,51 @@ public final class Trainer {
         let seen = Double(steps * b)
         let seconds = earlier + Date().timeIntervalSince(start)
         // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
-        let wait = sync?.takeWaitSeconds()
-        try averageBatchNormStatistics()
+        let wait = dataParallel.takeWaitSeconds()
+        try dataParallel.averageBatchNormStatistics()
         let (valLoss, valAcc) = try validate()
-        schedule.observe(validation: valAcc)
+        schedule.observe(validation: valAcc, state: &state.schedule)
         state.epoch = epoch + 1
         state.validationAccuracy = valAcc
-        state.schedule = .init(plateauScale: schedule.plateauScale, best: schedule.best, sinceBest: schedule.sinceBest)
         var m = EpochMetrics(epoch: epoch + 1, step: state.step, lr: Double(lr), trainLoss: totals[0] / seen,
                              trainAccuracy: totals[1] / seen, valLoss: valLoss, valAccuracy: valAcc,
                              imagesPerSecond: Double((steps - first) * b) / Date().timeIntervalSince(start), seconds: seconds,
-                             allreduceWaitSeconds: wait)
+                             allreduceWaitSeconds: comm.size > 1 ? wait : nil)   // one rank sums nothing
         m.configChanges = pendingChanges
         pendingChanges = nil
         if comm.rank == 0 { try record(m) }
         return m
     }
 
-    /// The signal that asked training to stop, if any rank received one: all ranks stop at the same step.
-    func agreedInterrupt() throws -> Int32? {
-        let s = try comm.allreduceMax([UInt64(Interrupt.received)])[0]
-        return s == 0 ? nil : Int32(s)
+    /// Decodes and augments this rank's slice of each step's batch on a background thread.
+    func prefetcher(epoch: Int, steps: Range<Int>, inputCount: Int) -> Prefetcher {
+        let (data, augmenter, sampler, trainIndices) = (self.data, self.augmenter, self.sampler, self.trainIndices)
+        let (rank, size, n, channels) = (comm.rank, comm.size, slice.count, config.model.inputChannels)
+        let permutation = sampler.permutation(epoch: epoch)
+        let per = inputCount / n
+        return Prefetcher(steps: steps, inputCount: inputCount, batch: n) { s, input, labels in
+            for (j, position) in sampler.localBatch(step: s, rank: rank, size: size, of: permutation).enumerated() {
+                let id = trainIndices[Int(position)]
+                data.withImage(id) { fillAugmented(src: $0.baseAddress!, augmenter: augmenter, epoch: epoch, id: id, channels: channels, dst: input + j * per) }
+                labels[j] = Int32(data.labels[id])
+            }
+        }
+    }
+
+    /// Everything between two steps, outside the step itself: the progress callback, injected faults, the
+    /// replica check, and the agreement on a signal. Returns the signal all ranks stop on, if any; at the
+    /// epoch's last step `run` asks instead, once the epoch is validated and saved.
+    func afterStep(epoch: Int, step s: Int, of steps: Int, meanLoss: Double) throws -> Int32? {
+        onStep?(epoch + 1, s + 1, steps, meanLoss)
+        if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
+        if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try dataParallel.checkReplicasAgree(step: state.step) }
+        return s + 1 < steps ? try dataParallel.agreedInterrupt() : nil
     }
 
     /// Writes the checkpoint of the epoch in progress and ends training.
     func stop(by signal: Int32, inEpoch epoch: Int) throws {
         interruptedBy = signal
-        try averageBatchNormStatistics()
+        try dataParallel.averageBatchNormStatistics()
         if let folder {
             let path = folder.checkpoints + String(format: "/epoch-%04d-partial-s%09d.ckpt", epoch, state.step)
             try saveCheckpoint(path)
@@ -252,7 +225,7 @@ public final class Trainer {
             result = [meanLogLoss(p, labels: labels, k: config.model.classes),
                       Double(zip(pred, labels).filter { $0 == $1 }.count) / Double(labels.count)]
         }
-        if comm.size > 1 { result = try comm.allreduceSum(result) }   // only rank 0 contributed
+        result = try comm.allreduceSum(result)   // only rank 0 contributed
         return (result[0], result[1])
     }
 
@@ -285,61 +258,6 @@ public final class Trainer {
         let stale = all.filter { $0.contains("-partial-") && $0 < newest } + complete.dropLast(max(config.train.keepCheckpoints, 1))
         for p in stale { try? FileManager.default.removeItem(atPath: p) }
     }
-
-    // MARK: - Replica consistency
-
-    func broadcastState() throws {
-        try comm.broadcastFloats(model.params.ptr, count: model.params.count, root: 0)
-        try comm.broadcastFloats(model.stats.ptr, count: model.stats.count, root: 0)
-        try comm.broadcastFloats(optimizer.m.ptr, count: optimizer.m.count, root: 0)
-        if optimizer.v.count > 0 { try comm.broadcastFloats(optimizer.v.ptr, count: optimizer.v.count, root: 0) }
-    }
-
-    /// Batch-norm running statistics are per rank (each sees its own slices): average them before
-    /// evaluation and checkpointing, so every rank and the checkpoint hold the same values. Averaging is
-    /// linear, so averaging at an interruption too leaves the epoch's final average unchanged.
-    func averageBatchNormStatistics() throws {
-        guard comm.size > 1 else { return }
-        try comm.allreduceSum(model.stats.ptr, count: model.stats.count)
-        let s = 1 / Float(comm.size)
-        for i in 0..<model.stats.count { model.stats.ptr[i] *= s }
-    }
-
-    /// Aborts the job if the ranks' parameters are not bit-identical (train.check_every).
-    func checkReplicasAgree() throws {
-        guard comm.size > 1 else { return }
-        let sum = Checksum.of(UnsafeRawBufferPointer(start: model.params.ptr, count: model.params.count * 4))
-        // max == min over ranks; min as the complement of the max of complements.
-        let r = try comm.allreduceMax([sum, ~sum])
-        if r[0] != ~r[1] {
-            comm.abort("parameter replicas diverged at step \(state.step): checksums differ across ranks (this rank has \(hex64(sum)))")
-        }
-    }
-}
-
-func metricsLine(_ m: EpochMetrics) throws -> String {
-    let enc = JSONEncoder(); enc.outputFormatting = .sortedKeys
-    return String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
-}
-
-public let ferVersion = "0.1.0"
-
-/// Epoch checkpoints of a run, oldest first.
-public func epochCheckpoints(runDir: String) -> [String] {
-    let dir = runDir + "/checkpoints"
-    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-    return names.filter { $0.hasPrefix("epoch-") && $0.hasSuffix(".ckpt") }.sorted().map { dir + "/" + $0 }
-}
-
-public func readMetrics(runDir: String) -> [EpochMetrics] {
-    guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return [] }
-    return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
-}
-
-/// Whether epoch `m` beats every earlier epoch's validation accuracy (ties keep the earlier epoch).
-/// Judged by epoch number, so it does not matter whether `history` already holds `m`.
-func isNewBest(_ m: EpochMetrics, history: [EpochMetrics]) -> Bool {
-    m.valAccuracy > (history.filter { $0.epoch < m.epoch }.map { $0.valAccuracy }.max() ?? -1)
 }
 
 /// The images a run learns from and the ones it validates on: the train split minus blank images (they

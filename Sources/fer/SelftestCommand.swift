@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERCluster
+import FERCore
 
 struct SelftestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,7 +31,7 @@ struct SelftestMPI: ParsableCommand {
         let comm = try makeCommunicator()
         if let c = chunkBytes, let m = comm as? MPICommunicator { m.chunkBytes = c }
         if comm.rank == failRank {
-            if failBy == "throw" { throw CommError("injected failure on rank \(comm.rank)") }
+            if failBy == "throw" { throw FERError("injected failure on rank \(comm.rank)") }
             comm.abort("injected failure on rank \(comm.rank)")
         }
         var o = MPISelftestOptions()

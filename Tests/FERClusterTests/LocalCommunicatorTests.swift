@@ -27,7 +27,7 @@ final class LocalCommunicatorTests: XCTestCase {
         let r = try f.withUnsafeMutableBufferPointer { try c.iallreduceSum($0.baseAddress!, count: 2) }
         XCTAssertTrue(r.isComplete)
         XCTAssertTrue(try c.test(r))
-        try c.wait(r); try c.waitAll([r])
+        try c.waitAll([r])
         XCTAssertEqual(f, [1, 2])
     }
 

@@ -43,7 +43,7 @@ final class LossAndOptimizerTests: XCTestCase {
     }
 
     func testCosineScheduleWithWarmup() {
-        var c = ScheduleConfig(); c.name = "cosine"; c.warmupEpochs = 1; c.minLR = 0
+        var c = ScheduleConfig(); c.name = .cosine; c.warmupEpochs = 1; c.minLR = 0
         let s = Schedule(config: c, baseLR: 1, totalEpochs: 11)
         XCTAssertEqual(s.lr(at: 0.5), 0.5, accuracy: 1e-6)
         XCTAssertEqual(s.lr(at: 1), 1, accuracy: 1e-6)
@@ -52,11 +52,12 @@ final class LossAndOptimizerTests: XCTestCase {
     }
 
     func testPlateauReducesAfterPatience() {
-        var c = ScheduleConfig(); c.name = "plateau"; c.patience = 2; c.factor = 0.5
-        var s = Schedule(config: c, baseLR: 1, totalEpochs: 10)
-        s.observe(validation: 0.5); s.observe(validation: 0.4)
-        XCTAssertEqual(s.lr(at: 2), 1)
-        s.observe(validation: 0.45)
-        XCTAssertEqual(s.lr(at: 3), 0.5)
+        var c = ScheduleConfig(); c.name = .plateau; c.patience = 2; c.factor = 0.5
+        let s = Schedule(config: c, baseLR: 1, totalEpochs: 10)
+        var state = ScheduleState()
+        s.observe(validation: 0.5, state: &state); s.observe(validation: 0.4, state: &state)
+        XCTAssertEqual(s.lr(at: 2, state: state), 1)
+        s.observe(validation: 0.45, state: &state)
+        XCTAssertEqual(s.lr(at: 3, state: state), 0.5)
     }
 }

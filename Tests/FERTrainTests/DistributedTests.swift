@@ -215,33 +215,18 @@ final class DistributedTrainingTests: XCTestCase {
 /// The bucketing and the overlap, in process: which arena ranges, and when each sum starts.
 final class DistributedGradientSyncTests: XCTestCase {
     /// Records each non-blocking sum's range, a copy of its data when it started, and the polls.
-    final class SpyCommunicator: Communicator {
+    final class SpyReducer: GradientReducer {
         var started: [(range: Range<Int>, data: [Float])] = []
         var tests = 0
         let base: UnsafeMutablePointer<Float>
         init(base: UnsafeMutablePointer<Float>) { self.base = base }
-        var rank: Int { 0 }
-        var size: Int { 2 }
         func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest {
             let lo = buf - base
             started.append((lo..<(lo + count), Array(UnsafeBufferPointer(start: buf, count: count))))
             return CommRequest(handle: OpaquePointer(bitPattern: 1))   // pending until waitAll
         }
         func test(_ request: CommRequest) throws -> Bool { tests += 1; return false }
-        func allreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws {}
-        func wait(_ request: CommRequest) throws { try waitAll([request]) }
         func waitAll(_ requests: [CommRequest]) throws { for r in requests { r.isComplete = true; r.handle = nil } }
-        func allreduceSum(_ values: [Double]) throws -> [Double] { values }
-        func allreduceSum(_ values: [UInt64]) throws -> [UInt64] { values }
-        func allreduceMax(_ values: [UInt64]) throws -> [UInt64] { values }
-        func allreduceBitOr(_ values: [UInt64]) throws -> [UInt64] { values }
-        func broadcast(_ bytes: inout [UInt8], root: Int) throws {}
-        func broadcastFloats(_ buf: UnsafeMutablePointer<Float>, count: Int, root: Int) throws {}
-        func gather(_ bytes: [UInt8], root: Int) throws -> [[UInt8]]? { [bytes] }
-        func barrier() throws {}
-        func abort(_ message: String) -> Never { fatalError(message) }
-        func split(color: Int, key: Int) throws -> Communicator { self }
-        func finalize() {}
     }
 
     func testBucketsPartitionTheArenaByWholeLayers() throws {
@@ -286,12 +271,12 @@ final class DistributedGradientSyncTests: XCTestCase {
         }
         // Zero-filled gradients first, so a bucket started too early would show zeros.
         for i in 0..<model.grads.count { model.grads.ptr[i] = 0 }
-        let spy = SpyCommunicator(base: model.grads.ptr)
-        let sync = GradientSync(model: model, layerNames: net.layerNames, comm: spy, bucketBytes: 4)
+        let spy = SpyReducer(base: model.grads.ptr)
+        let dataParallel = DataParallel(model: model, network: net, comm: LocalCommunicator(), reducer: spy, bucketBytes: 4)
         forwardLoss()
-        try sync.backward(net, key: key)
-        XCTAssertEqual(spy.started.map { $0.range }, sync.buckets.map { $0.range })
-        XCTAssertGreaterThan(sync.buckets.count, 3)
+        try dataParallel.backward(key: key)
+        XCTAssertEqual(spy.started.map { $0.range }, dataParallel.buckets.map { $0.range })
+        XCTAssertGreaterThan(dataParallel.buckets.count, 3)
         for s in spy.started {
             XCTAssertEqual(s.data, Array(UnsafeBufferPointer(start: model.grads.ptr + s.range.lowerBound, count: s.range.count)))
             XCTAssertTrue(s.data.contains { $0 != 0 })
@@ -299,7 +284,7 @@ final class DistributedGradientSyncTests: XCTestCase {
         // Every layer after the first bucket's start polls all buckets still outstanding: here none
         // completes before the final wait, so bucket k (0-based) is polled once per later layer.
         let layers = net.layerNames.count
-        let expected = sync.buckets.enumerated().reduce(0) { $0 + ($1.element.lowestLayer + 1) }
+        let expected = dataParallel.buckets.enumerated().reduce(0) { $0 + ($1.element.lowestLayer + 1) }
         XCTAssertEqual(spy.tests, expected, "\(layers) layers")
         // And the overlapped backward computes what a plain one does.
         let synced = Array(UnsafeBufferPointer(start: model.grads.ptr, count: model.grads.count))

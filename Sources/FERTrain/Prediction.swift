@@ -22,16 +22,14 @@ public func predict(model: Model, data: Dataset, indices: [Int], tta: Int, batch
     // Every rank runs the batch shape a single process would (from the total count, not its share):
     // oneDNN may pick other kernels for another shape, and the predictions must not depend on the ranks.
     let shape = max(1, min(batch, indices.count))
-    var all = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
+    let local = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
         data.withImage(mine[i]) { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
     }
-    if comm.size > 1 {
-        guard let parts = try comm.gather((all.plain + all.mean).withUnsafeBytes { Array($0) }, root: 0) else { return nil }
-        all = Predictions(plain: [], mean: [])
-        for p in parts {
-            let f = p.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
-            all.plain += f[..<(f.count / 2)]; all.mean += f[(f.count / 2)...]
-        }
+    guard let parts = try comm.gather((local.plain + local.mean).withUnsafeBytes { Array($0) }, root: 0) else { return nil }
+    var all = Predictions(plain: [], mean: [])
+    for p in parts {
+        let f = p.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        all.plain += f[..<(f.count / 2)]; all.mean += f[(f.count / 2)...]
     }
     // Test hook: the raw probabilities, appended, so tests can compare runs bit for bit.
     if let dump = ProcessInfo.processInfo.environment["FER_DUMP_PROBABILITIES"], !dump.isEmpty {

@@ -1,0 +1,213 @@
+// Data parallelism, all of it (in the spirit of PyTorch DDP's Reducer). Every rank holds identical
+// parameters; each step, rank r computes the gradient of its contiguous slice of the global batch, the
+// gradients are summed across ranks while backward still runs, and every rank applies the same update.
+// Around that: the start-up handshake, rank 0's state broadcast, batch-norm statistics averaging, replica
+// checks, and the agreement on a signal. On one process the communicator is a LocalCommunicator whose
+// collectives are identities, so every call here is a no-op and training code has no rank branches.
+//
+// Overlap. Backward runs the layers last to first. Parameter tensors are registered while the layers are
+// built, so the gradient arena holds them in layer order, and the gradients of consecutive layers form one
+// contiguous arena range. We cut the arena into buckets of consecutive layers (about `bucketBytes` each,
+// filled from the end, where backward starts) and start a non-blocking sum of a bucket as soon as backward
+// has finished the lowest layer in it (the network's per-layer hook tells us). While later layers
+// compute, MPI moves the bucket.
+//
+// Open MPI has no progress thread by default: a non-blocking collective advances only while this rank is
+// inside an MPI call. So after every layer we MPI_Test the outstanding buckets, and at the end we wait for
+// all of them. That final wait is the communication backward could not hide; we time it.
+//
+// Determinism: each bucket is one MPI_Iallreduce of a fixed count over a fixed communicator, and Open
+// MPI's reduction order for a fixed size and count does not depend on timing, so two runs with the same
+// number of ranks produce bit-identical sums.
+import FERCluster
+import FERCore
+import FERData
+import FERNet
+import Foundation
+
+public final class DataParallel {
+    public struct Bucket: Equatable {
+        public let range: Range<Int>     // floats of the gradient arena
+        public let lowestLayer: Int      // the bucket is final once backward has finished this layer
+    }
+
+    public let comm: Communicator
+    /// In the order backward completes them: the last layers' bucket first.
+    public let buckets: [Bucket]
+    let model: Model
+    let net: Network
+    private let reducer: GradientReducer
+    // One backward's progress: the requests started so far (buckets[0..<requests.count]), and the first
+    // error, kept because the per-layer hook cannot throw.
+    private var requests: [CommRequest] = []
+    private var inBackward = false
+    private var failure: Error?
+    /// Seconds spent in the final wait, summed over steps since the last `takeWaitSeconds`.
+    private var waitSeconds = 0.0
+
+    /// Data parallelism for `model`'s training network of `batch` (this rank's slice of the global batch).
+    public convenience init(model: Model, batch: Int, comm: Communicator, bucketBytes: Int) throws {
+        self.init(model: model, network: try model.network(batch: batch), comm: comm, reducer: comm, bucketBytes: bucketBytes)
+    }
+
+    /// `reducer` sums the gradient buckets: the communicator itself, or a test's spy.
+    init(model: Model, network: Network, comm: Communicator, reducer: GradientReducer, bucketBytes: Int) {
+        self.model = model; self.net = network; self.comm = comm; self.reducer = reducer
+        buckets = makeBuckets(layout: model.layout, layerNames: network.layerNames, arenaCount: model.grads.count,
+                              bucketFloats: max(bucketBytes / MemoryLayout<Float>.stride, 1))
+        // Weak: the model keeps the network, and the network would keep us alive through the hook.
+        network.onLayerBackwardDone = { [weak self] layer in self?.layerDone(layer) }
+    }
+
+    // MARK: - Start-up
+
+    /// Stops every rank with an error naming the difference unless all run the same binary, resolved
+    /// config, command-line settings and dataset. The config text itself goes in (it is short), so a
+    /// mismatch names the differing line; the flags too, since one that differs on one rank (--stop-after,
+    /// a bucket size) would hang or crash.
+    func handshake(config: RunConfig, options: TrainOptions, datasetChecksum: UInt64) throws {
+        let json = JSONEncoder(); json.outputFormatting = .sortedKeys
+        let flags = String(decoding: try json.encode(options), as: UTF8.self)
+        try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
+                                      AgreementPart(name: "resolved config", value: config.yaml()),
+                                      AgreementPart(name: "command line", value: flags),
+                                      AgreementPart(name: "dataset checksum", value: hex64(datasetChecksum))], comm: comm)
+    }
+
+    /// Rank 0's state is the truth: every rank starts from its parameters, statistics and optimizer state.
+    func broadcastState(optimizer: Optimizer) throws {
+        for arena in [model.params, model.stats, optimizer.m, optimizer.v] where arena.count > 0 {
+            try comm.broadcastFloats(arena.ptr, count: arena.count, root: 0)
+        }
+    }
+
+    // MARK: - The step
+
+    /// Backward with the gradient sum overlapped; on return `model.grads` holds the sum over ranks.
+    public func backward(key: StepKey) throws {
+        requests.removeAll(keepingCapacity: true)
+        failure = nil
+        inBackward = true
+        net.backward(key: key)
+        inBackward = false
+        if let failure { throw failure }
+        precondition(requests.count == buckets.count, "backward did not reach layer 0")
+        let t = DispatchTime.now().uptimeNanoseconds
+        try reducer.waitAll(requests)
+        waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9
+    }
+
+    /// After layer `layer`'s backward: starts the buckets it completed, and polls the ones in flight.
+    private func layerDone(_ layer: Int) {
+        // A backward run outside ours (a test's plain reference pass) sums nothing; after an error we
+        // stop touching MPI.
+        guard inBackward, failure == nil else { return }
+        do {
+            while requests.count < buckets.count, layer <= buckets[requests.count].lowestLayer {
+                let r = buckets[requests.count].range
+                requests.append(try reducer.iallreduceSum(model.grads.ptr + r.lowerBound, count: r.count))
+            }
+            for r in requests where !r.isComplete { _ = try reducer.test(r) }
+        } catch { failure = error }
+    }
+
+    /// The accumulated wait, reset to zero.
+    public func takeWaitSeconds() -> Double {
+        defer { waitSeconds = 0 }
+        return waitSeconds
+    }
+
+    // MARK: - Between steps and epochs
+
+    /// Batch-norm running statistics are per rank (each sees its own slices): average them before
+    /// evaluation and checkpointing, so every rank and the checkpoint hold the same values. Averaging is
+    /// linear, so averaging at an interruption too leaves the epoch's final average unchanged.
+    func averageBatchNormStatistics() throws {
+        try comm.allreduceSum(model.stats.ptr, count: model.stats.count)
+        let s = 1 / Float(comm.size)
+        for i in 0..<model.stats.count { model.stats.ptr[i] *= s }
+    }
+
+    /// Aborts the job if the ranks' parameters are not bit-identical (train.check_every).
+    func checkReplicasAgree(step: Int) throws {
+        let sum = Checksum.of(UnsafeRawBufferPointer(start: model.params.ptr, count: model.params.count * 4))
+        if try !comm.allEqual(sum) {
+            comm.abort("parameter replicas diverged at step \(step): checksums differ across ranks (this rank has \(hex64(sum)))")
+        }
+    }
+
+    /// The signal that asked training to stop, if any rank received one: all ranks stop at the same step.
+    func agreedInterrupt() throws -> Int32? {
+        let s = try comm.allreduceMax([UInt64(Interrupt.received)])[0]
+        return s == 0 ? nil : Int32(s)
+    }
+}
+
+/// Partitions [0, arenaCount) into buckets of whole, consecutive layers, from the last layer down.
+/// A bucket closes once it holds at least `bucketFloats`; the last one (layer 0's) takes the rest.
+func makeBuckets(layout: ParamLayout, layerNames: [String], arenaCount: Int, bucketFloats: Int) -> [DataParallel.Bucket] {
+    // Where each layer's trainable tensors start in the arena; layers without parameters are skipped.
+    var starts: [(layer: Int, offset: Int)] = []
+    for (i, name) in layerNames.enumerated() {
+        let mine = layout.tensors.filter { $0.trainable && $0.name.hasPrefix(name + ".") }
+        if let first = mine.map({ $0.offset }).min() { starts.append((i, first)) }
+    }
+    guard !starts.isEmpty else { return [] }
+    // The contiguity the whole scheme rests on: registration order is layer order.
+    precondition(zip(starts, starts.dropFirst()).allSatisfy { $0.offset < $1.offset } && starts[0].offset == 0,
+                 "parameter tensors are not laid out in layer order")
+    var buckets: [DataParallel.Bucket] = []
+    var end = arenaCount
+    for (k, s) in starts.enumerated().reversed() where end - s.offset >= bucketFloats || k == 0 {
+        buckets.append(.init(range: s.offset..<end, lowestLayer: s.layer))
+        end = s.offset
+    }
+    return buckets
+}
+
+// MARK: - Rank 0's outcome for every rank
+
+// Rank 0 (the coordinator) does what needs the filesystem (the dataset, the run folder, checkpoints) and
+// hands the outcome to every rank, so no shared filesystem is needed. An error on rank 0 reaches every rank
+// (as an error message in place of the outcome), so all stop cleanly together.
+
+/// Runs `work` on rank 0 and gives every rank its result, sent as `encode`'s bytes and rebuilt by `decode`.
+func onCoordinator<T>(_ comm: Communicator, _ work: () throws -> T,
+                      encode: (T) throws -> [UInt8], decode: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+    // Alone, there is no one to send to: the result is not serialised (a dataset is ~74 MB) and an
+    // error keeps its type.
+    if comm.size == 1 { return try work() }
+    var bytes: [UInt8] = []
+    var local: T?
+    if comm.rank == 0 {
+        do {
+            local = try work()
+            bytes = [0] + (try encode(local!))
+        } catch {
+            bytes = [1] + Array("\(error)".utf8)
+        }
+    }
+    try comm.broadcast(&bytes, root: 0)
+    guard bytes.first == 0 else { throw FERError(String(decoding: bytes.dropFirst(), as: UTF8.self)) }
+    if let local { return local }
+    return try bytes.withUnsafeBytes { try decode(UnsafeRawBufferPointer(rebasing: $0[1...])) }
+}
+
+/// The same for a Codable result, sent as JSON.
+func onCoordinator<T: Codable>(_ comm: Communicator, _ work: () throws -> T) throws -> T {
+    try onCoordinator(comm, work, encode: { Array(try JSONEncoder().encode($0)) },
+                      decode: { try JSONDecoder().decode(T.self, from: Data($0)) })
+}
+
+/// Rank 0 ingests the dataset or loads its cache and broadcasts the bytes; every other rank verifies the
+/// checksum and deserialises.
+public func loadDatasetOnCoordinator(path: String, strict: Bool, comm: Communicator,
+                                     log: (String) -> Void) throws -> Dataset {
+    try onCoordinator(comm, {
+        let (d, report) = try loadDataset(path: path, strict: strict)
+        if !report.skipped.isEmpty {
+            log("warning: \(report.skipped.count) unreadable image(s) skipped, e.g. \(report.skipped[0].source): \(report.skipped[0].reason)")
+        }
+        return d
+    }, encode: { $0.serialize() }, decode: { try Dataset(serialized: $0) })
+}
