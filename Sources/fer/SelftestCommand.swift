@@ -3,7 +3,13 @@ import FERCluster
 
 struct SelftestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "selftest", abstract: "Check this installation.", subcommands: [SelftestMPI.self])
+        commandName: "selftest", abstract: "Check this installation.",
+        discussion: """
+        Examples:
+          fer selftest mpi
+          mpirun -np 2 fer selftest mpi --verbose
+        """,
+        subcommands: [SelftestMPI.self])
 }
 
 /// Run bare (1 rank) or under mpirun: `mpirun -np 2 fer selftest mpi`.
@@ -18,11 +24,11 @@ struct SelftestMPI: ParsableCommand {
     // Failure injection for tests: rank R fails at start while the others wait in a collective; the
     // job must end with the message, never hang. "abort" calls MPI_Abort, "throw" exits non-zero.
     @Option(help: .hidden) var failRank: Int?
-    @Option(help: .hidden) var failBy = "abort"
+    @Option(help: .hidden) var failBy = FailureKind.abort
+    enum FailureKind: String, ExpressibleByArgument { case abort, `throw` }
 
     func validate() throws {
         if let c = chunkBytes, c < 1 { throw ValidationError("--chunk-bytes must be positive") }
-        if !["abort", "throw"].contains(failBy) { throw ValidationError("--fail-by must be abort or throw") }
         if floats < 1 || broadcastBytes < 0 { throw ValidationError("--floats must be positive, --broadcast-bytes >= 0") }
     }
 
@@ -30,7 +36,7 @@ struct SelftestMPI: ParsableCommand {
         let comm = try makeCommunicator()
         if let c = chunkBytes, let m = comm as? MPICommunicator { m.chunkBytes = c }
         if comm.rank == failRank {
-            if failBy == "throw" { throw CommError("injected failure on rank \(comm.rank)") }
+            if failBy == .throw { throw CommError("injected failure on rank \(comm.rank)") }
             comm.abort("injected failure on rank \(comm.rank)")
         }
         var o = MPISelftestOptions()

@@ -49,7 +49,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(r.output.contains("confusion"), r.output)
         let eval = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/eval.json"))) as! [String: Any]
         XCTAssertEqual(eval["count"] as? Int, 70)      // public + private test rows
-        XCTAssertEqual(eval["tta"] as? Int, 10)       // --tta alone means the seed's 10 variants
+        XCTAssertEqual(eval["tta"] as? Int, 4)        // --tta alone: the run config's eval.tta (tiny.yaml: 4)
         for k in ["accuracy", "macro_f1", "per_class", "confusion", "tta_accuracy"] { XCTAssertNotNil(eval[k], "eval.json lacks \(k)") }
         XCTAssertEqual((eval["confusion"] as! [[Int]]).flatMap { $0 }.reduce(0, +), 70)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/confusion-tta.png"))

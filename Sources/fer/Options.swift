@@ -1,0 +1,60 @@
+import ArgumentParser
+import FERTrain
+import Foundation
+
+// Options that several commands share, declared once: each command includes the groups it needs with
+// @OptionGroup, so a flag reads and behaves the same wherever it appears.
+
+/// Where the dataset comes from: `--data`, else $FER_DATA, else the shared FER-2013 zip beside the checkout.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Dataset: a Kaggle folder, the Kaggle .zip or fer2013.csv (default: $FER_DATA or ../shared/data/fer2013.zip).")
+    var data: String?
+
+    var path: String { data ?? ProcessInfo.processInfo.environment["FER_DATA"] ?? "../shared/data/fer2013.zip" }
+}
+
+/// A run config and `--set` overrides applied on top of it.
+struct ConfigOptions: ParsableArguments {
+    @Option(help: "Run config (YAML), e.g. configs/paper.yaml.")
+    var config: String
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key by name, e.g. optimizer.lr=0.01 (repeatable).",
+                                                       valueName: "key=value"))
+    var overrides: [String] = []
+
+    /// The config with the overrides, then `extra` ones (a command's own flags, such as --epochs), applied.
+    func load(_ extra: [String] = []) throws -> RunConfig {
+        try loadRunConfig(path: config, overrides: overrides + extra)
+    }
+}
+
+/// `--json`: print one JSON object (or array) instead of the text report.
+struct JSONOutput: ParsableArguments {
+    @Flag(help: "Print JSON instead of the text report.")
+    var json = false
+}
+
+/// `--tta [N]`: average N test-time-augmentation variants (variant 0 is the image itself); `--tta` alone
+/// takes the count from the checkpoint's run config (eval.tta: 10 in the seed's configs).
+struct TTAOptions: ParsableArguments {
+    // `.next`: a bare --tta before another option is the flag; the value, if any, follows at once.
+    @Option(defaultAsFlag: TTA.configured, parsing: .next,
+            help: ArgumentHelp("Test-time augmentation variants, 1...\(maxTTA); alone: the checkpoint's run config eval.tta.",
+                               valueName: "n"))
+    var tta: TTA?
+
+    func validate() throws {
+        if case .variants(let n) = tta { try validateTTA(n, flag: "--tta") }
+    }
+}
+
+extension TTA: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let n = Int(argument) else { return nil }
+        self = .variants(n)
+    }
+}
+
+extension EvalSplit: ExpressibleByArgument {
+    /// `validation` is accepted for `val`.
+    public init?(argument: String) { self.init(rawValue: argument == "validation" ? "val" : argument) }
+}
