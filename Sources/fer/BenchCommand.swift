@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
         with N threads against N ranks with one thread each.
 
         Examples:
-          OMP_NUM_THREADS=2 fer bench --config configs/paper.yaml --batch 64 --steps 10
+          OMP_NUM_THREADS=2 fer bench --config configs/paper.yaml --batch 64
           mpirun -np 2 fer bench --json --allreduce-bucket-kb 0
         """)
     @Option(help: "Run config (YAML).") var config = "configs/paper.yaml"
@@ -21,14 +21,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @OptionGroup var output: JSONOutput
     @Flag(help: "Per-layer forward/backward times.") var profile = false
-    @Option(help: "Under mpirun: gradient allreduce bucket size in KiB (0: one bucket after backward, i.e. no overlap).")
-    var allreduceBucketKb = 1024
+    @OptionGroup var allreduce: AllreduceOptions
 
     func run() throws {
         try runDistributed { comm in
             let c = try loadRunConfig(path: config)
             let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
-                                  bucketBytes: allreduceBucketKb > 0 ? allreduceBucketKb * 1024 : Int.max)
+                                  bucketBytes: allreduce.bucketBytes)
             guard comm.rank == 0 else { return }
             if output.json { try printJSON(r); return }
             print("config \(config), global batch \(batch), \(r.ranks) rank(s) x \(r.threads) thread(s), median of \(steps) steps, oneDNN ISA \(r.isa)")

@@ -17,12 +17,14 @@ struct EvalCommand: ParsableCommand {
         Under mpirun, ranks split the images; only rank 0 needs the checkpoints.
 
         Examples:
-          fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta --json runs/paper/eval.json
-          fer eval --checkpoint runs/a/checkpoints/best.ckpt --checkpoint runs/b/checkpoints/best.ckpt --split val --tta 10
+          fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta \\
+            --json runs/paper/eval.json
+          fer eval --checkpoint runs/a/checkpoints/best.ckpt \\
+            --checkpoint runs/b/checkpoints/best.ckpt --split val --tta 10
         """)
     @Option(help: "Checkpoint file; repeat to average an ensemble's probabilities.") var checkpoint: [String]
     @OptionGroup var data: DataOptions
-    @Option(help: "Images scored: test (every test image), public_test, private_test, train, or val: the hold-out from train the checkpoints' runs validated on (choose models and ensembles on it).")
+    @Option(help: "Images scored: a split of the dataset (test: every test image), or val: the hold-out from train the checkpoints' runs validated on (choose models and ensembles on it).")
     var split = EvalSplit.test
     @Option(help: "Run config that carves --split val (default: each checkpoint's run folder config.yaml).") var config: String?
     @OptionGroup var tta: TTAOptions

@@ -13,7 +13,7 @@ struct Fer: ParsableCommand {
         Example, from the data to a scored model:
           fer data --out runs/data
           fer train --config configs/paper.yaml --run runs/paper
-          fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta --json runs/paper/eval.json
+          fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt face.jpg
         """,
         subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, EvalCommand.self,

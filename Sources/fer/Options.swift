@@ -27,6 +27,19 @@ struct ConfigOptions: ParsableArguments {
     }
 }
 
+/// `--allreduce-bucket-kb`: under mpirun, gradients are summed in buckets of about this size, each
+/// started as soon as backward has finished its layers, so communication overlaps compute.
+struct AllreduceOptions: ParsableArguments {
+    @Option(help: "Under mpirun: kilobytes of gradients per non-blocking allreduce, started as backward finishes them (0: one allreduce after backward, no overlap).")
+    var allreduceBucketKb = 1024
+
+    func validate() throws {
+        guard (0...1 << 20).contains(allreduceBucketKb) else { throw ValidationError("--allreduce-bucket-kb must be in 0...1048576") }
+    }
+
+    var bucketBytes: Int { allreduceBucketKb > 0 ? allreduceBucketKb * 1024 : Int.max }
+}
+
 /// `--json`: print one JSON object (or array) instead of the text report.
 struct JSONOutput: ParsableArguments {
     @Flag(help: "Print JSON instead of the text report.")
@@ -38,7 +51,7 @@ struct JSONOutput: ParsableArguments {
 struct TTAOptions: ParsableArguments {
     // `.next`: a bare --tta before another option is the flag; the value, if any, follows at once.
     @Option(defaultAsFlag: TTA.configured, parsing: .next,
-            help: ArgumentHelp("Test-time augmentation variants, 1...\(maxTTA); alone: the checkpoint's run config eval.tta.",
+            help: ArgumentHelp("Average this many test-time augmentation variants, 1...\(maxTTA); alone, as many as the checkpoint's run config says.",
                                valueName: "n"))
     var tta: TTA?
 

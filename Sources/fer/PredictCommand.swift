@@ -13,7 +13,8 @@ struct PredictCommand: ParsableCommand {
         image names (or write --tta=N): before them it would read the next name as its value.
 
         Examples:
-          fer predict --checkpoint runs/paper/checkpoints/best.ckpt face1.jpg face2.png --tta 10
+          fer predict --checkpoint runs/paper/checkpoints/best.ckpt \\
+            face1.jpg face2.png --tta 10
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt --json faces/*.png
         """)
     @Option(help: "Checkpoint file.") var checkpoint: String

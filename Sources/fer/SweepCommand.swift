@@ -12,8 +12,10 @@ struct SweepCommand: ParsableCommand {
         folder is under RUN/.
 
         Examples:
-          fer sweep --config configs/paper.yaml --grid lr=0.001,0.003 --grid optimizer=adam,sgd --epochs 5
-          mpirun -np 4 fer sweep --config configs/paper.yaml --grid weight_decay=0,1e-4 --epochs 5 --groups 2
+          fer sweep --config configs/paper.yaml --epochs 5 \\
+            --grid lr=0.001,0.003 --grid optimizer=adam,sgd
+          mpirun -np 4 fer sweep --config configs/paper.yaml --epochs 5 \\
+            --grid weight_decay=0,1e-4 --groups 2
         """)
     @OptionGroup var config: ConfigOptions
     @Option(help: ArgumentHelp("An axis: key=v1,v2,... (lr, batch, weight_decay, momentum, optimizer, schedule, label_smoothing, class_weights, seed, or any config path). Repeatable.",

@@ -14,8 +14,10 @@ struct TrainCommand: ParsableCommand {
 
         Examples:
           fer train --config configs/paper.yaml --run runs/paper
-          mpirun -np 2 fer train --config configs/paper.yaml --run runs/paper --set optimizer.lr=0.002
-          fer train --config configs/paper.yaml --run runs/paper --resume latest --epochs 60
+          mpirun -np 2 fer train --config configs/paper.yaml --run runs/paper \\
+            --set optimizer.lr=0.002
+          fer train --config configs/paper.yaml --run runs/paper \\
+            --resume latest --epochs 60
         """)
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
@@ -28,14 +30,12 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Resume even though settings that decide what the run learns changed (recorded in metrics.jsonl).")
     var allowConfigChange = false
     @Flag(help: "Treat unreadable images as fatal.") var strict = false
-    @Option(help: "Under mpirun: kilobytes of gradients per non-blocking allreduce (buckets overlap backward).")
-    var allreduceBucketKb = 1024
+    @OptionGroup var allreduce: AllreduceOptions
 
     func validate() throws {
         if overwrite, resume != nil { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
-        guard (1...1 << 20).contains(allreduceBucketKb) else { throw ValidationError("--allreduce-bucket-kb must be in 1...1048576") }
     }
 
     func run() throws {
@@ -47,7 +47,7 @@ struct TrainCommand: ParsableCommand {
             let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(stdout) } }
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: strict, comm: comm, log: log)
             let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
-                                       bucketBytes: allreduceBucketKb * 1024, stopAfter: stopAfter)
+                                       bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter)
             let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, log: log)
             if tty { trainer.onStep = drawProgress }
             try trainer.run()
