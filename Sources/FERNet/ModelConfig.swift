@@ -1,5 +1,6 @@
 import FERCore
 
+/// A layer entry's `type`: what the network builds for it (Network.init).
 public enum LayerType: String, ConfigChoice {
     case conv, batchnorm, maxpool, dropout, flatten, dense, relu
     public static let what = "layer type"
@@ -34,8 +35,8 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     public var units: Int?             // dense
     public var rate: Float?            // dropout
     public var size: Int?              // maxpool (square window)
-    public var momentum: Float?        // batchnorm (Keras default 0.99)
-    public var epsilon: Float?         // batchnorm (Keras default 0.001)
+    public var momentum: Float?        // batchnorm
+    public var epsilon: Float?         // batchnorm
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, filters, kernel, stride, padding, activation, units, rate, size, momentum, epsilon
@@ -61,12 +62,12 @@ public struct LayerSpec: Codable, Equatable, Sendable {
         return pairs.compactMap { $0.1 == nil ? nil : $0.0 }
     }
 
-    // Keras's defaults, in one place: the model checks and the network both read these.
-    /// The window side of a conv (kernel, default 3) or maxpool (size, default 2).
+    // The fields with Keras's defaults filled in, in one place: the model checks and the network read these.
+    /// The window side: a conv's kernel (3) or a maxpool's size (2).
     var window: Int { type == .conv ? kernel ?? 3 : size ?? 2 }
     /// The stride: 1 for a conv, the window for a maxpool (non-overlapping windows).
     var step: Int { stride ?? (type == .conv ? 1 : window) }
-    /// `same` for a conv, `valid` for a maxpool.
+    /// Padding: `same` for a conv, `valid` for a maxpool.
     var samePadding: Bool { (padding ?? (type == .conv ? .same : .valid)) == .same }
     var dropoutRate: Float { rate ?? 0.5 }
     var batchNormMomentum: Float { momentum ?? 0.99 }

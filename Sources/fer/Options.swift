@@ -49,7 +49,8 @@ struct JSONOutput: ParsableArguments {
 /// `--tta [N]`: average N test-time-augmentation variants (variant 0 is the image itself); `--tta` alone
 /// takes the count from the checkpoint's run config (eval.tta: 10 in the seed's configs).
 struct TTAOptions: ParsableArguments {
-    // `.next`: a bare --tta before another option is the flag; the value, if any, follows at once.
+    // `.next`: the value, if any, follows at once; anything else after it (another option, an image
+    // name that is not a number) leaves --tta bare.
     @Option(defaultAsFlag: TTA.configured, parsing: .next,
             help: ArgumentHelp("Average this many test-time augmentation variants, 1...\(maxTTA); alone, as many as the checkpoint's run config says.",
                                valueName: "n"))

@@ -9,8 +9,7 @@ struct PredictCommand: ParsableCommand {
         abstract: "The top emotion and all 7 probabilities for each image (JPEG/PNG/BMP, any size or colour).",
         discussion: """
         Images are converted to grayscale and resized to 48x48. Every readable image is answered; the \
-        unreadable ones are named on stderr and make the exit status non-zero. Put a bare --tta after the \
-        image names (or write --tta=N): before them it would read the next name as its value.
+        unreadable ones are named on stderr and make the exit status non-zero.
 
         Examples:
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt \\

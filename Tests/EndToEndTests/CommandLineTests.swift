@@ -64,6 +64,13 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(probs.count, 7)
         XCTAssertEqual(probs.values.reduce(0, +), 1, accuracy: 1e-4)
         XCTAssertEqual(rows[0]["emotion"] as? String, "happy", "a class-3 square should read as happy: \(probs)")
+        // A bare --tta, even before the image names, is the run config's eval.tta (tiny.yaml: 4).
+        let bare = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", "--tta", img])
+        let four = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", img, "--tta", "4"])
+        let one = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", img])
+        XCTAssertEqual(bare.status, 0, bare.output)
+        XCTAssertEqual(bare.output, four.output)
+        XCTAssertNotEqual(bare.output, one.output, "TTA changes the probabilities")
 
         // Resume continues from the newest checkpoint.
         r = try fer(["train", "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "4", "--resume", "latest"] + quick)
