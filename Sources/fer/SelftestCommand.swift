@@ -12,10 +12,16 @@ struct SelftestCommand: ParsableCommand {
         subcommands: [SelftestMPI.self])
 }
 
-/// Run bare (1 rank) or under mpirun: `mpirun -np 2 fer selftest mpi`.
 struct SelftestMPI: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "mpi", abstract: "Check MPI: allreduce, non-blocking allreduce, broadcast, gather, split.")
+        commandName: "mpi", abstract: "Check MPI: allreduce, non-blocking allreduce, broadcast, gather, split.",
+        discussion: """
+        Runs bare (one rank) or under mpirun; every rank checks the results it receives, and a failure on \
+        any rank ends the job with its message (MPI_Abort), never a hang. Rank 0 prints "mpi selftest ok".
+
+        Example:
+          mpirun -np 2 fer selftest mpi --verbose
+        """)
 
     @Option(help: .hidden) var chunkBytes: Int?   // small values exercise multi-chunk broadcasts
     @Option(help: "Floats in the allreduce buffer.") var floats = 1 << 20
