@@ -45,9 +45,9 @@ private func encodedImage(_ ext: String) throws -> [UInt8] {
 /// A checkpoint in the format Checkpoint.save writes, of a tiny valid model and two small tensors.
 private func checkpointBytes() throws -> [UInt8] {
     var model = ModelConfig()
-    var conv = LayerSpec(type: "conv"); conv.filters = 2; conv.kernel = 3
-    var dense = LayerSpec(type: "dense"); dense.units = 7
-    model.layers = [conv, LayerSpec(type: "flatten"), dense]
+    var conv = LayerSpec(type: .conv); conv.filters = 2; conv.kernel = 3
+    var dense = LayerSpec(type: .dense); dense.units = 7
+    model.layers = [conv, LayerSpec(type: .flatten), dense]
     let header: [String: Any] = [
         "model": try JSONSerialization.jsonObject(with: JSONEncoder().encode(model)),
         "optimizer": "none", "optimizerSteps": 0, "epoch": 1, "step": 10, "globalBatch": 32,

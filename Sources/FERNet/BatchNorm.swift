@@ -16,7 +16,7 @@ final class BatchNorm: Layer {
     private var train: Primitive!, infer: Primitive!, bwd: Primitive?
     private let reduced: Int   // samples per channel in one batch: N*H*W
 
-    init(name: String, src: MD, momentum: Float, epsilon: Float, needDiffSrc: Bool, layout: ParamLayout) {
+    init(name: String, src: MD, momentum: Float, epsilon: Float, layout: ParamLayout) {
         self.name = name; self.momentum = momentum; self.epsilon = epsilon; dataDesc = src
         let s = src.shape
         reduced = s.count == 4 ? s[0] * s[2] * s[3] : s[0]
@@ -39,7 +39,6 @@ final class BatchNorm: Layer {
         beta = layout.add(name + ".beta", .beta, [c], vec)
         runMean = layout.add(name + ".running_mean", .runningMean, [c], vec)
         runVar = layout.add(name + ".running_var", .runningVar, [c], vec)
-        _ = needDiffSrc
     }
 
     func bind(src: Memory, diffSrc: Memory?, arenas: Arenas, training: Bool) {

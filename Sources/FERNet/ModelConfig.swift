@@ -1,18 +1,42 @@
 import FERCore
 
+/// A layer entry's `type`: what the network builds for it (Network.init).
+public enum LayerType: String, ConfigChoice {
+    case conv, batchnorm, maxpool, dropout, flatten, dense, relu
+    public static let what = "layer type"
+}
+
+/// Keras's padding: `same` keeps the side (at stride 1), `valid` uses only whole windows.
+public enum Padding: String, ConfigChoice {
+    case same, valid
+    public static let what = "padding"
+}
+
+/// The activation a conv or dense layer fuses (`linear`: none).
+public enum Activation: String, ConfigChoice {
+    case relu, linear
+    public static let what = "activation"
+}
+
+/// How kernels are drawn: Glorot-uniform (Keras's default) or He, normal or uniform.
+public enum Initializer: String, ConfigChoice {
+    case glorotUniform = "glorot_uniform", heNormal = "he_normal", heUniform = "he_uniform"
+    public static let what = "initializer"
+}
+
 /// One layer of a model file. Fields not used by a layer's type must be absent (checked when built).
 public struct LayerSpec: Codable, Equatable, Sendable {
-    public var type: String            // conv, batchnorm, maxpool, dropout, flatten, dense, relu
+    public var type: LayerType
     public var filters: Int?           // conv
     public var kernel: Int?            // conv (square)
     public var stride: Int?            // conv, maxpool
-    public var padding: String?        // conv, maxpool: same | valid
-    public var activation: String?     // conv, dense: relu | linear
+    public var padding: Padding?       // conv, maxpool
+    public var activation: Activation? // conv, dense
     public var units: Int?             // dense
     public var rate: Float?            // dropout
     public var size: Int?              // maxpool (square window)
-    public var momentum: Float?        // batchnorm (Keras default 0.99)
-    public var epsilon: Float?         // batchnorm (Keras default 0.001)
+    public var momentum: Float?        // batchnorm
+    public var epsilon: Float?         // batchnorm
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, filters, kernel, stride, padding, activation, units, rate, size, momentum, epsilon
@@ -20,12 +44,12 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     /// A layer entry's keys: the config loader refuses any other (decoding would silently ignore it).
     public static let keys = CodingKeys.allCases.map(\.rawValue)
 
-    public init(type: String) { self.type = type }
+    public init(type: LayerType) { self.type = type }
 
-    static let fieldsByType: [String: Set<String>] = [
-        "conv": ["filters", "kernel", "stride", "padding", "activation"],
-        "batchnorm": ["momentum", "epsilon"], "maxpool": ["size", "stride", "padding"],
-        "dropout": ["rate"], "flatten": [], "dense": ["units", "activation"], "relu": []]
+    static let fieldsByType: [LayerType: Set<String>] = [
+        .conv: ["filters", "kernel", "stride", "padding", "activation"],
+        .batchnorm: ["momentum", "epsilon"], .maxpool: ["size", "stride", "padding"],
+        .dropout: ["rate"], .flatten: [], .dense: ["units", "activation"], .relu: []]
 
     /// Caps on widths: far above any FER model, low enough that a typo cannot allocate without bound.
     static let maxFilters = 4096, maxUnits = 65536
@@ -38,23 +62,26 @@ public struct LayerSpec: Codable, Equatable, Sendable {
         return pairs.compactMap { $0.1 == nil ? nil : $0.0 }
     }
 
-    /// The window side of a conv or maxpool with its default, and the stride and padding likewise.
-    var window: Int { type == "conv" ? kernel ?? 3 : size ?? 2 }
-    var step: Int { stride ?? (type == "conv" ? 1 : window) }
-    var samePadding: Bool { (padding ?? (type == "conv" ? "same" : "valid")) == "same" }
+    // The fields with Keras's defaults filled in, in one place: the model checks and the network read these.
+    /// The window side: a conv's kernel (3) or a maxpool's size (2).
+    var window: Int { type == .conv ? kernel ?? 3 : size ?? 2 }
+    /// The stride: 1 for a conv, the window for a maxpool (non-overlapping windows).
+    var step: Int { stride ?? (type == .conv ? 1 : window) }
+    /// Padding: `same` for a conv, `valid` for a maxpool.
+    var samePadding: Bool { (padding ?? (type == .conv ? .same : .valid)) == .same }
+    var dropoutRate: Float { rate ?? 0.5 }
+    var batchNormMomentum: Float { momentum ?? 0.99 }
+    var batchNormEpsilon: Float { epsilon ?? 0.001 }
 
     /// Checks the fields on their own; `output(of:)` checks them against the layer's input.
     func validate(_ i: Int) throws {
         let p = "model.layers.\(i)"
-        try requireChoice("\(p).type", type, LayerSpec.fieldsByType.keys.sorted(), what: "layer type")
         let allowed = LayerSpec.fieldsByType[type]!
         for f in setFields where !allowed.contains(f) {
             throw FERError("\(p).\(f): '\(f)' does not apply to a \(type) layer (its fields: \(allowed.sorted().joined(separator: ", ")))")
         }
-        if let a = activation { try requireChoice("\(p).activation", a, ["relu", "linear"], what: "activation") }
-        if let s = padding { try requireChoice("\(p).padding", s, ["same", "valid"], what: "padding") }
-        if type == "conv", filters == nil { throw FERError("\(p): conv needs filters") }
-        if type == "dense", units == nil { throw FERError("\(p): dense needs units") }
+        if type == .conv, filters == nil { throw FERError("\(p): conv needs filters") }
+        if type == .dense, units == nil { throw FERError("\(p): dense needs units") }
         if let f = filters { try require("\(p).filters", f, 1, LayerSpec.maxFilters) }
         if let u = units { try require("\(p).units", u, 1, LayerSpec.maxUnits) }
         // Windows and strides fit in the input (checked layer by layer in `output(of:)`), so in its cap.
@@ -71,26 +98,26 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     func output(of shape: [Int], _ i: Int) throws -> [Int] {
         let p = "model.layers.\(i)"
         switch type {
-        case "conv", "maxpool":
+        case .conv, .maxpool:
             guard shape.count == 3 else { throw FERError("\(p): a \(type) layer needs a spatial input, but its input is flat (after flatten or dense)") }
-            let side = shape[1], field = type == "conv" ? "kernel" : "size"
+            let side = shape[1], field = type == .conv ? "kernel" : "size"
             guard window <= side else { throw FERError("\(p).\(field): \(window) exceeds this layer's \(side)x\(side) input") }
             try require("\(p).stride", step, 1, side)
             let out = FERNet.padding(side, kernel: window, stride: step, same: samePadding).0
-            return [type == "conv" ? filters! : shape[0], out, out]
-        case "flatten": return [shape.reduce(1, *)]
-        case "dense": return [units!]
-        default: return shape
+            return [type == .conv ? filters! : shape[0], out, out]
+        case .flatten: return [shape.reduce(1, *)]
+        case .dense: return [units!]
+        case .batchnorm, .dropout, .relu: return shape
         }
     }
 
     /// Trainable parameters of this layer for input `shape` (what the network allocates).
     func parameters(input shape: [Int]) -> Int {
         switch type {
-        case "conv": return (window * window * shape[0] + 1) * filters!
-        case "dense": return (shape.reduce(1, *) + 1) * units!
-        case "batchnorm": return 2 * shape[0]
-        default: return 0
+        case .conv: return (window * window * shape[0] + 1) * filters!
+        case .dense: return (shape.reduce(1, *) + 1) * units!
+        case .batchnorm: return 2 * shape[0]
+        case .maxpool, .dropout, .flatten, .relu: return 0
         }
     }
 }
@@ -99,7 +126,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     public var inputChannels = 1
     public var inputSize = 48
     public var classes = 7
-    public var initializer = "glorot_uniform"   // glorot_uniform (Keras' default) | he_normal | he_uniform
+    public var initializer = Initializer.glorotUniform
     public var layers: [LayerSpec] = []
 
     enum CodingKeys: String, CodingKey {
@@ -124,7 +151,6 @@ public struct ModelConfig: Codable, Equatable, Sendable {
         guard layers.count <= ModelConfig.maxLayers else {
             throw FERError("model.layers: \(layers.count) layers exceed the cap of \(ModelConfig.maxLayers)")
         }
-        try requireChoice("model.init", initializer, ["glorot_uniform", "he_normal", "he_uniform"], what: "initializer")
         guard inputChannels == 1 || inputChannels == 3 else { throw FERError("model.input_channels: \(inputChannels) must be 1 or 3") }
         try require("model.input_size", inputSize, 1, ModelConfig.maxInputSize)
         try require("model.classes", classes, 1, ModelConfig.maxClasses)

@@ -2,95 +2,6 @@ import CDNNL
 import FERCore
 import Foundation
 
-/// Parameters of a model: the layout (which tensors, where) and the three arenas. Shared by every
-/// `Network` (one per batch shape) built from it.
-public final class Model {
-    public let config: ModelConfig
-    public let layout = ParamLayout()
-    public private(set) var arenas: Arenas!
-    private var networks: [String: Network] = [:]
-
-    public init(config: ModelConfig, batch: Int) throws {
-        try config.validate()
-        self.config = config
-        let net = try Network(model: self, batch: batch, inference: false)   // registers tensors, fixes layouts
-        arenas = Arenas(layout)
-        net.bind()
-        networks["\(batch)"] = net
-    }
-
-    public var params: Arena { arenas.params }
-    public var grads: Arena { arenas.grads }
-    public var stats: Arena { arenas.stats }
-
-    /// The network for a batch size: built on first use, then reused (its buffers and primitives too).
-    /// An `inference` network runs forward only, with the fastest algorithms oneDNN has for it
-    /// (Winograd for 3x3 convolutions where it pays), so its outputs match a training network's to
-    /// float rounding, not bit for bit.
-    public func network(batch: Int, inference: Bool = false) throws -> Network {
-        let key = inference ? "\(batch)i" : "\(batch)"
-        if let n = networks[key] { return n }
-        let n = try Network(model: self, batch: batch, inference: inference)
-        n.bind()
-        networks[key] = n
-        return n
-    }
-
-    /// Seeded initialisation: kernels Glorot-uniform or He, biases and shifts 0, scales 1, running
-    /// variance 1. Values are drawn in canonical layout, so they do not depend on oneDNN's layouts.
-    public func initialize(seed: UInt64) {
-        for (i, t) in layout.tensors.enumerated() {
-            var v = [Float](repeating: 0, count: t.logicalCount)
-            switch t.role {
-            case .weight:
-                var r = KeyedStream(seed, 0x1417, UInt64(i))
-                let (fanIn, fanOut) = t.fans
-                switch config.initializer {
-                case "he_normal":
-                    let sd = (2.0 / Double(fanIn)).squareRoot()
-                    for j in v.indices { v[j] = Float(sd * gaussian(&r)) }
-                case "he_uniform":
-                    let lim = (6.0 / Double(fanIn)).squareRoot()
-                    for j in v.indices { v[j] = Float(r.uniform(-lim, lim)) }
-                default:
-                    let lim = (6.0 / Double(fanIn + fanOut)).squareRoot()
-                    for j in v.indices { v[j] = Float(r.uniform(-lim, lim)) }
-                }
-            case .gamma, .runningVar: v = [Float](repeating: 1, count: v.count)
-            case .bias, .beta, .runningMean: break
-            }
-            importCanonical(t, v, into: t.trainable ? params : stats)
-        }
-    }
-
-    /// A tensor of `arena` (params, grads, stats or an optimizer state with the params' layout) in
-    /// canonical row-major order (OIHW / OI / C): what checkpoints store.
-    public func exportCanonical(_ t: ParamTensor, from arena: Arena) -> [Float] {
-        var out = [Float](repeating: 0, count: t.logicalCount)
-        out.withUnsafeMutableBufferPointer { o in
-            let src = Memory(t.desc, view: arena.ptr + t.offset)
-            let dst = Memory(md(t.shape, plainTag(t.shape.count)), view: o.baseAddress!)
-            reorder(from: src, to: dst)
-        }
-        return out
-    }
-
-    public func importCanonical(_ t: ParamTensor, _ values: [Float], into arena: Arena) {
-        precondition(values.count == t.logicalCount)
-        var v = values
-        v.withUnsafeMutableBufferPointer { p in
-            let src = Memory(md(t.shape, plainTag(t.shape.count)), view: p.baseAddress!)
-            let dst = Memory(t.desc, view: arena.ptr + t.offset)
-            reorder(from: src, to: dst)
-        }
-    }
-}
-
-func gaussian(_ r: inout KeyedStream) -> Double {
-    let u1 = max(r.uniform(), 1e-300), u2 = r.uniform()
-    return (-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2)
-}
-
 /// One row of the layer table (`fer info`).
 public struct LayerRow: Sendable {
     public let name: String, kind: String, outputShape: [Int], params: Int
@@ -113,41 +24,39 @@ public final class Network {
         var layers: [Layer] = []
         var rows: [LayerRow] = []
         var src = input.desc
-        var counts: [String: Int] = [:]
+        var counts: [LayerType: Int] = [:]
         for (i, spec) in c.layers.enumerated() {
             counts[spec.type, default: 0] += 1
             let name = "\(spec.type)\(counts[spec.type]!)"
             let first = i == 0
             let layer: Layer
             switch spec.type {
-            case "conv":
-                layer = Conv(name: name, src: src, filters: spec.filters!, kernel: spec.kernel ?? 3, stride: spec.stride ?? 1,
-                             same: (spec.padding ?? "same") == "same", relu: spec.activation == "relu",
+            case .conv:
+                layer = Conv(name: name, src: src, filters: spec.filters!, kernel: spec.window, stride: spec.step,
+                             same: spec.samePadding, relu: spec.activation == .relu,
                              needDiffSrc: !first, inference: inference, layout: model.layout)
-            case "batchnorm":
-                layer = BatchNorm(name: name, src: src, momentum: spec.momentum ?? 0.99, epsilon: spec.epsilon ?? 0.001,
-                                  needDiffSrc: !first, layout: model.layout)
-            case "maxpool":
-                let size = spec.size ?? 2
-                layer = MaxPool(name: name, src: src, size: size, stride: spec.stride ?? size,
-                                same: (spec.padding ?? "valid") == "same", needDiffSrc: !first, inference: inference)
-            case "dropout":
-                let d = Dropout(name: name, src: src, rate: spec.rate ?? 0.5, index: i)
+            case .batchnorm:
+                layer = BatchNorm(name: name, src: src, momentum: spec.batchNormMomentum, epsilon: spec.batchNormEpsilon,
+                                  layout: model.layout)
+            case .maxpool:
+                layer = MaxPool(name: name, src: src, size: spec.window, stride: spec.step,
+                                same: spec.samePadding, needDiffSrc: !first, inference: inference)
+            case .dropout:
+                let d = Dropout(name: name, src: src, rate: spec.dropoutRate, index: i)
                 d.inPlace = !(layers.last?.needsDstForBackward ?? true)
                 layer = d
-            case "flatten":
+            case .flatten:
                 layer = Flatten(name: name, src: src)
-            case "relu":
+            case .relu:
                 layer = ReLU(name: name, src: src, inference: inference)
-            case "dense":
-                layer = Dense(name: name, src: src, units: spec.units!, relu: spec.activation == "relu",
+            case .dense:
+                layer = Dense(name: name, src: src, units: spec.units!, relu: spec.activation == .relu,
                               needDiffSrc: !first, inference: inference, layout: model.layout)
-            default: throw FERError("model.layers[\(i)]: unknown layer type '\(spec.type)'")
             }
             let shape = layer.dstDesc.shape
-            let perSample = spec.type == "flatten" ? [shape.dropFirst().reduce(1, *)] : Array(shape.dropFirst())
+            let perSample = spec.type == .flatten ? [shape.dropFirst().reduce(1, *)] : Array(shape.dropFirst())
             let params = model.layout.tensors.filter { $0.name.hasPrefix(name + ".") }.reduce(0) { $0 + $1.logicalCount }
-            rows.append(LayerRow(name: name, kind: spec.type, outputShape: perSample, params: params))
+            rows.append(LayerRow(name: name, kind: spec.type.rawValue, outputShape: perSample, params: params))
             layers.append(layer)
             src = layer.dstDesc
         }

@@ -1,8 +1,14 @@
 import Foundation
 import FERCore
 
+/// SGD (with momentum, optionally Nesterov), Adam, or AdamW (Adam with decoupled weight decay).
+public enum OptimizerKind: String, ConfigChoice {
+    case sgd, adam, adamw
+    public static let what = "optimizer"
+}
+
 public struct OptimizerConfig: Codable, Equatable, Sendable {
-    public var name = "adam"            // sgd | adam | adamw
+    public var name = OptimizerKind.adam
     public var lr: Float = 0.001
     public var momentum: Float = 0.9    // sgd
     public var nesterov = false         // sgd
@@ -17,7 +23,6 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     /// Betas and momentum below 1 (at 1 the moments never forget, and Adam's bias correction divides by
     /// 0); lr and weight decay capped where training can only diverge.
     public func validate() throws {
-        try requireChoice("optimizer.name", name, ["sgd", "adam", "adamw"], what: "optimizer")
         try require("optimizer.lr", lr, 0, 10, "(]")
         try require("optimizer.momentum", momentum, 0, 1, "[)")
         try require("optimizer.beta1", beta1, 0, 1, "[)")
@@ -36,7 +41,7 @@ public final class Optimizer {
 
     public init(config: OptimizerConfig, count: Int) {
         self.config = config
-        m = Arena(count); v = Arena(config.name == "sgd" ? 0 : count)
+        m = Arena(count); v = Arena(config.name == .sgd ? 0 : count)
     }
 
     /// One update with learning rate `lr`; `grads` hold the mean gradient of the global batch.
@@ -45,7 +50,7 @@ public final class Optimizer {
         let n = params.count, p = params.ptr, g = grads.ptr, m = self.m.ptr
         let wd = config.weightDecay
         switch config.name {
-        case "sgd":
+        case .sgd:
             let mu = config.momentum, nesterov = config.nesterov
             for i in 0..<n {
                 let gi = g[i] + wd * p[i]
@@ -53,9 +58,9 @@ public final class Optimizer {
                 m[i] = mi
                 p[i] -= lr * (nesterov ? gi + mu * mi : mi)
             }
-        default:
+        case .adam, .adamw:
             let b1 = config.beta1, b2 = config.beta2, eps = config.epsilon
-            let decoupled = config.name == "adamw"
+            let decoupled = config.name == .adamw
             // Keras folds bias correction into the step size: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t).
             let lrT = lr * Float((1 - pow(Double(b2), Double(t))).squareRoot() / (1 - pow(Double(b1), Double(t))))
             let v = self.v.ptr

@@ -81,7 +81,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     try comm.barrier()
 
     let profile = net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
-    let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == "conv" ? net.rows[$0.0].name : nil })
+    let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == .conv ? net.rows[$0.0].name : nil })
     let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
 
     let inferNet = try model.network(batch: batch, inference: true)

@@ -68,7 +68,7 @@ public enum Checkpoint {
         }
         for t in model.layout.tensors where !t.trainable { add(t, model.stats, "stat") }
         let header = CheckpointHeader(
-            model: model.config, optimizer: optimizer?.config.name ?? "none", optimizerSteps: optimizer?.t ?? 0,
+            model: model.config, optimizer: optimizer?.config.name.rawValue ?? "none", optimizerSteps: optimizer?.t ?? 0,
             epoch: state.epoch, step: state.step, globalBatch: globalBatch, datasetChecksum: hex64(datasetChecksum),
             configHash: hex64(configHash), validationAccuracy: state.validationAccuracy, schedule: state.schedule,
             config: config, partial: state.partial, metrics: metrics, tensors: entries)
@@ -157,7 +157,7 @@ public enum Checkpoint {
             model.importCanonical(t, v, into: t.trainable ? model.params : model.stats)
         }
         if let optimizer {
-            guard h.optimizer == optimizer.config.name else {
+            guard h.optimizer == optimizer.config.name.rawValue else {
                 throw FERError(file: path, "optimizer mismatch: checkpoint has \(h.optimizer), config has \(optimizer.config.name)")
             }
             for t in model.layout.tensors where t.trainable {

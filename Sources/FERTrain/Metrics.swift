@@ -16,6 +16,34 @@ public struct ClassificationReport: Codable, Sendable {
              weightedF1 = "weighted_f1", weightedPrecision = "weighted_precision", weightedRecall = "weighted_recall",
              perClass = "per_class", confusion, count
     }
+    /// A key with a prefix: eval.json holds the plain report's keys and, beside them, the TTA report's as
+    /// tta_accuracy, tta_per_class, ... (flat, as users script against it).
+    struct PrefixedKey: CodingKey {
+        let stringValue: String
+        init(_ prefix: String, _ key: CodingKeys) { stringValue = prefix + key.stringValue }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    public func encode(to e: Encoder) throws { try encode(to: e, prefix: "") }
+    public init(from d: Decoder) throws { try self.init(from: d, prefix: "") }
+
+    func encode(to e: Encoder, prefix: String) throws {
+        var c = e.container(keyedBy: PrefixedKey.self)
+        func put<T: Encodable>(_ value: T, _ key: CodingKeys) throws { try c.encode(value, forKey: PrefixedKey(prefix, key)) }
+        try put(accuracy, .accuracy); try put(count, .count); try put(confusion, .confusion); try put(perClass, .perClass)
+        try put(macroF1, .macroF1); try put(macroPrecision, .macroPrecision); try put(macroRecall, .macroRecall)
+        try put(weightedF1, .weightedF1); try put(weightedPrecision, .weightedPrecision); try put(weightedRecall, .weightedRecall)
+    }
+
+    init(from d: Decoder, prefix: String) throws {
+        let c = try d.container(keyedBy: PrefixedKey.self)
+        func get<T: Decodable>(_ key: CodingKeys) throws -> T { try c.decode(T.self, forKey: PrefixedKey(prefix, key)) }
+        accuracy = try get(.accuracy); count = try get(.count); confusion = try get(.confusion); perClass = try get(.perClass)
+        macroF1 = try get(.macroF1); macroPrecision = try get(.macroPrecision); macroRecall = try get(.macroRecall)
+        weightedF1 = try get(.weightedF1); weightedPrecision = try get(.weightedPrecision); weightedRecall = try get(.weightedRecall)
+    }
 
     public init(labels: [Int], predictions: [Int], classes k: Int = 7) {
         var cm = [[Int]](repeating: [Int](repeating: 0, count: k), count: k)

@@ -54,7 +54,7 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var seed: UInt64 = 1
     public var validationFraction = 0.2    // stratified hold-out from train, like the seed's 23,040 / 5,766
     public var splitSeed: UInt64 = 1       // draws the hold-out; apart from seed so other seeds validate alike
-    public var classWeights = "balanced"   // balanced (scikit-learn's compute_class_weight) | none
+    public var classWeights = ClassWeighting.balanced
     public var labelSmoothing: Float = 0
     public var keepCheckpoints = 3         // newest K epoch checkpoints kept, plus best.ckpt
     public var checkEvery = 0              // steps between cross-rank parameter checksum checks (0: off)
@@ -69,11 +69,17 @@ public struct TrainSettings: Codable, Equatable, Sendable {
         try require("train.epochs", epochs, 1, ScheduleConfig.maxEpochs)
         try require("train.batch", batch, 1, maxBatch)
         try require("train.validation_fraction", validationFraction, 0, 1, "[)")
-        try requireChoice("train.class_weights", classWeights, ["balanced", "none"], what: "class weighting")
         try require("train.label_smoothing", labelSmoothing, 0, 1, "[)")
         try require("train.keep_checkpoints", keepCheckpoints, 1, 1000)
         try requireAtLeast("train.check_every", checkEvery, 0)
     }
+}
+
+/// How the loss weighs the classes: `balanced`, n / (k * n_c) as scikit-learn's compute_class_weight, or
+/// `none`, every class 1.
+public enum ClassWeighting: String, ConfigChoice {
+    case balanced, none
+    public static let what = "class weighting"
 }
 
 /// The largest batch a config may ask for, training or inference.
@@ -126,7 +132,9 @@ public func parseRunConfig(_ text: String, source: String = "config", overrides:
         do { try checkKeys(merged, schema(defaults), path: "") } catch let e as FERError { throw FERError("--set \(o): \(e.message)") }
     }
     let config: RunConfig
-    do { config = try YAMLDecoder().decode(RunConfig.self, from: try Yams.dump(object: merged)) } catch {
+    do { config = try YAMLDecoder().decode(RunConfig.self, from: try Yams.dump(object: merged)) } catch DecodingError.dataCorrupted(let c) where c.underlyingError is FERError {
+        throw FERError(file: source, "\(c.underlyingError!)")   // a check inside decoding (a ConfigChoice) names its key itself
+    } catch {
         throw FERError(file: source, "bad value: \(describe(error))")
     }
     do { try config.validate() } catch let e as FERError { throw FERError(file: source, e.message) }
@@ -228,8 +236,6 @@ func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any
 
 func describe(_ error: Error) -> String {
     switch error {
-    case DecodingError.dataCorrupted(let c) where c.underlyingError is FERError:
-        return "\(c.underlyingError!)"   // a check inside a decoder (augment.fill_mode) names its key path itself
     case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
         return "\(c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): \(c.debugDescription)"
     case DecodingError.keyNotFound(let k, let c):

@@ -74,7 +74,7 @@ public final class Trainer {
             throw FERError("train.batch \(t.batch) is larger than the \(trainIndices.count) training images")
         }
         let counts = classCounts(data, indices: trainIndices)
-        classWeights = t.classWeights == "balanced" ? balancedClassWeights(counts).map(Float.init) : [Float](repeating: 1, count: 7)
+        classWeights = t.classWeights == .balanced ? balancedClassWeights(counts).map(Float.init) : [Float](repeating: 1, count: 7)
         sampler = Sampler(count: trainIndices.count, globalBatch: t.batch, seed: t.seed)
         augmenter = Augmenter(config: config.augment, seed: t.seed)
         slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.batch)

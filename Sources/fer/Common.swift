@@ -1,13 +1,7 @@
 import ArgumentParser
 import FERCluster
-import FERCore
 import FERTrain
 import Foundation
-
-/// The dataset path: --data, else $FER_DATA, else the shared FER-2013 zip beside the checkout.
-func resolveDataPath(_ given: String?) -> String {
-    given ?? ProcessInfo.processInfo.environment["FER_DATA"] ?? "../shared/data/fer2013.zip"
-}
 
 /// Runs a command body with clean failure: the message names the file and reason, the exit is non-zero,
 /// and under MPI every rank stops (MPI_Abort), never hangs.
@@ -20,4 +14,19 @@ func runReporting(_ comm: Communicator? = nil, _ body: () throws -> Void) throws
         FileHandle.standardError.write(Data("error: \(error)\n".utf8))
         throw ExitCode.failure
     }
+}
+
+/// A command body that runs the same bare or as one rank of an mpirun job: the communicator is made
+/// first (MPI_Init) and finalized last, and failures are reported as `runReporting` does.
+func runDistributed(_ body: (Communicator) throws -> Void) throws {
+    let comm = try makeCommunicator()
+    defer { comm.finalize() }
+    try runReporting(comm) { try body(comm) }
+}
+
+/// Prints `value` as pretty, key-sorted JSON: what `--json` writes to stdout.
+func printJSON<T: Encodable>(_ value: T) throws {
+    let enc = JSONEncoder()
+    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    print(String(decoding: try enc.encode(value), as: UTF8.self))
 }

@@ -7,12 +7,19 @@ import Foundation
 /// `fer data`: ingest (or load the cache), print the EDA report, optionally write its plots.
 struct DataCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "data", abstract: "Ingest FER-2013 (folder, .zip or fer2013.csv) and report counts, class weights, pixel statistics and blank images.")
+        commandName: "data", abstract: "Ingest FER-2013 (folder, .zip or fer2013.csv) and report counts, class weights, pixel statistics and blank images.",
+        discussion: """
+        The first run ingests the source and writes a binary cache ($FER_CACHE_DIR, else beside the \
+        source); later runs load the cache while the source is unchanged. Bad images and CSV rows are \
+        listed and skipped (fatal with --strict); near-blank images are flagged.
 
-    @Option(help: "Dataset path (default: $FER_DATA or ../shared/data/fer2013.zip).")
-    var data: String?
-    @Flag(help: "Print one JSON object instead of the text report.")
-    var json = false
+        Examples:
+          fer data --data ../shared/data/fer2013.zip --out runs/data
+          fer data --data fer2013.csv --json
+        """)
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var output: JSONOutput
     @Option(help: "Also write class_distribution.png, samples.png and augmented.png here.")
     var out: String?
     @Flag(help: "Fail on any bad image or CSV row instead of skipping it.")
@@ -30,21 +37,11 @@ struct DataCommand: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            let path = data ?? ProcessInfo.processInfo.environment["FER_DATA"] ?? "../shared/data/fer2013.zip"
-            let (dataset, report) = try loadDataset(path: path, strict: strict)
+        try runReporting {
+            let (dataset, report) = try loadDataset(path: data.path, strict: strict)
             let summary = summarize(dataset)
-            if json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.sortedKeys]
-                print(String(decoding: try enc.encode(Output(summary: summary, ingest: report)), as: UTF8.self))
-            } else {
-                printReport(summary, report)
-            }
+            if output.json { try printJSON(Output(summary: summary, ingest: report)) } else { printReport(summary, report) }
             if let out { try writePlots(dataset, summary, to: try outputPath(out, flag: "--out")) }
-        } catch {
-            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
-            throw ExitCode.failure
         }
     }
 

@@ -5,15 +5,17 @@ struct Fer: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fer",
         abstract: "FER Cluster: train facial-emotion CNNs on FER-2013, single-process or across MPI ranks.",
+        discussion: """
+        The same binary runs as one process or as the ranks of an mpirun job (across nodes with a \
+        hostfile); set OMP_NUM_THREADS so that ranks x threads <= cores. The dataset is --data, else \
+        $FER_DATA, else ../shared/data/fer2013.zip.
+
+        Example, from the data to a scored model:
+          fer data --out runs/data
+          fer train --config configs/paper.yaml --run runs/paper
+          fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta
+          fer predict --checkpoint runs/paper/checkpoints/best.ckpt face.jpg
+        """,
         subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, EvalCommand.self,
                       PredictCommand.self, SweepCommand.self, BenchCommand.self, SelftestCommand.self])
-
-    /// `--tta` with no number means the seed's 10 variants.
-    static func main() {
-        var args = Array(CommandLine.arguments.dropFirst())
-        for i in args.indices.reversed() where args[i] == "--tta" && (i + 1 == args.count || Int(args[i + 1]) == nil) {
-            args.insert("10", at: i + 1)
-        }
-        main(args)
-    }
 }

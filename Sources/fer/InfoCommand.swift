@@ -4,13 +4,21 @@ import FERTrain
 import Foundation
 
 struct InfoCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "info", abstract: "Print a model's layer table and parameter counts.")
-    @Option(help: "Run config (YAML).") var config: String
-    @Option(name: .customLong("set"), help: "Override a config key, e.g. model.input_channels=3.") var overrides: [String] = []
+    static let configuration = CommandConfiguration(commandName: "info",
+        abstract: "Print a model's layer table and parameter counts.",
+        discussion: """
+        Builds the config's model (checking every key and value) and prints each layer's output shape and \
+        parameters, as Keras's model.summary() does.
+
+        Examples:
+          fer info --config configs/paper.yaml
+          fer info --config configs/paper.yaml --set model.input_channels=3
+        """)
+    @OptionGroup var config: ConfigOptions
 
     func run() throws {
         try runReporting {
-            let c = try loadRunConfig(path: config, overrides: overrides)
+            let c = try config.load()
             let m = try Model(config: c.model, batch: 1)
             let net = try m.network(batch: 1)
             print("layer         type        output shape        params")

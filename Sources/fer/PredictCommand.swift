@@ -6,26 +6,40 @@ import Foundation
 
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "predict",
-        abstract: "The top emotion and all 7 probabilities for each image (JPEG/PNG/BMP, any size or colour).")
+        abstract: "The top emotion and all 7 probabilities for each image (JPEG/PNG/BMP, any size or colour).",
+        discussion: """
+        Images are converted to grayscale and resized to 48x48. Every readable image is answered; the \
+        unreadable ones are named on stderr and make the exit status non-zero.
+
+        Examples:
+          fer predict --checkpoint runs/paper/checkpoints/best.ckpt \\
+            face1.jpg face2.png --tta 10
+          fer predict --checkpoint runs/paper/checkpoints/best.ckpt --json faces/*.png
+        """)
     @Option(help: "Checkpoint file.") var checkpoint: String
-    @Option(help: "Test-time augmentation variants (--tta alone: 10).") var tta = 1
-    @Flag(help: "Print JSON.") var json = false
+    @OptionGroup var tta: TTAOptions
+    @OptionGroup var output: JSONOutput
     @Argument(help: "Image files.") var images: [String]
+
+    /// One image's answer in --json: the top emotion and the 7 probabilities, or why it could not be read.
+    struct Answer: Encodable {
+        var image: String
+        var emotion: String?, probabilities: [String: Double]?
+        var error: String?
+    }
 
     func run() throws {
         try runReporting {
-            try validateTTA(tta, flag: "--tta")
-            let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta)
-            if json {
-                let rows: [[String: Any]] = zip(images, results).map { path, r in
+            let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta.tta)
+            if output.json {
+                try printJSON(zip(images, results).map { path, r in
                     switch r {
                     case .success(let p):
-                        return ["image": path, "emotion": Emotion.names[p.indices.max { p[$0] < p[$1] }!],
-                                "probabilities": Dictionary(uniqueKeysWithValues: zip(Emotion.names, p.map(Double.init)))]
-                    case .failure(let e): return ["image": path, "error": e.message]
+                        return Answer(image: path, emotion: Emotion.names[p.indices.max { p[$0] < p[$1] }!],
+                                      probabilities: Dictionary(uniqueKeysWithValues: zip(Emotion.names, p.map(Double.init))))
+                    case .failure(let e): return Answer(image: path, error: e.message)
                     }
-                }
-                print(String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys]), as: UTF8.self))
+                })
             } else {
                 for (path, r) in zip(images, results) {
                     guard case .success(let p) = r else { continue }

@@ -5,28 +5,37 @@ import Foundation
 
 struct SweepCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "sweep",
-        abstract: "Short trainings over a grid of hyper-parameters, scored on the validation split; under mpirun, groups of ranks train points at once.")
-    @Option(help: "Base run config (YAML).") var config: String
-    @Option(help: "An axis: key=v1,v2,... (lr, batch, weight_decay, momentum, optimizer, schedule, label_smoothing, class_weights, seed, or any config path). Repeatable.")
+        abstract: "Short trainings over a grid of hyper-parameters, scored on the validation split; under mpirun, groups of ranks train points at once.",
+        discussion: """
+        Every point of the grid (the product of the axes) trains from the base config for --epochs and is \
+        scored on the hold-out from train; the table and RUN/sweep.json rank the points. Each point's run \
+        folder is under RUN/.
+
+        Examples:
+          fer sweep --config configs/paper.yaml --epochs 5 \\
+            --grid lr=0.001,0.003 --grid optimizer=adam,sgd
+          mpirun -np 4 fer sweep --config configs/paper.yaml --epochs 5 \\
+            --grid weight_decay=0,1e-4 --groups 2
+        """)
+    @OptionGroup var config: ConfigOptions
+    @Option(help: ArgumentHelp("An axis: key=v1,v2,... (lr, batch, weight_decay, momentum, optimizer, schedule, label_smoothing, class_weights, seed, or any config path). Repeatable.",
+                               valueName: "key=values"))
     var grid: [String]
     @Option(help: "Epochs per point.") var epochs: Int
-    @Option(help: "Dataset (default $FER_DATA or ../shared/data/fer2013.zip).") var data: String?
+    @OptionGroup var data: DataOptions
     @Option(name: .customLong("run"), help: "Folder for the points' runs and sweep.json.") var runDir = "runs/sweep"
-    @Option(name: .customLong("set"), help: "Override a key of the base config for every point (repeatable).") var overrides: [String] = []
     @Option(help: "Under mpirun: points trained at once (default: one per rank, at most one per point).") var groups: Int?
 
     func run() throws {
         Interrupt.install()
-        let comm = try makeCommunicator()
-        defer { comm.finalize() }
-        try runReporting(comm) {
+        try runDistributed { comm in
             let axes = try grid.map { try SweepAxis(parsing: $0) }
             guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
             if let g = groups, g < 1 { throw ValidationError("--groups must be positive") }
             let log: (String) -> Void = { print($0); fflush(stdout) }
-            let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: false, comm: comm) { if comm.rank == 0 { log($0) } }
-            guard let results = try runSweep(configPath: config, overrides: overrides, axes: axes, epochs: epochs, data: dataset,
-                                             runDir: runDir, comm: comm, groups: groups, log: log) else { return }
+            let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { log($0) } }
+            guard let results = try runSweep(configPath: config.config, overrides: config.overrides, axes: axes, epochs: epochs,
+                                             data: dataset, runDir: runDir, comm: comm, groups: groups, log: log) else { return }
             print("\n" + sweepTable(results))
             print("sweep: \(runDir)/sweep.json; each point's run folder is under \(runDir)/")
         }

@@ -5,12 +5,24 @@ import Foundation
 
 struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train",
-        abstract: "Train a model (single process, or one rank of an mpirun job).")
-    @Option(help: "Run config (YAML).") var config: String
-    @Option(help: "Dataset: Kaggle folder, .zip or fer2013.csv (default $FER_DATA or ../shared/data/fer2013.zip).") var data: String?
+        abstract: "Train a model (single process, or one rank of an mpirun job).",
+        discussion: """
+        Writes the run folder: config.yaml (the resolved config), metrics.jsonl (one line per epoch), \
+        checkpoints/ (the newest train.keep_checkpoints epochs and best.ckpt) and curves-*.png. \
+        SIGINT or SIGTERM finishes the step, checkpoints and exits; --resume latest continues bit-exactly, \
+        on any number of ranks.
+
+        Examples:
+          fer train --config configs/paper.yaml --run runs/paper
+          mpirun -np 2 fer train --config configs/paper.yaml --run runs/paper \\
+            --set optimizer.lr=0.002
+          fer train --config configs/paper.yaml --run runs/paper \\
+            --resume latest --epochs 60
+        """)
+    @OptionGroup var config: ConfigOptions
+    @OptionGroup var data: DataOptions
     @Option(name: .customLong("run"), help: "Run folder for config, metrics, checkpoints and plots.") var runDir: String
     @Option(help: "Total epochs (overrides train.epochs).") var epochs: Int?
-    @Option(name: .customLong("set"), help: "Override a config key, e.g. optimizer.lr=0.01 (repeatable).") var overrides: [String] = []
     @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: String?
     @Option(help: "Stop after this epoch (the run can be resumed later).") var stopAfter: Int?
     @Flag(help: "Start afresh in a run folder that holds a run: its contents move to RUN/replaced-<time>/ (never deleted).")
@@ -18,30 +30,24 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Resume even though settings that decide what the run learns changed (recorded in metrics.jsonl).")
     var allowConfigChange = false
     @Flag(help: "Treat unreadable images as fatal.") var strict = false
-    @Option(help: "Under mpirun: kilobytes of gradients per non-blocking allreduce (buckets overlap backward).")
-    var allreduceBucketKb = 1024
+    @OptionGroup var allreduce: AllreduceOptions
 
     func validate() throws {
         if overwrite, resume != nil { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
-        guard (1...1 << 20).contains(allreduceBucketKb) else { throw ValidationError("--allreduce-bucket-kb must be in 1...1048576") }
     }
 
     func run() throws {
         Interrupt.install()
-        let comm = try makeCommunicator()
-        defer { comm.finalize() }
-        try runReporting(comm) {
-            var sets = overrides
-            if let epochs { sets.append("train.epochs=\(epochs)") }
-            let cfg = try loadRunConfig(path: config, overrides: sets)
+        try runDistributed { comm in
+            let cfg = try config.load(epochs.map { ["train.epochs=\($0)"] } ?? [])
             // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
             let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
             let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(stdout) } }
-            let dataset = try loadDatasetOnCoordinator(path: resolveDataPath(data), strict: strict, comm: comm, log: log)
+            let dataset = try loadDatasetOnCoordinator(path: data.path, strict: strict, comm: comm, log: log)
             let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
-                                       bucketBytes: allreduceBucketKb * 1024, stopAfter: stopAfter)
+                                       bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter)
             let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, log: log)
             if tty { trainer.onStep = drawProgress }
             try trainer.run()

@@ -49,7 +49,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(r.output.contains("confusion"), r.output)
         let eval = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run + "/eval.json"))) as! [String: Any]
         XCTAssertEqual(eval["count"] as? Int, 70)      // public + private test rows
-        XCTAssertEqual(eval["tta"] as? Int, 10)       // --tta alone means the seed's 10 variants
+        XCTAssertEqual(eval["tta"] as? Int, 4)        // --tta alone: the run config's eval.tta (tiny.yaml: 4)
         for k in ["accuracy", "macro_f1", "per_class", "confusion", "tta_accuracy"] { XCTAssertNotNil(eval[k], "eval.json lacks \(k)") }
         XCTAssertEqual((eval["confusion"] as! [[Int]]).flatMap { $0 }.reduce(0, +), 70)
         XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/confusion-tta.png"))
@@ -64,6 +64,13 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(probs.count, 7)
         XCTAssertEqual(probs.values.reduce(0, +), 1, accuracy: 1e-4)
         XCTAssertEqual(rows[0]["emotion"] as? String, "happy", "a class-3 square should read as happy: \(probs)")
+        // A bare --tta, even before the image names, is the run config's eval.tta (tiny.yaml: 4).
+        let bare = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", "--tta", img])
+        let four = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", img, "--tta", "4"])
+        let one = try fer(["predict", "--checkpoint", run + "/checkpoints/best.ckpt", img])
+        XCTAssertEqual(bare.status, 0, bare.output)
+        XCTAssertEqual(bare.output, four.output)
+        XCTAssertNotEqual(bare.output, one.output, "TTA changes the probabilities")
 
         // Resume continues from the newest checkpoint.
         r = try fer(["train", "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "4", "--resume", "latest"] + quick)

@@ -45,15 +45,15 @@ struct DoubleReference {
         var a = x.map(Double.init)
         let c = model.config
         var shape = [batch, c.inputChannels, c.inputSize, c.inputSize]
-        var counts: [String: Int] = [:]
+        var counts: [LayerType: Int] = [:]
         for (li, s) in c.layers.enumerated() {
             counts[s.type, default: 0] += 1
             let name = "\(s.type)\(counts[s.type]!)"
             switch s.type {
-            case "conv":
+            case .conv:
                 let w = p[name + ".weight"]!, b = p[name + ".bias"]!
                 let (n, ci, h, wd) = (shape[0], shape[1], shape[2], shape[3])
-                let co = s.filters!, k = s.kernel ?? 3, st = s.stride ?? 1, same = (s.padding ?? "same") == "same"
+                let co = s.filters!, k = s.window, st = s.step, same = s.samePadding
                 let (oh, ph, _) = padding(h, kernel: k, stride: st, same: same)
                 let (ow, pw, _) = padding(wd, kernel: k, stride: st, same: same)
                 var y = [Double](repeating: 0, count: n * co * oh * ow)
@@ -64,34 +64,34 @@ struct DoubleReference {
                         guard iy >= 0, iy < h, ix >= 0, ix < wd else { continue }
                         acc += w[((o * ci + i) * k + ky) * k + kx] * a[((b0 * ci + i) * h + iy) * wd + ix]
                     } } }
-                    y[((b0 * co + o) * oh + yy) * ow + xx] = s.activation == "relu" ? max(acc, 0) : acc
+                    y[((b0 * co + o) * oh + yy) * ow + xx] = s.activation == .relu ? max(acc, 0) : acc
                 } } } }
                 a = y; shape = [n, co, oh, ow]
-            case "dense":
+            case .dense:
                 let w = p[name + ".weight"]!, b = p[name + ".bias"]!
                 let f = shape.dropFirst().reduce(1, *), u = s.units!
                 var y = [Double](repeating: 0, count: batch * u)
                 for b0 in 0..<batch { for o in 0..<u {
                     var acc = b[o]
                     for i in 0..<f { acc += w[o * f + i] * a[b0 * f + i] }
-                    y[b0 * u + o] = s.activation == "relu" ? max(acc, 0) : acc
+                    y[b0 * u + o] = s.activation == .relu ? max(acc, 0) : acc
                 } }
                 a = y; shape = [batch, u]
-            case "relu":
+            case .relu:
                 a = a.map { max($0, 0) }
-            case "batchnorm":
+            case .batchnorm:
                 let g = p[name + ".gamma"]!, be = p[name + ".beta"]!
-                let ch = shape[1], inner = shape.dropFirst(2).reduce(1, *), eps = Double(s.epsilon ?? 0.001)
+                let ch = shape[1], inner = shape.dropFirst(2).reduce(1, *), eps = Double(s.batchNormEpsilon)
                 for cc in 0..<ch {
                     let idx = (0..<batch).flatMap { b0 in (0..<inner).map { (b0 * ch + cc) * inner + $0 } }
                     let mean = idx.reduce(0) { $0 + a[$1] } / Double(idx.count)
                     let v = idx.reduce(0) { $0 + (a[$1] - mean) * (a[$1] - mean) } / Double(idx.count)
                     for i in idx { a[i] = g[cc] * (a[i] - mean) / (v + eps).squareRoot() + be[cc] }
                 }
-            case "maxpool":
+            case .maxpool:
                 let (n, ch, h, wd) = (shape[0], shape[1], shape[2], shape[3])
-                let k = s.size ?? 2, st = s.stride ?? k
-                precondition((s.padding ?? "valid") == "valid", "reference: max-pool with valid padding only")
+                let k = s.window, st = s.step
+                precondition(!s.samePadding, "reference: max-pool with valid padding only")
                 let (oh, _, _) = padding(h, kernel: k, stride: st, same: false)
                 let (ow, _, _) = padding(wd, kernel: k, stride: st, same: false)
                 var y = [Double](repeating: -.infinity, count: n * ch * oh * ow)
@@ -100,8 +100,8 @@ struct DoubleReference {
                     y[o] = max(y[o], a[((b0 * ch + cc) * h + yy * st + ky) * wd + xx * st + kx])
                 } } } } } }
                 a = y; shape = [n, ch, oh, ow]
-            case "dropout":
-                let rate = Float(s.rate ?? 0.5), keep = 1 - rate
+            case .dropout:
+                let rate = s.dropoutRate, keep = 1 - rate
                 let threshold = UInt64(Double(keep) * 16_777_216.0), scale = Double(1 / keep)
                 let (map, _) = positions[name]!
                 let per = map.count
@@ -109,8 +109,7 @@ struct DoubleReference {
                     let k = hashKey(key.seed, key.step, UInt64(li), UInt64(key.globalOffset + b0))
                     for j in 0..<per { a[b0 * per + j] *= (mix64(k ^ UInt64(map[j])) >> 40) < threshold ? scale : 0 }
                 }
-            case "flatten": shape = [batch, shape.dropFirst().reduce(1, *)]
-            default: fatalError("reference: no \(s.type)")
+            case .flatten: shape = [batch, shape.dropFirst().reduce(1, *)]
             }
         }
         let k = c.classes

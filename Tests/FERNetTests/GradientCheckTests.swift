@@ -21,7 +21,7 @@ import FERCore
 /// rounding in the analytic gradient: a 1% error fails. The Float network's loss must equal the
 /// reference's to 1e-5, which ties the reference to the network's forward.
 final class GradientCheckTests: XCTestCase {
-    func spec(_ type: String, _ set: (inout LayerSpec) -> Void = { _ in }) -> LayerSpec {
+    func spec(_ type: LayerType, _ set: (inout LayerSpec) -> Void = { _ in }) -> LayerSpec {
         var l = LayerSpec(type: type); set(&l); return l
     }
 
@@ -89,38 +89,38 @@ final class GradientCheckTests: XCTestCase {
 
     // Each layer type sits between a first conv (whose weight gradient then checks the layer's input
     // gradient) and a dense head.
-    var conv: LayerSpec { spec("conv") { $0.filters = 4; $0.kernel = 3; $0.activation = "relu" } }
-    var head: [LayerSpec] { [spec("flatten"), spec("dense") { $0.units = 7 }] }
+    var conv: LayerSpec { spec(.conv) { $0.filters = 4; $0.kernel = 3; $0.activation = .relu } }
+    var head: [LayerSpec] { [spec(.flatten), spec(.dense) { $0.units = 7 }] }
 
     func testConvGradients() throws {
-        try checkGradients([conv, spec("conv") { $0.filters = 5; $0.kernel = 3; $0.padding = "valid"; $0.stride = 2 }] + head)
+        try checkGradients([conv, spec(.conv) { $0.filters = 5; $0.kernel = 3; $0.padding = .valid; $0.stride = 2 }] + head)
     }
     func testConvReLUGradients() throws { try checkGradients([conv, conv] + head) }
     func testStandaloneReLUGradients() throws {
-        try checkGradients([spec("conv") { $0.filters = 16 }, spec("relu"), spec("batchnorm"), spec("relu")] + head)
+        try checkGradients([spec(.conv) { $0.filters = 16 }, spec(.relu), spec(.batchnorm), spec(.relu)] + head)
     }
-    func testBatchNormGradients() throws { try checkGradients([conv, spec("batchnorm")] + head) }
-    func testMaxPoolGradients() throws { try checkGradients([conv, spec("maxpool")] + head) }
-    func testDropoutGradients() throws { try checkGradients([conv, spec("maxpool"), spec("dropout") { $0.rate = 0.4 }] + head) }
+    func testBatchNormGradients() throws { try checkGradients([conv, spec(.batchnorm)] + head) }
+    func testMaxPoolGradients() throws { try checkGradients([conv, spec(.maxpool)] + head) }
+    func testDropoutGradients() throws { try checkGradients([conv, spec(.maxpool), spec(.dropout) { $0.rate = 0.4 }] + head) }
     func testDenseGradients() throws {
-        try checkGradients([conv, spec("flatten"), spec("dense") { $0.units = 6; $0.activation = "relu" },
-                            spec("batchnorm"), spec("dropout") { $0.rate = 0.3 }, spec("dense") { $0.units = 7 }])
+        try checkGradients([conv, spec(.flatten), spec(.dense) { $0.units = 6; $0.activation = .relu },
+                            spec(.batchnorm), spec(.dropout) { $0.rate = 0.3 }, spec(.dense) { $0.units = 7 }])
     }
     /// 16- and 32-channel layers run in oneDNN's blocked layouts, as the paper's do: nChw16c and OIhw16i16o with
     /// AVX-512; nChw8c, OIhw8i8o (8o8i for backward data) and dense BcdA8b16a with AVX2.
     func testBlockedLayoutGradients() throws {
-        try checkGradients([spec("conv") { $0.filters = 16; $0.activation = "relu" }, spec("batchnorm"),
-                            spec("conv") { $0.filters = 32; $0.activation = "relu" }, spec("batchnorm"), spec("maxpool"),
-                            spec("dropout") { $0.rate = 0.25 }, spec("flatten"),
-                            spec("dense") { $0.units = 16; $0.activation = "relu" }, spec("batchnorm"),
-                            spec("dropout") { $0.rate = 0.5 }, spec("dense") { $0.units = 7 }])
+        try checkGradients([spec(.conv) { $0.filters = 16; $0.activation = .relu }, spec(.batchnorm),
+                            spec(.conv) { $0.filters = 32; $0.activation = .relu }, spec(.batchnorm), spec(.maxpool),
+                            spec(.dropout) { $0.rate = 0.25 }, spec(.flatten),
+                            spec(.dense) { $0.units = 16; $0.activation = .relu }, spec(.batchnorm),
+                            spec(.dropout) { $0.rate = 0.5 }, spec(.dense) { $0.units = 7 }])
     }
 
     /// The whole tiny model: the paper's block structure at small width.
     func testWholeTinyModelGradients() throws {
-        try checkGradients([conv, spec("batchnorm"), spec("conv") { $0.filters = 8; $0.activation = "relu" }, spec("batchnorm"),
-                            spec("maxpool"), spec("dropout") { $0.rate = 0.25 }, spec("flatten"),
-                            spec("dense") { $0.units = 8; $0.activation = "relu" }, spec("batchnorm"),
-                            spec("dropout") { $0.rate = 0.5 }, spec("dense") { $0.units = 7 }])
+        try checkGradients([conv, spec(.batchnorm), spec(.conv) { $0.filters = 8; $0.activation = .relu }, spec(.batchnorm),
+                            spec(.maxpool), spec(.dropout) { $0.rate = 0.25 }, spec(.flatten),
+                            spec(.dense) { $0.units = 8; $0.activation = .relu }, spec(.batchnorm),
+                            spec(.dropout) { $0.rate = 0.5 }, spec(.dense) { $0.units = 7 }])
     }
 }

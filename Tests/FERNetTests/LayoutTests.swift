@@ -5,10 +5,10 @@ final class LayoutTests: XCTestCase {
     /// Canonical export/import round-trips through oneDNN's blocked layouts.
     func testCanonicalRoundTrip() throws {
         var c = ModelConfig(); c.inputSize = 8
-        var conv = LayerSpec(type: "conv"); conv.filters = 16; conv.activation = "relu"
-        var conv2 = LayerSpec(type: "conv"); conv2.filters = 32
-        var d = LayerSpec(type: "dense"); d.units = 7
-        c.layers = [conv, conv2, LayerSpec(type: "flatten"), d]
+        var conv = LayerSpec(type: .conv); conv.filters = 16; conv.activation = .relu
+        var conv2 = LayerSpec(type: .conv); conv2.filters = 32
+        var d = LayerSpec(type: .dense); d.units = 7
+        c.layers = [conv, conv2, LayerSpec(type: .flatten), d]
         let m = try Model(config: c, batch: 8)
         for t in m.layout.tensors {
             let v = (0..<t.logicalCount).map { Float($0) * 0.5 - 3 }
@@ -20,9 +20,9 @@ final class LayoutTests: XCTestCase {
     /// A second batch shape shares the parameters: both networks give the same logits for a sample.
     func testNetworksOfDifferentBatchSharePrameters() throws {
         var c = ModelConfig(); c.inputSize = 8
-        var conv = LayerSpec(type: "conv"); conv.filters = 16; conv.activation = "relu"
-        var d = LayerSpec(type: "dense"); d.units = 7
-        c.layers = [conv, LayerSpec(type: "batchnorm"), LayerSpec(type: "maxpool"), LayerSpec(type: "flatten"), d]
+        var conv = LayerSpec(type: .conv); conv.filters = 16; conv.activation = .relu
+        var d = LayerSpec(type: .dense); d.units = 7
+        c.layers = [conv, LayerSpec(type: .batchnorm), LayerSpec(type: .maxpool), LayerSpec(type: .flatten), d]
         let m = try Model(config: c, batch: 4)
         m.initialize(seed: 1)
         let a = try m.network(batch: 4), b = try m.network(batch: 1)
@@ -35,7 +35,7 @@ final class LayoutTests: XCTestCase {
 
     func testUnknownLayerFieldIsRejected() {
         var c = ModelConfig()
-        var l = LayerSpec(type: "maxpool"); l.units = 3
+        var l = LayerSpec(type: .maxpool); l.units = 3
         c.layers = [l]
         XCTAssertThrowsError(try c.validate()) { XCTAssertTrue("\($0)".contains("'units' does not apply to a maxpool")) }
     }

@@ -32,7 +32,7 @@ final class LossAndOptimizerTests: XCTestCase {
     }
 
     func testNesterovSGDMatchesFormula() {
-        var c = OptimizerConfig(); c.name = "sgd"; c.momentum = 0.9; c.nesterov = true
+        var c = OptimizerConfig(); c.name = .sgd; c.momentum = 0.9; c.nesterov = true
         let opt = Optimizer(config: c, count: 1)
         let p = Arena(1), g = Arena(1)
         p.ptr[0] = 1; g.ptr[0] = 2

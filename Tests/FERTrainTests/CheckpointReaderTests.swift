@@ -96,8 +96,8 @@ final class CheckpointReaderTests: XCTestCase {
         var header = original
         header.model.layers = []
         assertThrows(try Checkpoint.parse(bytes: try sealed(header, data), source: "x.ckpt"), contains: ["x.ckpt", "invalid model", "no layers"])
-        header.model.layers = [LayerSpec(type: "warp")]
-        assertThrows(try Checkpoint.parse(bytes: try sealed(header, data), source: "x.ckpt"), contains: ["unknown layer type 'warp'"])
+        header.model.layers = [LayerSpec(type: .conv)]
+        assertThrows(try Checkpoint.parse(bytes: try sealed(header, data), source: "x.ckpt"), contains: ["x.ckpt", "conv needs filters"])
     }
 
     func testEveryTruncationIsRefused() throws {

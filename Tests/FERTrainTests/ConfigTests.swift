@@ -14,7 +14,7 @@ final class ConfigTests: XCTestCase {
         let rgb = try loadRunConfig(path: repoRoot + "/configs/paper.yaml", overrides: ["model.input_channels=3"])
         XCTAssertEqual(try Model(config: rgb.model, batch: 1).layout.trainableCount, 1_326_567)
         XCTAssertEqual(c.train.batch, 32)
-        XCTAssertEqual(c.optimizer.name, "adam")
+        XCTAssertEqual(c.optimizer.name, .adam)
     }
 
     let model = "model:\n  layers: [{type: flatten}, {type: dense, units: 7}]\n"
@@ -162,7 +162,7 @@ final class ConfigValidationTests: XCTestCase {
             ("augment.zoom_range=1", "augment.zoom_range: 1 must be in [0, 1)"),
             ("augment.zoom_range=-0.1", "augment.zoom_range: -0.1 must be in [0, 1)"),
             ("augment.cval=300", "augment.cval: 300 must be in [0, 255]"),
-            ("augment.fill_mode=constnat", "bad value: augment.fill_mode: unknown fill mode 'constnat' (did you mean 'constant'? valid: nearest, constant)"),
+            ("augment.fill_mode=constnat", "augment.fill_mode: unknown fill mode 'constnat' (did you mean 'constant'? valid: nearest, constant)"),
             ("blank_filter.min_std=-1", "blank_filter.min_std: -1 must be in [0, 127.5]"),
             ("blank_filter.max_fraction=0", "blank_filter.max_fraction: 0 must be in (0, 1]"),
             ("blank_filter.dark_max=250", "blank_filter.dark_max: 250 must be below blank_filter.bright_min (247)"),

@@ -138,7 +138,7 @@ final class TrainingTests: XCTestCase {
         for tta in [1, 4] {
             let (model, _) = try loadModel(checkpoint: ckpt)
             let viaEval = try predictProbabilities(model: model, data: data, indices: Array(test.prefix(5)), tta: tta, batch: 32, comm: LocalCommunicator())!
-            let viaPredict = try predictImages(checkpoint: ckpt, paths: paths, tta: tta).flatMap { try $0.get() }
+            let viaPredict = try predictImages(checkpoint: ckpt, paths: paths, tta: .variants(tta)).flatMap { try $0.get() }
             for (a, b) in zip(viaEval, viaPredict) { XCTAssertEqual(a, b, accuracy: 1e-6, "tta \(tta)") }
         }
     }

@@ -1,0 +1,74 @@
+import ArgumentParser
+import FERTrain
+import Foundation
+
+// Options that several commands share, declared once: each command includes the groups it needs with
+// @OptionGroup, so a flag reads and behaves the same wherever it appears.
+
+/// Where the dataset comes from: `--data`, else $FER_DATA, else the shared FER-2013 zip beside the checkout.
+struct DataOptions: ParsableArguments {
+    @Option(help: "Dataset: a Kaggle folder, the Kaggle .zip or fer2013.csv (default: $FER_DATA or ../shared/data/fer2013.zip).")
+    var data: String?
+
+    var path: String { data ?? ProcessInfo.processInfo.environment["FER_DATA"] ?? "../shared/data/fer2013.zip" }
+}
+
+/// A run config and `--set` overrides applied on top of it.
+struct ConfigOptions: ParsableArguments {
+    @Option(help: "Run config (YAML), e.g. configs/paper.yaml.")
+    var config: String
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key by name, e.g. optimizer.lr=0.01 (repeatable).",
+                                                       valueName: "key=value"))
+    var overrides: [String] = []
+
+    /// The config with the overrides, then `extra` ones (a command's own flags, such as --epochs), applied.
+    func load(_ extra: [String] = []) throws -> RunConfig {
+        try loadRunConfig(path: config, overrides: overrides + extra)
+    }
+}
+
+/// `--allreduce-bucket-kb`: under mpirun, gradients are summed in buckets of about this size, each
+/// started as soon as backward has finished its layers, so communication overlaps compute.
+struct AllreduceOptions: ParsableArguments {
+    @Option(help: "Under mpirun: kilobytes of gradients per non-blocking allreduce, started as backward finishes them (0: one allreduce after backward, no overlap).")
+    var allreduceBucketKb = 1024
+
+    func validate() throws {
+        guard (0...1 << 20).contains(allreduceBucketKb) else { throw ValidationError("--allreduce-bucket-kb must be in 0...1048576") }
+    }
+
+    var bucketBytes: Int { allreduceBucketKb > 0 ? allreduceBucketKb * 1024 : Int.max }
+}
+
+/// `--json`: print one JSON object (or array) instead of the text report.
+struct JSONOutput: ParsableArguments {
+    @Flag(help: "Print JSON instead of the text report.")
+    var json = false
+}
+
+/// `--tta [N]`: average N test-time-augmentation variants (variant 0 is the image itself); `--tta` alone
+/// takes the count from the checkpoint's run config (eval.tta: 10 in the seed's configs).
+struct TTAOptions: ParsableArguments {
+    // `.next`: the value, if any, follows at once; anything else after it (another option, an image
+    // name that is not a number) leaves --tta bare.
+    @Option(defaultAsFlag: TTA.configured, parsing: .next,
+            help: ArgumentHelp("Average this many test-time augmentation variants, 1...\(maxTTA); alone, as many as the checkpoint's run config says.",
+                               valueName: "n"))
+    var tta: TTA?
+
+    func validate() throws {
+        if case .variants(let n) = tta { try validateTTA(n, flag: "--tta") }
+    }
+}
+
+extension TTA: ExpressibleByArgument {
+    public init?(argument: String) {
+        guard let n = Int(argument) else { return nil }
+        self = .variants(n)
+    }
+}
+
+extension EvalSplit: ExpressibleByArgument {
+    /// `validation` is accepted for `val`.
+    public init?(argument: String) { self.init(rawValue: argument == "validation" ? "val" : argument) }
+}
