@@ -5,9 +5,10 @@ import Foundation
 // shift composed into a single 2x3 map from each output pixel to its source coordinates (about the image
 // centre), sampled bilinearly. Parameters are a pure function of (seed, epoch, sample index).
 
-public enum FillMode: String, Codable, Sendable, CaseIterable {
+public enum FillMode: String, ConfigChoice {
     case nearest    // clamp source coordinates to the edge (Keras's default)
     case constant   // outside pixels are `cval`
+    public static let what = "fill mode"
 }
 
 /// Ranges as in Keras: angles in degrees; shifts as a fraction of the side (values >= 1 are pixels);
@@ -44,10 +45,7 @@ public struct AugmentConfig: Codable, Sendable, Equatable {
         shearRange = try c.decodeIfPresent(Double.self, forKey: .shearRange) ?? shearRange
         zoomRange = try c.decodeIfPresent(Double.self, forKey: .zoomRange) ?? zoomRange
         horizontalFlip = try c.decodeIfPresent(Bool.self, forKey: .horizontalFlip) ?? horizontalFlip
-        // Decoded as a string so that a typo gets the valid modes and a suggestion, like every config name.
-        let fill = try c.decodeIfPresent(String.self, forKey: .fillMode) ?? fillMode.rawValue
-        try requireChoice("augment.fill_mode", fill, FillMode.allCases.map(\.rawValue), what: "fill mode")
-        fillMode = FillMode(rawValue: fill)!
+        fillMode = try c.decodeIfPresent(FillMode.self, forKey: .fillMode) ?? fillMode
         cval = try c.decodeIfPresent(Double.self, forKey: .cval) ?? cval
     }
 

@@ -2,14 +2,9 @@ import Foundation
 import FERCore
 
 /// The shape of the learning-rate curve.
-public enum ScheduleName: String, Codable, Sendable, CaseIterable {
+public enum ScheduleName: String, ConfigChoice {
     case constant, step, cosine, plateau
-    /// Decoded as a string so that a typo gets the valid names and a suggestion, like every config name.
-    public init(from decoder: Decoder) throws {
-        let name = try decoder.singleValueContainer().decode(String.self)
-        try requireChoice("schedule.name", name, Self.allCases.map(\.rawValue), what: "schedule")
-        self = Self(rawValue: name)!
-    }
+    public static let what = "schedule"
 }
 
 public struct ScheduleConfig: Codable, Equatable, Sendable {
