@@ -38,11 +38,11 @@ let package = Package(
         .executableTarget(name: "fer-fuzz", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain", "CSTB", "ZIPFoundation"],
                           path: "Sources/FERFuzz"),
 
-        .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation"]),
+        .testTarget(name: "FERDataTests", dependencies: ["FERCore", "FERData", "FERPlot", "CSTB", "ZIPFoundation", "FERTestSupport"]),
         .testTarget(name: "FERNetTests", dependencies: ["FERCore", "FERNet"]),
         .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI", "FERTestSupport"]),
         .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain", "FERTestSupport"]),
-        .target(name: "FERTestSupport", dependencies: ["FERCore"], path: "Tests/FERTestSupport"),
+        .target(name: "FERTestSupport", dependencies: ["FERCore", "FERData"], path: "Tests/FERTestSupport"),
         .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,5 +1,6 @@
 import FERCore
 @testable import FERData
+import FERTestSupport
 import Foundation
 import XCTest
 
