@@ -6,7 +6,7 @@ import XCTest
 final class RealDataTests: XCTestCase {
     func testSharedZip() throws {
         guard let path = sharedZip, path.hasSuffix(".zip") else { throw XCTSkip("no FER-2013 zip (set FER_DATA)") }
-        let cache = NSTemporaryDirectory() + "fer-real-\(getpid())"
+        let cache = tempDir()
         defer { try? FileManager.default.removeItem(atPath: cache) }
         var t = Date()
         let (data, report) = try loadDataset(path: path, cacheDir: cache)
