@@ -43,7 +43,7 @@ let package = Package(
         .testTarget(name: "FERClusterTests", dependencies: ["FERCluster", "CMPI", "FERTestSupport"]),
         .testTarget(name: "FERTrainTests", dependencies: ["FERCore", "FERData", "FERNet", "FERCluster", "FERTrain", "FERTestSupport"]),
         // Shared by the tests and fer-fuzz's seed corpus: runners of `fer`, zip fixtures (zlib deflates them).
-        .target(name: "FERTestSupport", dependencies: ["FERCore", "CZlib"], path: "Tests/FERTestSupport"),
+        .target(name: "FERTestSupport", dependencies: ["FERCore", "FERData", "CZlib"], path: "Tests/FERTestSupport"),
         .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

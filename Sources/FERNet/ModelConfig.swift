@@ -41,6 +41,17 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     enum CodingKeys: String, CodingKey, CaseIterable {
         case type, filters, kernel, stride, padding, activation, units, rate, size, momentum, epsilon
     }
+
+    /// Layer names as the network, checkpoints (`param/conv1.weight`) and `--set model.layers.NAME.key=value`
+    /// spell them: the type and its running count (conv1, batchnorm1, maxpool1, conv2, ...).
+    public static func names(ofTypes types: [String]) -> [String] {
+        var counts: [String: Int] = [:]
+        return types.map { t in
+            counts[t, default: 0] += 1
+            return "\(t)\(counts[t]!)"
+        }
+    }
+
     /// A layer entry's keys: the config loader refuses any other (decoding would silently ignore it).
     public static let keys = CodingKeys.allCases.map(\.rawValue)
 

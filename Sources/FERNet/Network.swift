@@ -24,10 +24,9 @@ public final class Network {
         var layers: [Layer] = []
         var rows: [LayerRow] = []
         var src = input.desc
-        var counts: [LayerType: Int] = [:]
+        let names = LayerSpec.names(ofTypes: c.layers.map(\.type.rawValue))
         for (i, spec) in c.layers.enumerated() {
-            counts[spec.type, default: 0] += 1
-            let name = "\(spec.type)\(counts[spec.type]!)"
+            let name = names[i]
             let first = i == 0
             let layer: Layer
             switch spec.type {

@@ -209,8 +209,10 @@ func checkKeys(_ node: Any, _ schema: Any, path: String) throws {
     }
 }
 
-/// `a.b.c=value`: value parsed as YAML (numbers, booleans, lists). Indices address list items. A key the
-/// config lacks is added, for `checkKeys` to refuse or accept (a layer's optional fields).
+/// `a.b.c=value`: value parsed as YAML (numbers, booleans, lists). Indices address list items, and a layer
+/// may also be named as the network names it (`model.layers.dropout2.rate=0`), which keeps meaning the same
+/// layer when another is inserted before it. A key the config lacks is added, for `checkKeys` to refuse or
+/// accept (a layer's optional fields).
 func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any] {
     guard let eq = o.firstIndex(of: "=") else { throw FERError("--set \(o): expected key=value") }
     let keys = o[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
@@ -223,7 +225,12 @@ func applyOverride(_ o: String, to config: [String: Any]) throws -> [String: Any
     func set(_ node: Any, _ i: Int) throws -> Any {
         let k = keys[i], p = keys[...i].joined(separator: ".")
         if var list = node as? [Any] {
-            guard let n = Int(k), list.indices.contains(n) else { throw FERError("--set \(o): '\(p)' is not an index of the list") }
+            let types = list.map { layer in (layer as? [String: Any])?["type"] as? String ?? "" }
+            let names = keys[..<i] == ["model", "layers"] ? LayerSpec.names(ofTypes: types) : []
+            guard let n = Int(k) ?? names.firstIndex(of: k), list.indices.contains(n) else {
+                throw FERError("--set \(o): '\(p)' is not an index of the list"
+                               + (names.isEmpty ? "" : " or a layer's name (\(names.joined(separator: ", ")))"))
+            }
             list[n] = i == keys.count - 1 ? value : try set(list[n], i + 1)
             return list
         }

@@ -25,8 +25,8 @@ final class CommandLineTests: XCTestCase {
 
     var tiny: String { repoRoot + "/configs/tiny.yaml" }
     /// Few steps: batch-norm running statistics need a short memory to be ready for validation.
-    let quick = ["--set", "train.batch=16", "--set", "model.layers.1.momentum=0.8", "--set", "model.layers.4.momentum=0.8",
-                 "--set", "model.layers.9.momentum=0.8"]
+    let quick = ["--set", "train.batch=16", "--set", "model.layers.batchnorm1.momentum=0.8", "--set", "model.layers.batchnorm2.momentum=0.8",
+                 "--set", "model.layers.batchnorm3.momentum=0.8"]
 
     func testTrainEvalPredictRoundTrip() throws {
         let run = Self.work + "/run"

@@ -1,6 +1,8 @@
 // The start-up agreement must name the part that differs, so the user knows what to fix.
 @testable import FERCluster
 import FERCore
+import FERTestSupport
+import Foundation
 import XCTest
 
 final class HandshakeTests: XCTestCase {
@@ -29,8 +31,21 @@ final class HandshakeTests: XCTestCase {
         XCTAssertFalse(m.contains("version"), m)
     }
 
-    func testAgreeOnOneRank() throws {
-        try agree(on: agreementKey(parts), describing: parts, comm: LocalCommunicator())
-        try agree(on: 0, describing: parts, comm: LocalCommunicator())
+    /// Two real ranks built with different models: their gradient arenas differ in size, so the first
+    /// allreduce would mismatch. Both ranks stop at start-up instead, each naming the differing line.
+    func testRanksWithDifferentModelsStopAtStartUp() throws {
+        let dir = tempDir()
+        try writeFER2013CSV(dir + "/fer2013.csv")
+        let train = [try ferBinary(), "train", "--config", repoRoot + "/configs/tiny.yaml", "--data", dir + "/fer2013.csv", "--run", dir + "/run"]
+        let filtersPerRank = "--set model.layers.conv1.filters=$((16 * (OMPI_COMM_WORLD_RANK + 1)))"
+        let r = try runCommand(mpirun(2) + ["sh", "-c", "exec \(train.map { "'\($0)'" }.joined(separator: " ")) \(filtersPerRank)"], timeout: 60)
+        XCTAssertFalse(r.timedOut, "job hung:\n\(r.output)")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/run/checkpoints"), "a rank trained:\n\(r.output)")
+        for rank in 0..<2 {
+            let report = "\\[rank \(rank)/2\\] error: ranks disagree at start-up: resolved config differs on rank\\(s\\) 1: "
+                + "rank 0 has 'line (\\d+): +filters: 16', rank 1 has 'line \\1: +filters: 32'"
+            XCTAssertNotNil(r.output.range(of: report, options: .regularExpression), r.output)
+        }
     }
 }

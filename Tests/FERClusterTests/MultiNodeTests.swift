@@ -38,7 +38,7 @@ final class MultiNodeTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: dir)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        try writeSyntheticCSV(dir + "/fer2013.csv", perClass: 16)
+        try writeFER2013CSV(dir + "/fer2013.csv", train: 16, test: 4)
         let r = try runCommand(["\(repoRoot)/cluster/run-multinode", "-np", "2", "train", "--config", "\(repoRoot)/configs/tiny.yaml",
                                 "--data", dir + "/fer2013.csv", "--run", dir + "/run", "--epochs", "1",
                                 "--set", "train.batch=16", "--set", "train.check_every=1"],
@@ -51,22 +51,4 @@ final class MultiNodeTests: XCTestCase {
         let metrics = try String(contentsOfFile: dir + "/run/metrics.jsonl", encoding: .utf8)
         XCTAssertTrue(metrics.contains("\"allreduce_wait_seconds\""), metrics)
     }
-}
-
-/// A fer2013.csv with `perClass` Training rows and 4 PublicTest rows per class of noise (deterministic).
-func writeSyntheticCSV(_ path: String, perClass: Int) throws {
-    var x: UInt64 = 88172645463325252
-    var text = "emotion,pixels,Usage\n"
-    for (usage, n) in [("Training", perClass), ("PublicTest", 4)] {
-        for c in 0..<7 {
-            for _ in 0..<n {
-                let px = (0..<2304).map { _ -> String in
-                    x ^= x << 13; x ^= x >> 7; x ^= x << 17    // xorshift64
-                    return String(x % 256)
-                }
-                text += "\(c),\(px.joined(separator: " ")),\(usage)\n"
-            }
-        }
-    }
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
 }

@@ -6,12 +6,6 @@ import XCTest
 
 // Small datasets written by the tests: image folders of odd sizes and colours, zips, CSVs, broken files.
 
-func tempDir(_ tag: String = #function) -> String {
-    let d = NSTemporaryDirectory() + "ferdata-\(getpid())-\(tag.filter { $0.isLetter })-\(UInt32.random(in: 0...UInt32.max))"
-    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
-
 func mkdirs(_ path: String) { try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) }
 
 /// Writes a PNG (or JPEG, by extension) of w x h with `channels`, creating folders.

@@ -1,6 +1,7 @@
 import CSTB
 import FERData
 import FERPlot
+import FERTestSupport
 import Foundation
 import XCTest
 

@@ -1,20 +1,12 @@
 import FERData
+import FERTestSupport
 import Foundation
 import XCTest
 
-/// The shared FER-2013 zip: FER_DATA, else ../shared/data/fer2013.zip from the package root.
-func sharedZip() throws -> String {
-    let env = ProcessInfo.processInfo.environment["FER_DATA"]
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    let path = env ?? root.appendingPathComponent("../shared/data/fer2013.zip").standardizedFileURL.path
-    guard FileManager.default.fileExists(atPath: path), path.hasSuffix(".zip") else { throw XCTSkip("no FER-2013 zip at \(path)") }
-    return path
-}
-
 final class RealDataTests: XCTestCase {
     func testSharedZip() throws {
-        let path = try sharedZip()
-        let cache = NSTemporaryDirectory() + "fer-real-\(getpid())"
+        guard let path = sharedZip, path.hasSuffix(".zip") else { throw XCTSkip("no FER-2013 zip (set FER_DATA)") }
+        let cache = tempDir()
         defer { try? FileManager.default.removeItem(atPath: cache) }
         var t = Date()
         let (data, report) = try loadDataset(path: path, cacheDir: cache)

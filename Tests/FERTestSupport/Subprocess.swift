@@ -1,6 +1,5 @@
 // What the tests that run `fer` share: the repository root, the built binary, a runner with a time limit
-// (a hung MPI job fails its test instead of hanging the suite), mpirun's arguments, and a synthetic
-// fer2013.csv fixture.
+// (a hung MPI job fails its test instead of hanging the suite) and mpirun's arguments.
 import FERCore
 import Foundation
 
@@ -21,10 +20,8 @@ public func ferBinary() throws -> String {
     let candidates = [dir.path + "/fer"] + [".build", ".build-cluster", ".build-dist"].flatMap { b in
         ["release", "debug"].map { "\(repoRoot)/\(b)/\($0)/fer" } }
     if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-    throw FERBinaryMissing(message: "no built fer binary (looked at \(candidates)); run `swift build` or set FER_BIN")
+    throw FERError("no built fer binary (looked at \(candidates)); run `swift build` or set FER_BIN")
 }
-
-public struct FERBinaryMissing: Error { public let message: String }
 
 public struct RunResult {
     public let status: Int32, output: String, timedOut: Bool, seconds: Double
@@ -63,35 +60,4 @@ public func runCommand(_ argv: [String], timeout: TimeInterval = 180, env extra:
 /// mpirun on this 2-core machine: oversubscribed, unbound, passing `env`'s variables to every rank.
 public func mpirun(_ np: Int, env: [String: String] = [:]) -> [String] {
     ["mpirun", "-np", "\(np)", "--oversubscribe", "--bind-to", "none"] + env.keys.sorted().flatMap { ["-x", $0] }
-}
-
-/// A Kaggle-style fer2013.csv: per class `train` Training rows, `test` PublicTest and `privateTest`
-/// PrivateTest rows, each a bright class-specific square on noise (learnable, deterministic).
-public func writeFER2013CSV(_ path: String, train: Int = 20, test: Int = 6, privateTest: Int = 0, seed: UInt64 = 5) throws {
-    var r = KeyedStream(seed)
-    var text = "emotion,pixels,Usage\n"
-    for (usage, n) in [("Training", train), ("PublicTest", test), ("PrivateTest", privateTest)] {
-        for c in 0..<7 {
-            for _ in 0..<n {
-                var img = (0..<2304).map { _ in Int(r.next() % 60) }
-                for (y, x) in classSquare(c) { img[y * 48 + x] = 200 }
-                text += "\(c),\(img.map(String.init).joined(separator: " ")),\(usage)\n"
-            }
-        }
-    }
-    try text.write(toFile: path, atomically: true, encoding: .utf8)
-}
-
-/// One image like the fixture's class `c` rows (its square on the same kind of noise), as a binary PGM.
-public func syntheticFacePGM(_ path: String, klass c: Int, seed: UInt64 = 99) throws {
-    var r = KeyedStream(seed)
-    var pixels = (0..<2304).map { _ in UInt8(r.next() % 60) }
-    for (y, x) in classSquare(c) { pixels[y * 48 + x] = 200 }
-    try Data(Array("P5\n48 48\n255\n".utf8) + pixels).write(to: URL(fileURLWithPath: path))
-}
-
-/// The pixels (row, column) of class c's square in the synthetic fixture.
-public func classSquare(_ c: Int) -> [(Int, Int)] {
-    let x0 = 4 + (c % 4) * 10, y0 = 6 + (c / 4) * 20
-    return (y0..<(y0 + 12)).flatMap { y in (x0..<(x0 + 8)).map { (y, $0) } }
 }

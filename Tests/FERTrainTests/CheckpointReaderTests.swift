@@ -1,5 +1,6 @@
 import FERCore
 import FERNet
+import FERTestSupport
 import Foundation
 import XCTest
 @testable import FERTrain

@@ -2,6 +2,7 @@ import FERCluster
 import FERCore
 import FERData
 import FERNet
+import FERTestSupport
 import Foundation
 import XCTest
 @testable import FERTrain
@@ -73,7 +74,7 @@ final class RunFolderTests: XCTestCase {
             XCTAssertEqual(contents(dir + "/config.yaml"), config, "a refused resume must not rewrite config.yaml")
         }
         // Another architecture is refused too, before config.yaml is touched.
-        XCTAssertThrowsError(try train(dir, ["train.epochs=3", "model.layers.0.filters=32"], options: TrainOptions(resume: "latest")))
+        XCTAssertThrowsError(try train(dir, ["train.epochs=3", "model.layers.conv1.filters=32"], options: TrainOptions(resume: "latest")))
         XCTAssertEqual(contents(dir + "/config.yaml"), config)
 
         // More epochs: allowed. A deliberate change: allowed when asked, and recorded with the next epoch.

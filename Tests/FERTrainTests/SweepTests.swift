@@ -87,9 +87,9 @@ final class SweepTests: XCTestCase {
     /// point crashed oneDNN (SIGILL) after the first point had trained.
     func testSweepValidatesEveryPointBeforeTraining() throws {
         let r = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/zero",
-                                "--grid", "model.layers.0.filters=16,0", "--epochs", "1", "--set", "train.batch=16"], timeout: 60)
+                                "--grid", "model.layers.conv1.filters=16,0", "--epochs", "1", "--set", "train.batch=16"], timeout: 60)
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertTrue(r.output.contains("point model.layers.0.filters=0") && r.output.contains("model.layers.0.filters: 0 must be in [1, 4096]"),
+        XCTAssertTrue(r.output.contains("point model.layers.conv1.filters=0") && r.output.contains("model.layers.0.filters: 0 must be in [1, 4096]"),
                       r.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/zero/filters=16"), "the good first point must not train")
         let twice = try runCommand([fer, "sweep", "--config", tiny, "--data", csv, "--run", dir + "/twice",
