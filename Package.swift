@@ -11,7 +11,7 @@ let hot: [SwiftSetting] = ProcessInfo.processInfo.environment["FER_CHECKED"] == 
 
 let package = Package(
     name: "fer-cluster",
-    platforms: [.macOS(.v13)],
+    platforms: [.macOS(.v15)],
     products: [.executable(name: "fer", targets: ["fer"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
@@ -46,5 +46,5 @@ let package = Package(
         .target(name: "FERTestSupport", dependencies: ["FERCore", "FERData", "CZlib"], path: "Tests/FERTestSupport"),
         .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )

@@ -184,25 +184,26 @@ func classify(_ paths: [String], root: String) throws -> ([ImageRef], [BadItem])
 
 /// Decodes every ref in parallel over the cores; failures become bad items. Output order = refs order.
 func decodeImages(_ refs: [ImageRef], bad: [BadItem],
-                  read: (Int, inout [UInt8]) throws -> Int) -> (Dataset, [BadItem]) {
+                  read: @Sendable (Int, inout [UInt8]) throws -> Int) -> (Dataset, [BadItem]) {
     let n = refs.count
     var pixels = [UInt8](repeating: 0, count: n * imagePixels)
     let errors = UnsafeMutableBufferPointer<String?>.allocate(capacity: n)
     errors.initialize(repeating: nil)
     defer { errors.deallocate() }
-    let chunk = 256
     pixels.withUnsafeMutableBufferPointer { px in
-        let out = px.baseAddress!
-        DispatchQueue.concurrentPerform(iterations: (n + chunk - 1) / chunk) { c in
+        let (out, errs) = (Disjoint(px), Disjoint(errors))
+        parallelChunks(n, chunk: 256) { range in
             var buf = [UInt8](repeating: 0, count: 1 << 16)
-            for i in (c * chunk)..<min(n, (c + 1) * chunk) {
+            for i in range {
                 do {
                     let len = try read(refs[i].key, &buf)
-                    errors[i] = buf.withUnsafeBytes { decodeGray48(UnsafeRawBufferPointer(rebasing: $0[0..<len]), into: out + i * imagePixels) }
+                    errs.pointer[i] = buf.withUnsafeBytes {
+                        decodeGray48(UnsafeRawBufferPointer(rebasing: $0[0..<len]), into: out.pointer.baseAddress! + i * imagePixels)
+                    }
                 } catch let e as FERError {
-                    errors[i] = e.message
+                    errs.pointer[i] = e.message
                 } catch {
-                    errors[i] = "\(error)"
+                    errs.pointer[i] = "\(error)"
                 }
             }
         }
@@ -275,11 +276,11 @@ private func decodeCSVRows(_ b: UnsafeBufferPointer<UInt8>, _ rows: [Range<Int>]
     var errors = [String?](repeating: nil, count: n)
     pixels.withUnsafeMutableBufferPointer { px in labels.withUnsafeMutableBufferPointer { lb in
         splits.withUnsafeMutableBufferPointer { sp in errors.withUnsafeMutableBufferPointer { er in
-            let (px, lb, sp, er) = (px, lb, sp, er)
-            DispatchQueue.concurrentPerform(iterations: (n + 1023) / 1024) { c in
-                for r in (c * 1024)..<min(n, (c + 1) * 1024) {
-                    er[r] = parseRow(b, rows[r], columns: columns, count: count,
-                                     pixels: px.baseAddress! + r * imagePixels, label: &lb[r], split: &sp[r])
+            let (b, px, lb, sp, er) = (Disjoint(b), Disjoint(px), Disjoint(lb), Disjoint(sp), Disjoint(er))
+            parallelChunks(n, chunk: 1024) { range in
+                for r in range {
+                    er.pointer[r] = parseRow(b.pointer, rows[r], columns: columns, count: count,
+                                             pixels: px.pointer.baseAddress! + r * imagePixels, label: &lb.pointer[r], split: &sp.pointer[r])
                 }
             }
         } }

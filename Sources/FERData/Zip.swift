@@ -22,7 +22,7 @@ private struct Damaged: Error {
 }
 
 /// Bounds-checked little-endian fields of untrusted bytes.
-private struct Fields {
+private struct Fields: Sendable {
     let b: [UInt8]
     var count: Int { b.count }
 
@@ -55,7 +55,7 @@ struct ZipEntry {
     var isDirectory: Bool { name.hasSuffix("/") }
 }
 
-final class ZipArchive: @unchecked Sendable {
+final class ZipArchive: Sendable {
     let path: String
     private let f: Fields
     let entries: [ZipEntry]

@@ -6,7 +6,7 @@
 import FERTrain
 import Foundation
 
-let targets: [String: ([UInt8]) throws -> Void] = [
+let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
     "zip": { _ = try ingestZip(bytes: $0, path: "fuzz.zip") },
     "csv": { _ = try ingestCSV(bytes: $0, path: "fuzz.csv") },
     "image": { bytes in

@@ -11,8 +11,9 @@ func check(_ status: dnnl_status_t, _ what: @autoclosure () -> String) {
     if status != dnnl_success { fatalError("oneDNN: \(what()) failed with status \(status.rawValue)") }
 }
 
-/// The CPU engine and its stream: one per process.
-public final class Engine {
+/// The CPU engine and its stream: one per process. Sendable by oneDNN's contract: an engine may be used
+/// from any thread, and its handles never change; the stream is only ever used by the training thread.
+public final class Engine: @unchecked Sendable {
     public let engine: dnnl_engine_t
     public let stream: dnnl_stream_t
     public static let cpu = Engine()

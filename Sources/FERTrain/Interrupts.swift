@@ -1,6 +1,7 @@
 import FERCore
 import FERNet
 import Foundation
+import Synchronization
 
 // What stops a run before its last epoch: SIGINT and SIGTERM (a checkpoint at the next step boundary),
 // and, in tests, injected faults.
@@ -17,17 +18,17 @@ public struct TrainingInterrupted: Error, CustomStringConvertible {
 /// the process at once. Only a flag is set in the handler: everything else happens on the training thread.
 public enum Interrupt {
     public static func install() {
-        interruptSignal = 0   // touch the global before any handler can run
+        interruptSignal.store(0, ordering: .relaxed)   // initialise the global before any handler can run
         for s in [SIGINT, SIGTERM] {
             signal(s) { sig in
-                if interruptSignal != 0 { _exit(128 + sig) }
-                interruptSignal = sig
+                // A lock-free atomic: the only kind of shared state a signal handler may touch.
+                if interruptSignal.exchange(sig, ordering: .relaxed) != 0 { _exit(128 + sig) }
             }
         }
     }
-    public static var received: Int32 { interruptSignal }
+    public static var received: Int32 { interruptSignal.load(ordering: .relaxed) }
 }
-nonisolated(unsafe) private var interruptSignal: Int32 = 0
+private let interruptSignal = Atomic<Int32>(0)
 
 /// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
 /// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Prepares step i+1's batch on a background thread while step i computes: a bounded queue of `depth`
 /// buffers. `produce(step, input, labels)` fills one buffer; `next()` hands buffers out in step order.
@@ -58,9 +59,8 @@ final class Prefetcher {
 }
 
 /// A flag set once by one thread and read by another.
-final class CancelFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
-    func set() { lock.lock(); value = true; lock.unlock() }
+final class CancelFlag: Sendable {
+    private let value = Atomic(false)
+    var isSet: Bool { value.load(ordering: .acquiring) }
+    func set() { value.store(true, ordering: .releasing) }
 }

@@ -32,7 +32,7 @@ struct SweepCommand: ParsableCommand {
             let axes = try grid.map { try SweepAxis(parsing: $0) }
             guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
             if let g = groups, g < 1 { throw ValidationError("--groups must be positive") }
-            let log: (String) -> Void = { print($0); fflush(stdout) }
+            let log: (String) -> Void = { print($0); fflush(nil) }
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { log($0) } }
             guard let results = try runSweep(configPath: config.config, overrides: config.overrides, axes: axes, epochs: epochs,
                                              data: dataset, runDir: runDir, comm: comm, groups: groups, log: log) else { return }

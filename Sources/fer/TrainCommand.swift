@@ -44,7 +44,7 @@ struct TrainCommand: ParsableCommand {
             let cfg = try config.load(epochs.map { ["train.epochs=\($0)"] } ?? [])
             // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
             let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
-            let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(stdout) } }
+            let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(nil) } }
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: strict, comm: comm, log: log)
             let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
                                        bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter)
@@ -63,5 +63,5 @@ func drawProgress(epoch: Int, step: Int, steps: Int, loss: Double) {
     let width = 30, done = width * step / max(steps, 1)
     let bar = String(repeating: "=", count: done) + (done < width ? ">" : "") + String(repeating: " ", count: max(width - done - 1, 0))
     print("\repoch \(epoch) [\(bar)] \(step)/\(steps)  loss " + String(format: "%.4f", loss), terminator: "")
-    fflush(stdout)
+    fflush(nil)
 }

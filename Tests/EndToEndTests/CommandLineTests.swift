@@ -6,22 +6,25 @@ import XCTest
 /// Runs the built `fer` as a user would: train, eval (with TTA), predict, bench, info, and the bad
 /// inputs each command must refuse with a message naming the file and reason and a non-zero exit.
 final class CommandLineTests: XCTestCase {
-    static var work = ""
-    static var csv = ""
-
-    /// A small learnable fer2013.csv (FERTestSupport's synthetic squares): 40 training, 6 public and 4
-    /// private test rows per class.
-    override class func setUp() {
-        work = NSTemporaryDirectory() + "fer-e2e-\(getpid())"
+    /// The suite's folder, made anew on first use.
+    static let work: String = {
+        let work = NSTemporaryDirectory() + "fer-e2e-\(getpid())"
         try? FileManager.default.removeItem(atPath: work)
         try! FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        csv = work + "/fer2013.csv"
+        return work
+    }()
+    /// A small learnable fer2013.csv (FERTestSupport's synthetic squares): 40 training, 6 public and 4
+    /// private test rows per class.
+    static let csv: String = {
+        let csv = work + "/fer2013.csv"
         try! writeFER2013CSV(csv, train: 40, test: 6, privateTest: 4)
-    }
+        return csv
+    }()
 
-    func fer(_ args: [String], timeout: TimeInterval = 300) throws -> RunResult {
-        try runCommand([try ferBinary()] + args, timeout: timeout, env: ["OMP_NUM_THREADS": "2", "FER_CACHE_DIR": Self.work + "/cache"])
+    static func fer(_ args: [String], timeout: TimeInterval = 300) throws -> RunResult {
+        try runCommand([try ferBinary()] + args, timeout: timeout, env: ["OMP_NUM_THREADS": "2", "FER_CACHE_DIR": work + "/cache"])
     }
+    func fer(_ args: [String], timeout: TimeInterval = 300) throws -> RunResult { try Self.fer(args, timeout: timeout) }
 
     var tiny: String { repoRoot + "/configs/tiny.yaml" }
     /// Few steps: batch-norm running statistics need a short memory to be ready for validation.
@@ -124,16 +127,16 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["predict", "--checkpoint", ckpt, Self.csv], mentions: ["broken.ckpt"])
     }
 
-    /// One checkpoint for the predict and eval cases below (1 epoch, trained once).
-    static var predictRun: String?
+    /// One checkpoint for the predict and eval cases below (1 epoch, trained once, on first use).
+    static let predictRun = work + "/predict"
+    static let predictTraining = Result {
+        try fer(["train", "--config", repoRoot + "/configs/tiny.yaml", "--data", csv, "--run", predictRun, "--epochs", "1",
+                 "--set", "train.batch=16"])
+    }
     func trainedCheckpoint() throws -> String {
-        let run = Self.work + "/predict"
-        if Self.predictRun == nil {
-            let r = try fer(["train", "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "1", "--set", "train.batch=16"])
-            XCTAssertEqual(r.status, 0, r.output)
-            Self.predictRun = run
-        }
-        return run + "/checkpoints/best.ckpt"
+        let r = try Self.predictTraining.get()
+        XCTAssertEqual(r.status, 0, r.output)
+        return Self.predictRun + "/checkpoints/best.ckpt"
     }
 
     func facePGM(_ name: String, klass: Int) throws -> String {

@@ -16,17 +16,20 @@ func pngBytes(_ seed: Int = 0) -> [UInt8] {
 }
 
 /// Runs `body` on another thread and fails (instead of hanging the suite) if it takes over `seconds`.
-func withinSeconds<T>(_ seconds: Double, _ body: @escaping () throws -> T,
+func withinSeconds<T>(_ seconds: Double, _ body: @escaping @Sendable () throws -> T,
                       file: StaticString = #filePath, line: UInt = #line) throws -> T {
-    var result: Result<T, Error>?
+    let handoff = Handoff<T>()
     let done = DispatchSemaphore(value: 0)
-    Thread.detachNewThread { result = Result(catching: body); done.signal() }
-    guard done.wait(timeout: .now() + seconds) == .success, let result else {
+    Thread.detachNewThread { handoff.result = Result(catching: body); done.signal() }
+    guard done.wait(timeout: .now() + seconds) == .success, let result = handoff.result else {
         XCTFail("still running after \(seconds) s (hung)", file: file, line: line)
         throw FERError("timed out")
     }
     return try result.get()
 }
+
+/// The worker's result: written before `done.signal()`, read after `done.wait`, which orders the two.
+final class Handoff<T>: @unchecked Sendable { var result: Result<T, Error>? }
 
 final class HostileZipTests: XCTestCase {
     let good = RawZip.Entry(name: "train/happy/a.png", data: pngBytes())

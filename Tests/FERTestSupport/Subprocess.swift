@@ -23,7 +23,7 @@ public func ferBinary() throws -> String {
     throw FERError("no built fer binary (looked at \(candidates)); run `swift build` or set FER_BIN")
 }
 
-public struct RunResult {
+public struct RunResult: Sendable {
     public let status: Int32, output: String, timedOut: Bool, seconds: Double
 }
 
