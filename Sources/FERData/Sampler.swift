@@ -57,6 +57,19 @@ public struct Sampler: Sendable {
     }
 }
 
+/// The images a run learns from and the ones it validates on: the train split minus the images `blank`
+/// flags (they are reported, not silently dropped), then a stratified hold-out of `fraction`. The hold-out
+/// is drawn with its own `splitSeed`, not the training seed, so runs that differ only in seed validate on
+/// the same images and can be compared and ensembled on them (`fer eval --split val`).
+public func holdOut(_ data: Dataset, blank: BlankFilter, fraction: Double, splitSeed: UInt64)
+    -> (train: [Int], validation: [Int], excluded: [(index: Int, reason: String)]) {
+    let train = data.indices(in: .train)
+    let excluded = blank.flagged(data, indices: train)
+    let flagged = Set(excluded.map { $0.index })
+    let split = stratifiedSplit(indices: train.filter { !flagged.contains($0) }, labels: data.labels, fraction: fraction, seed: splitSeed)
+    return (split.train, split.validation, excluded)
+}
+
 /// Holds out `fraction` of each class (rounded) as validation, chosen by a seeded permutation per class.
 /// `labels` is indexed by the values in `indices`. Both outputs are sorted.
 public func stratifiedSplit(indices: [Int], labels: [UInt8], fraction: Double = 0.2,

@@ -25,6 +25,9 @@ import FERData
 import FERNet
 import Foundation
 
+/// The version of fer. Ranks compare it at start-up (a job must run one binary everywhere).
+public let ferVersion = "0.1.0"
+
 public final class DataParallel {
     public struct Bucket: Equatable {
         public let range: Range<Int>     // floats of the gradient arena

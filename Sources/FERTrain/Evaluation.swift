@@ -146,13 +146,13 @@ public enum EvalSplit: String, Codable, CaseIterable, Sendable, CustomStringConv
         case .privateTest: return data.indices(in: .privateTest)
         case .train: return data.indices(in: .train)
         case .val:
-            if let config { return holdOut(config: try loadRunConfig(path: config), data: data).validation }
+            if let config { return try loadRunConfig(path: config).holdOut(data).validation }
             let holdOuts = try checkpoints.map { c -> [Int] in
                 let path = runFolder(of: c) + "/config.yaml"
                 guard FileManager.default.fileExists(atPath: path) else {
                     throw FERError(file: c, "no config.yaml in its run folder to carve the validation split from; pass --config")
                 }
-                return holdOut(config: try loadRunConfig(path: path), data: data).validation
+                return try loadRunConfig(path: path).holdOut(data).validation
             }
             if let i = holdOuts.firstIndex(where: { $0 != holdOuts[0] }) {
                 throw FERError(file: checkpoints[i], "validated on other images than \(checkpoints[0]) (train.split_seed, validation_fraction or blank_filter differ): its val accuracy would count images another member trained on")
@@ -172,21 +172,4 @@ private func add(_ a: [Float]?, _ b: [Float]?) -> [Float]? {
     guard let b else { return a }
     guard let a else { return b }
     return zip(a, b).map { $0 + $1 }
-}
-
-/// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants (none
-/// for `tta` nil). An image that cannot be read is its own failure; the others are still predicted.
-public func predictImages(checkpoint: String, paths: [String], tta: TTA?) throws -> [Result<[Float], FERError>] {
-    let (model, header) = try loadModel(checkpoint: checkpoint)
-    let tta = try tta?.count(checkpoint: checkpoint, header: header) ?? 1
-    let loaded = paths.map { p in Result { try loadImageFile(p) }.mapError { $0 as? FERError ?? FERError(file: p, "\($0)") } }
-    let images = loaded.compactMap { try? $0.get() }
-    let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
-        images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
-    }.mean
-    let k = model.config.classes
-    var next = 0
-    return loaded.map { r in
-        r.map { _ in defer { next += 1 }; return Array(p[(next * k)..<((next + 1) * k)]) }
-    }
 }

@@ -80,3 +80,20 @@ public func meanLogLoss(_ p: [Float], labels: [Int], k: Int) -> Double {
     guard !labels.isEmpty else { return 0 }
     return labels.enumerated().reduce(0.0) { $0 - log(max(Double(p[$1.offset * k + $1.element]), 1e-12)) } / Double(labels.count)
 }
+
+/// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants (none
+/// for `tta` nil). An image that cannot be read is its own failure; the others are still predicted.
+public func predictImages(checkpoint: String, paths: [String], tta: TTA?) throws -> [Result<[Float], FERError>] {
+    let (model, header) = try loadModel(checkpoint: checkpoint)
+    let tta = try tta?.count(checkpoint: checkpoint, header: header) ?? 1
+    let loaded = paths.map { p in Result { try loadImageFile(p) }.mapError { $0 as? FERError ?? FERError(file: p, "\($0)") } }
+    let images = loaded.compactMap { try? $0.get() }
+    let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
+        images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
+    }.mean
+    let k = model.config.classes
+    var next = 0
+    return loaded.map { r in
+        r.map { _ in defer { next += 1 }; return Array(p[(next * k)..<((next + 1) * k)]) }
+    }
+}

@@ -250,3 +250,10 @@ func describe(_ error: Error) -> String {
     default: return "\(error)"
     }
 }
+
+extension RunConfig {
+    /// This run's training and validation images of `data` (FERData's `holdOut` with its settings).
+    public func holdOut(_ data: Dataset) -> (train: [Int], validation: [Int], excluded: [(index: Int, reason: String)]) {
+        FERData.holdOut(data, blank: blankFilter, fraction: train.validationFraction, splitSeed: train.splitSeed)
+    }
+}

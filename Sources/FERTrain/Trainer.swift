@@ -67,7 +67,7 @@ public final class Trainer {
         guard t.batch >= comm.size else {
             throw FERError("train.batch \(t.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
         }
-        let split = holdOut(config: config, data: data)
+        let split = config.holdOut(data)
         guard !split.train.isEmpty || !split.validation.isEmpty else { throw FERError("the dataset has no usable training images") }
         trainIndices = split.train; validationIndices = split.validation; excluded = split.excluded
         guard trainIndices.count >= t.batch else {
@@ -258,18 +258,4 @@ public final class Trainer {
         let stale = all.filter { $0.contains("-partial-") && $0 < newest } + complete.dropLast(max(config.train.keepCheckpoints, 1))
         for p in stale { try? FileManager.default.removeItem(atPath: p) }
     }
-}
-
-/// The images a run learns from and the ones it validates on: the train split minus blank images (they
-/// are reported, not silently dropped), then a stratified hold-out of `train.validation_fraction`. The
-/// hold-out is drawn with `train.split_seed`, not `train.seed`, so runs that differ only in seed validate
-/// on the same images and can be compared and ensembled on them (`fer eval --split val`).
-public func holdOut(config: RunConfig, data: Dataset) -> (train: [Int], validation: [Int], excluded: [(index: Int, reason: String)]) {
-    let train = data.indices(in: .train)
-    let excluded = config.blankFilter.flagged(data, indices: train)
-    let blank = Set(excluded.map { $0.index })
-    let usable = train.filter { !blank.contains($0) }
-    let split = stratifiedSplit(indices: usable, labels: data.labels, fraction: config.train.validationFraction,
-                                seed: config.train.splitSeed)
-    return (split.train, split.validation, excluded)
 }

@@ -153,12 +153,12 @@ final class SweepTests: XCTestCase {
         let a = try train("a", ["train.seed=1"]), b = try train("b", ["train.seed=2"]), c = try train("c", ["train.split_seed=7"])
         let (data, _) = try ingest(path: csv)
         let config = try loadRunConfig(path: a + "/config.yaml")
-        let heldOut = holdOut(config: config, data: data).validation
+        let heldOut = config.holdOut(data).validation
         XCTAssertEqual(heldOut.count, 28)
         var other = config; other.train.seed = 2
-        XCTAssertEqual(holdOut(config: other, data: data).validation, heldOut, "the seed must not move the hold-out")
+        XCTAssertEqual(other.holdOut(data).validation, heldOut, "the seed must not move the hold-out")
         other.train.splitSeed = 7
-        XCTAssertNotEqual(holdOut(config: other, data: data).validation, heldOut)
+        XCTAssertNotEqual(other.holdOut(data).validation, heldOut)
 
         let dump = dir + "/val.bin"
         let r = try runCommand([fer, "eval", "--checkpoint", a + "/checkpoints/epoch-0001.ckpt", "--data", csv, "--split", "val",
