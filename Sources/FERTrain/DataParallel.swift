@@ -144,6 +144,24 @@ public final class DataParallel {
         let s = try comm.allreduceMax([UInt64(Interrupt.received)])[0]
         return s == 0 ? nil : Int32(s)
     }
+
+    /// After a step: the signal that asks every rank to stop, and whether to write a mid-epoch checkpoint.
+    /// One allreduce answers both. Only rank 0's `checkpointDue` counts: a time interval read from each
+    /// rank's own clock could fall on different steps, and every rank must take part in the checkpoint.
+    func agreeAfterStep(checkpointDue: Bool) throws -> (signal: Int32?, checkpoint: Bool) {
+        let v = try comm.allreduceMax([UInt64(Interrupt.received), comm.rank == 0 && checkpointDue ? 1 : 0])
+        return (v[0] == 0 ? nil : Int32(v[0]), v[1] != 0)
+    }
+
+    /// Runs `body` (which writes a checkpoint) with the statistics averaged over ranks, then gives each rank
+    /// its own back, so a run that writes mid-epoch checkpoints trains exactly as one that does not.
+    func withAveragedBatchNormStatistics(_ body: () throws -> Void) throws {
+        let stats = UnsafeMutableBufferPointer(start: model.stats.ptr, count: model.stats.count)
+        let own = Array(stats)
+        defer { _ = stats.update(fromContentsOf: own) }
+        try averageBatchNormStatistics()
+        try body()
+    }
 }
 
 /// Partitions [0, arenaCount) into buckets of whole, consecutive layers, from the last layer down.

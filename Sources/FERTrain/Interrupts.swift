@@ -3,8 +3,8 @@ import FERNet
 import Foundation
 import Synchronization
 
-// What stops a run before its last epoch: SIGINT and SIGTERM (a checkpoint at the next step boundary),
-// and, in tests, injected faults.
+// What stops a run before its last epoch: SIGINT, SIGTERM and SIGUSR1 (a checkpoint at the next step
+// boundary), and, in tests, injected faults.
 
 /// Training stopped at a step boundary by a signal, its checkpoint written: the command exits as the
 /// signal would have (128 + signal), which scripts/launch does not restart.
@@ -14,12 +14,16 @@ public struct TrainingInterrupted: Error, CustomStringConvertible {
     public var description: String { "interrupted by signal \(signal); continue with --resume latest" }
 }
 
-/// SIGINT and SIGTERM ask training to stop at the next step boundary, with a checkpoint; a second one ends
-/// the process at once. Only a flag is set in the handler: everything else happens on the training thread.
+/// SIGINT, SIGTERM and SIGUSR1 ask training to stop at the next step boundary, with a checkpoint; a second
+/// one ends the process at once. SIGUSR1 is what Slurm sends ahead of a time limit or preemption with
+/// `--signal=USR1@SECONDS` (cluster/slurm/fer.sbatch): its default action would kill the process
+/// without a checkpoint. Only a flag is set in the handler: everything else happens on the training thread.
 public enum Interrupt {
+    public static let signals = [SIGINT, SIGTERM, SIGUSR1]
+
     public static func install() {
         interruptSignal.store(0, ordering: .relaxed)   // initialise the global before any handler can run
-        for s in [SIGINT, SIGTERM] {
+        for s in signals {
             signal(s) { sig in
                 // A lock-free atomic: the only kind of shared state a signal handler may touch.
                 if interruptSignal.exchange(sig, ordering: .relaxed) != 0 { _exit(128 + sig) }
@@ -32,17 +36,17 @@ private let interruptSignal = Atomic<Int32>(0)
 
 /// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
 /// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C
-/// does), `throw` an error, or `diverge`: perturb one of its parameters so that the next
+/// does), `usr1`: SIGUSR1 (what Slurm's --signal sends before a time limit), `throw` an error, or `diverge`: perturb one of its parameters so that the next
 /// train.check_every check must catch it.
 struct Fault {
-    enum Kind: String { case kill, term, `throw`, diverge }
+    enum Kind: String { case kill, term, usr1, `throw`, diverge }
     let kind: Kind, step: Int, rank: Int
 
     static func fromEnvironment() throws -> Fault? {
         guard let spec = ProcessInfo.processInfo.environment["FER_FAULT"], !spec.isEmpty else { return nil }
         let f = spec.split(separator: ":").map(String.init)
         guard f.count == 3, let kind = Kind(rawValue: f[0]), let step = Int(f[1]), let rank = Int(f[2]) else {
-            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, term, throw or diverge")
+            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, term, usr1, throw or diverge")
         }
         return Fault(kind: kind, step: step, rank: rank)
     }
@@ -53,6 +57,7 @@ struct Fault {
             FileHandle.standardError.write(Data("fer: injected fault: rank \(rank) kills itself after step \(step)\n".utf8))
             kill(getpid(), SIGKILL)
         case .term: raise(SIGTERM)   // to this thread, so the handler has run when it returns
+        case .usr1: raise(SIGUSR1)
         case .throw: throw FERError("injected fault: rank \(rank) fails after step \(step)")
         case .diverge:
             // The largest weight: never a zero or padding element, whose one-ulp change an update (or

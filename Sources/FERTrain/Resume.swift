@@ -94,9 +94,11 @@ extension Trainer {
     }
 
     /// Settings a resume may change without altering the trajectory so far: how long to train (extending a
-    /// run is what resuming is for), how many checkpoints to keep, checks and evaluation.
+    /// run is what resuming is for), how many checkpoints to keep and how often to write them (a requeued
+    /// job may need them more often), checks and evaluation.
     static func freeToChange(_ key: String) -> Bool {
-        ["train.epochs", "train.keep_checkpoints", "train.check_every"].contains(key) || key.hasPrefix("eval.")
+        ["train.epochs", "train.keep_checkpoints", "train.check_every", "train.checkpoint_every_steps",
+         "train.checkpoint_every_minutes"].contains(key) || key.hasPrefix("eval.")
     }
 }
 

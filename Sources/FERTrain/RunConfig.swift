@@ -58,9 +58,12 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var labelSmoothing: Float = 0
     public var keepCheckpoints = 3         // newest K epoch checkpoints kept, plus best.ckpt
     public var checkEvery = 0              // steps between cross-rank parameter checksum checks (0: off)
+    public var checkpointEverySteps = 0    // a mid-epoch checkpoint every K global steps (0: off)
+    public var checkpointEveryMinutes = 0.0   // and/or once M minutes passed since the last checkpoint, by rank 0's clock (0: off)
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
-             labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every"
+             labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
+             checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes"
     }
     public init() {}
 
@@ -72,6 +75,8 @@ public struct TrainSettings: Codable, Equatable, Sendable {
         try require("train.label_smoothing", labelSmoothing, 0, 1, "[)")
         try require("train.keep_checkpoints", keepCheckpoints, 1, 1000)
         try requireAtLeast("train.check_every", checkEvery, 0)
+        try requireAtLeast("train.checkpoint_every_steps", checkpointEverySteps, 0)
+        try require("train.checkpoint_every_minutes", checkpointEveryMinutes, 0, 7 * 24 * 60)   // a week: longer is a typo
     }
 }
 

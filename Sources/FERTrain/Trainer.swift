@@ -55,6 +55,9 @@ public final class Trainer {
     public internal(set) var history: [EpochMetrics] = []
     /// The signal that stopped training at a step boundary (a checkpoint was written), or nil.
     public private(set) var interruptedBy: Int32?
+    /// When the last checkpoint was written (or training started): train.checkpoint_every_minutes counts
+    /// from it, on rank 0.
+    var lastCheckpoint = Date()
     /// Called after every step with (epoch, step within the epoch, steps per epoch, mean weighted loss so
     /// far this epoch on this rank): the command line draws a progress bar from it on a terminal.
     public var onStep: ((Int, Int, Int, Double) -> Void)?
@@ -101,8 +104,9 @@ public final class Trainer {
     var stepsPerEpoch: Int { sampler.stepsPerEpoch }
 
     /// Trains until `config.train.epochs` epochs are complete (or `untilEpoch`, or `--stop-after`), or
-    /// until SIGINT/SIGTERM (see Interrupt), which ends the current step and writes a checkpoint.
+    /// until SIGINT/SIGTERM/SIGUSR1 (see Interrupt), which ends the current step and writes a checkpoint.
     public func run(untilEpoch: Int? = nil) throws {
+        lastCheckpoint = Date()
         // The folder stays locked while training, and only then: another trainer may continue it after.
         if comm.rank == 0, folder == nil { folder = try RunFolder(runDir, mode: .resume, log: log) }
         defer { folder = nil }
@@ -150,11 +154,17 @@ public final class Trainer {
             optimizer.step(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
             lossSum += r.weightedLossSum; correct += r.correct
-            if let signal = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n)) {
+            let next = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n))
+            if next.signal != nil || next.checkpoint {
+                // The checkpoint carries the epoch's sums so far, over all ranks; the ranks keep their own.
                 let totals = try comm.allreduceSum([lossSum, Double(correct)])
                 state.partial = PartialEpoch(lossSum: totals[0], correct: Int(totals[1]), seconds: earlier + Date().timeIntervalSince(start))
-                try stop(by: signal, inEpoch: epoch + 1)
-                return nil
+                if let signal = next.signal {
+                    try stop(by: signal, inEpoch: epoch + 1)
+                    return nil
+                }
+                try checkpointMidEpoch(epoch + 1)
+                state.partial = nil
             }
         }
         let totals = try comm.allreduceSum([lossSum, Double(correct)])
@@ -174,6 +184,7 @@ public final class Trainer {
         m.configChanges = pendingChanges
         pendingChanges = nil
         if comm.rank == 0 { try record(m) }
+        lastCheckpoint = Date()
         return m
     }
 
@@ -193,13 +204,39 @@ public final class Trainer {
     }
 
     /// Everything between two steps, outside the step itself: the progress callback, injected faults, the
-    /// replica check, and the agreement on a signal. Returns the signal all ranks stop on, if any; at the
-    /// epoch's last step `run` asks instead, once the epoch is validated and saved.
-    func afterStep(epoch: Int, step s: Int, of steps: Int, meanLoss: Double) throws -> Int32? {
+    /// replica check, and the agreement on a signal and on a mid-epoch checkpoint. Returns what all ranks
+    /// do next; at the epoch's last step `run` asks instead, once the epoch is validated and saved.
+    func afterStep(epoch: Int, step s: Int, of steps: Int, meanLoss: Double) throws -> (signal: Int32?, checkpoint: Bool) {
         onStep?(epoch + 1, s + 1, steps, meanLoss)
         if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
         if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try dataParallel.checkReplicasAgree(step: state.step) }
-        return s + 1 < steps ? try dataParallel.agreedInterrupt() : nil
+        return s + 1 < steps ? try dataParallel.agreeAfterStep(checkpointDue: midEpochCheckpointDue()) : (nil, false)
+    }
+
+    /// Whether train.checkpoint_every_steps (global steps, so a resumed run keeps the rhythm) or
+    /// train.checkpoint_every_minutes (since the last checkpoint, by this rank's clock) asks for a checkpoint.
+    func midEpochCheckpointDue() -> Bool {
+        let t = config.train
+        if t.checkpointEverySteps > 0, state.step % t.checkpointEverySteps == 0 { return true }
+        return t.checkpointEveryMinutes > 0 && Date().timeIntervalSince(lastCheckpoint) >= t.checkpointEveryMinutes * 60
+    }
+
+    /// The checkpoint of a step inside `epoch` (1-based: the epoch in progress). It sorts after the
+    /// previous epoch's checkpoint and before this epoch's, so --resume latest finds the newest.
+    func midEpochCheckpointPath(_ folder: RunFolder, epoch: Int) -> String {
+        folder.checkpoints + String(format: "/epoch-%04d-partial-s%09d.ckpt", epoch, state.step)
+    }
+
+    /// Writes a checkpoint of the epoch in progress and trains on (train.checkpoint_every_*).
+    func checkpointMidEpoch(_ epoch: Int) throws {
+        try dataParallel.withAveragedBatchNormStatistics {
+            guard let folder else { return }
+            let path = midEpochCheckpointPath(folder, epoch: epoch)
+            try saveCheckpoint(path)
+            log("checkpoint at step \(state.step), in epoch \(epoch): wrote \(path)")
+        }
+        if folder != nil { pruneCheckpoints() }
+        lastCheckpoint = Date()
     }
 
     /// Writes the checkpoint of the epoch in progress and ends training.
@@ -207,9 +244,10 @@ public final class Trainer {
         interruptedBy = signal
         try dataParallel.averageBatchNormStatistics()
         if let folder {
-            let path = folder.checkpoints + String(format: "/epoch-%04d-partial-s%09d.ckpt", epoch, state.step)
+            let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)
             log("interrupted (signal \(signal)) at step \(state.step), in epoch \(epoch): wrote \(path); continue with --resume latest")
+            pruneCheckpoints()
         }
     }
 
@@ -249,13 +287,14 @@ public final class Trainer {
                             datasetChecksum: datasetChecksum, configHash: configHash, config: config.yaml(), metrics: metrics)
     }
 
-    /// Keeps the newest `keep_checkpoints` epoch checkpoints; an interrupted epoch's checkpoint goes once a
-    /// later epoch is complete.
+    /// Keeps the newest `keep_checkpoints` epoch checkpoints, and the newest `keep_checkpoints` mid-epoch
+    /// (or interrupted) checkpoints of the epoch in progress; those go once a later epoch is complete.
     func pruneCheckpoints() {
-        let all = epochCheckpoints(runDir: runDir)
+        let all = epochCheckpoints(runDir: runDir), keep = max(config.train.keepCheckpoints, 1)
         let complete = all.filter { !$0.contains("-partial-") }
-        guard let newest = complete.last else { return }
-        let stale = all.filter { $0.contains("-partial-") && $0 < newest } + complete.dropLast(max(config.train.keepCheckpoints, 1))
-        for p in stale { try? FileManager.default.removeItem(atPath: p) }
+        let partial = all.filter { $0.contains("-partial-") }
+        let done = partial.filter { p in complete.last.map { p < $0 } ?? false }
+        let inProgress = partial.filter { !done.contains($0) }
+        for p in done + inProgress.dropLast(keep) + complete.dropLast(keep) { try? FileManager.default.removeItem(atPath: p) }
     }
 }

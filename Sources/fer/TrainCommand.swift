@@ -9,7 +9,7 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         Writes the run folder: config.yaml (the resolved config), metrics.jsonl (one line per epoch), \
         checkpoints/ (the newest train.keep_checkpoints epochs and best.ckpt) and curves-*.png. \
-        SIGINT or SIGTERM finishes the step, checkpoints and exits; --resume latest continues bit-exactly, \
+        SIGINT, SIGTERM or SIGUSR1 (Slurm's --signal) finishes the step, checkpoints and exits; --resume latest continues bit-exactly, \
         on any number of ranks.
 
         Examples:
