@@ -140,6 +140,7 @@ public final class Trainer {
         // An interrupted epoch's sums were summed over ranks into the checkpoint: rank 0 carries them.
         let carried = comm.rank == 0 ? state.partial : nil
         var lossSum = carried?.lossSum ?? 0, correct = carried?.correct ?? 0
+        let carriedSamples = carried == nil ? 0 : first * b
         let earlier = state.partial?.seconds ?? 0
         state.partial = nil
         var lr: Float = 0
@@ -154,7 +155,7 @@ public final class Trainer {
             optimizer.step(params: model.params, grads: model.grads, lr: lr)
             state.step += 1
             lossSum += r.weightedLossSum; correct += r.correct
-            let next = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n))
+            let next = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n + carriedSamples))
             if next.signal != nil || next.checkpoint {
                 // The checkpoint carries the epoch's sums so far, over all ranks; the ranks keep their own.
                 let totals = try comm.allreduceSum([lossSum, Double(correct)])

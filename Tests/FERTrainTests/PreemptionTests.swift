@@ -101,4 +101,18 @@ final class PreemptionTests: XCTestCase {
         XCTAssertEqual(h.step, 3 * stepsPerEpoch)
         XCTAssertEqual(readMetrics(runDir: onOne).map { $0.epoch }, [1, 2, 3])
     }
+
+    /// A real one-node Slurm (cluster/slurm/test-requeue, about 45 s): cluster/slurm/fer.sbatch's 2-rank job
+    /// gets SIGUSR1 (the time-limit warning) and requeues itself, then `scontrol requeue` (a preemption),
+    /// and its third run ends with an uninterrupted run's bytes. Needs root and scripts/setup's slurm-wlm
+    /// and munge; the test does not install them.
+    func testSlurmJobRequeuedTwiceEndsWithTheUninterruptedParameters() throws {
+        let tools = ["/usr/sbin/slurmctld", "/usr/sbin/slurmd", "/usr/sbin/munged", "/usr/bin/sbatch"]
+        try XCTSkipUnless(tools.allSatisfy { FileManager.default.isExecutableFile(atPath: $0) } && getuid() == 0,
+                          "needs root and slurm-wlm and munge (scripts/setup installs them)")
+        let r = try runCommand([repoRoot + "/cluster/slurm/test-requeue"], timeout: 300, env: ["FER_BIN": fer])
+        XCTAssertFalse(r.timedOut, r.output)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("PASS"), r.output)
+    }
 }
