@@ -36,8 +36,8 @@ private let interruptSignal = Atomic<Int32>(0)
 
 /// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
 /// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C
-/// does), `usr1`: SIGUSR1 (what Slurm's --signal sends before a time limit), `throw` an error, or `diverge`: perturb one of its parameters so that the next
-/// train.check_every check must catch it.
+/// does), `usr1`: SIGUSR1 (what Slurm's --signal sends before a time limit), `throw` an error, or
+/// `diverge`: perturb one of its parameters so that the next train.check_every check must catch it.
 struct Fault {
     enum Kind: String { case kill, term, usr1, `throw`, diverge }
     let kind: Kind, step: Int, rank: Int
