@@ -30,7 +30,7 @@ protocol Layer: AnyObject {
 }
 
 /// Keras/TensorFlow padding for one spatial dimension: (output, pad before, pad after).
-func padding(_ size: Int, kernel: Int, stride: Int, same: Bool) -> (Int, Int, Int) {
+public func padding(_ size: Int, kernel: Int, stride: Int, same: Bool) -> (Int, Int, Int) {
     if !same { return ((size - kernel) / stride + 1, 0, 0) }
     let out = (size + stride - 1) / stride
     let total = max((out - 1) * stride + kernel - size, 0)

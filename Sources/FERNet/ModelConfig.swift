@@ -75,14 +75,14 @@ public struct LayerSpec: Codable, Equatable, Sendable {
 
     // The fields with Keras's defaults filled in, in one place: the model checks and the network read these.
     /// The window side: a conv's kernel (3) or a maxpool's size (2).
-    var window: Int { type == .conv ? kernel ?? 3 : size ?? 2 }
+    public var window: Int { type == .conv ? kernel ?? 3 : size ?? 2 }
     /// The stride: 1 for a conv, the window for a maxpool (non-overlapping windows).
-    var step: Int { stride ?? (type == .conv ? 1 : window) }
+    public var step: Int { stride ?? (type == .conv ? 1 : window) }
     /// Padding: `same` for a conv, `valid` for a maxpool.
-    var samePadding: Bool { (padding ?? (type == .conv ? .same : .valid)) == .same }
-    var dropoutRate: Float { rate ?? 0.5 }
-    var batchNormMomentum: Float { momentum ?? 0.99 }
-    var batchNormEpsilon: Float { epsilon ?? 0.001 }
+    public var samePadding: Bool { (padding ?? (type == .conv ? .same : .valid)) == .same }
+    public var dropoutRate: Float { rate ?? 0.5 }
+    public var batchNormMomentum: Float { momentum ?? 0.99 }
+    public var batchNormEpsilon: Float { epsilon ?? 0.001 }
 
     /// Checks the fields on their own; `output(of:)` checks them against the layer's input.
     func validate(_ i: Int) throws {
