@@ -121,8 +121,15 @@ public final class Trainer {
                 log(String(format: "epoch %3d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0f img/s  %.1fs",
                            m.epoch, m.trainLoss, m.trainAccuracy, m.valLoss, m.valAccuracy, m.lr, m.imagesPerSecond, m.seconds))
             }
-            // A signal during validation or the checkpoint: the epoch is saved, nothing more to write.
-            if state.epoch < last, let signal = try dataParallel.agreedInterrupt() { interruptedBy = signal; return }
+            // A signal during the epoch's last step, validation or checkpoint: the epoch is saved, nothing
+            // more to write; say so as a mid-epoch stop would.
+            if state.epoch < last, let signal = try dataParallel.agreedInterrupt() {
+                interruptedBy = signal
+                if comm.rank == 0 {
+                    log("interrupted (signal \(signal)) at step \(state.step), the end of epoch \(state.epoch): its checkpoint is written; continue with --resume latest")
+                }
+                return
+            }
         }
     }
 
