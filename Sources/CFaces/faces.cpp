@@ -146,7 +146,9 @@ int faces_detect(FacesDetector *d, const FacesImage *image, int minSize, double 
 FacesVideo *faces_video_open(const char *path, char *err, size_t n) {
     return guarded<FacesVideo *>(err, n, nullptr, [&]() -> FacesVideo * {
         auto *v = new FacesVideo;
-        if (!v->capture.open(path) || !v->capture.isOpened()) {
+        // FFmpeg alone: it reads nearly every container and codec, and it fails quietly on what it cannot read,
+        // where GStreamer (OpenCV's other backend here) prints pages of warnings on any non-video file.
+        if (!v->capture.open(path, cv::CAP_FFMPEG) || !v->capture.isOpened()) {
             delete v;
             report(err, n, "cannot open video (not a container or codec OpenCV reads, or damaged)");
             return nullptr;
@@ -181,7 +183,7 @@ FacesVideoWriter *faces_video_writer_open(const char *path, double fps, int widt
         std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
         int fourcc = ext == ".mp4" ? cv::VideoWriter::fourcc('m', 'p', '4', 'v') : cv::VideoWriter::fourcc('M', 'J', 'P', 'G');
         auto *w = new FacesVideoWriter;
-        if (!w->writer.open(p, fourcc, fps, cv::Size(width, height)) || !w->writer.isOpened()) {
+        if (!w->writer.open(p, cv::CAP_FFMPEG, fourcc, fps, cv::Size(width, height)) || !w->writer.isOpened()) {
             delete w;
             report(err, n, "cannot write video (unwritable folder, or no encoder for this container)");
             return nullptr;

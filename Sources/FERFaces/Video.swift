@@ -47,6 +47,9 @@ final class Video {
     }
 }
 
+/// True if the file opens as a video with OpenCV (a regular file in a container its backends read).
+public func isVideo(_ path: String) -> Bool { (try? Video(path: path)) != nil }
+
 /// An annotated video being written: .avi as Motion JPEG, .mp4 as MPEG-4.
 final class VideoWriter {
     let handle: OpaquePointer

@@ -44,7 +44,9 @@ struct FacesOptions: ParsableArguments {
     /// A video (alone): a CSV (or JSON) of the sampled frames' faces on stdout, progress on a terminal.
     func run(checkpoint: String, tta: TTA?, paths: [String], json: Bool) throws {
         let finder = try FaceFinder(checkpoint: checkpoint, tta: tta, settings: settings)
-        let videos = paths.filter { FileManager.default.fileExists(atPath: $0) && !isPicture($0) }
+        // A file is a picture if it starts like one; else a video if OpenCV opens it as one; else it is
+        // answered as an unreadable picture.
+        let videos = paths.filter { FileManager.default.fileExists(atPath: $0) && !isPicture($0) && isVideo($0) }
         if !videos.isEmpty {
             guard paths.count == 1 else { throw FERError("a video (\(videos[0])) must be the only file of `fer predict --faces`") }
             return try runVideo(finder, path: paths[0], json: json)

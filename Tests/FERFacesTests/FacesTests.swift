@@ -96,14 +96,18 @@ final class FacesTests: XCTestCase {
     func testUnreadableFilesAreNamed() throws {
         let junk = Self.work + "/not-a-photo.jpg"
         try Data([0xFF, 0xD8, 0xFF, 0xE0] + Array("garbage".utf8)).write(to: URL(fileURLWithPath: junk))
-        let (r, answers) = try facesJSON([try photo("messi5.jpg"), junk, Self.work + "/missing.png"])
+        // Neither a picture nor a video: answered as an unreadable picture, not mistaken for a video.
+        let text = Self.work + "/notes.txt"
+        try Data("just some notes\n".utf8).write(to: URL(fileURLWithPath: text))
+        let (r, answers) = try facesJSON([try photo("messi5.jpg"), junk, Self.work + "/missing.png", text])
         XCTAssertNotEqual(r.status, 0, r.output)
         XCTAssertLessThan(r.status, 128, r.output)
-        XCTAssertEqual(answers.count, 3)
+        XCTAssertEqual(answers.count, 4)
         XCTAssertEqual((answers[0]["faces"] as? [Any])?.count, MEASURED_MESSI_COUNT)
-        XCTAssertTrue((answers[1]["error"] as? String ?? "").contains("not-a-photo.jpg"), "\(answers[1])")
+        XCTAssertTrue((answers[1]["error"] as? String ?? "").contains("not-a-photo.jpg: cannot decode image"), "\(answers[1])")
         XCTAssertTrue((answers[2]["error"] as? String ?? "").contains("missing.png: cannot open"), "\(answers[2])")
-        XCTAssertTrue(r.output.contains("2 of 3 file(s) could not be read"), r.output)
+        XCTAssertTrue((answers[3]["error"] as? String ?? "").contains("notes.txt: cannot decode image"), "\(answers[3])")
+        XCTAssertTrue(r.output.contains("3 of 4 file(s) could not be read"), r.output)
         // Without --faces, --annotate is refused rather than ignored.
         let bare = try Self.fer(["predict", "--checkpoint", try Self.checkpoint.get(), "--annotate", "x.png", try photo("messi5.jpg")])
         XCTAssertNotEqual(bare.status, 0)

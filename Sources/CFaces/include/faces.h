@@ -46,7 +46,7 @@ void faces_detector_free(FacesDetector *detector);
 int faces_detect(FacesDetector *detector, const FacesImage *image, int minSize, double scaleFactor, int minNeighbors,
                  FacesBox *boxes, int capacity, char *err, size_t errLength);
 
-/// Opens a video file (any container and codec OpenCV's backends read).
+/// Opens a video file (any container and codec OpenCV's FFmpeg backend reads).
 FacesVideo *faces_video_open(const char *path, char *err, size_t errLength);
 void faces_video_free(FacesVideo *video);
 /// The container's frames per second and frame count (either may be 0 when unknown).
