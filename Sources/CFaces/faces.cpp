@@ -93,16 +93,16 @@ void faces_image_draw_box(FacesImage *image, FacesBox b, const char *label, unsi
         cv::Mat &m = image->bgr;
         cv::Scalar colour(blue, green, red);
         // Line and text scale with the picture, so labels stay legible on large photos and small frames.
-        int thick = std::max(1, std::min(m.cols, m.rows) / 300);
+        int thick = std::max(2, std::min(m.cols, m.rows) / 300);
         double scale = std::max(0.4, std::min(m.cols, m.rows) / 900.0);
         cv::rectangle(m, cv::Rect(b.x, b.y, b.width, b.height), colour, thick);
-        int base = 0;
-        cv::Size t = cv::getTextSize(label, cv::FONT_HERSHEY_SIMPLEX, scale, thick, &base);
+        int base = 0, stroke = std::max(1, thick / 2);
+        cv::Size t = cv::getTextSize(label, cv::FONT_HERSHEY_SIMPLEX, scale, stroke, &base);
         int top = b.y - t.height - base - 2 * thick >= 0 ? b.y - t.height - base - 2 * thick : b.y + b.height;
         cv::rectangle(m, cv::Rect(b.x, top, t.width + 2 * thick, t.height + base + 2 * thick), colour, cv::FILLED);
         double luma = 0.299 * red + 0.587 * green + 0.114 * blue;
         cv::putText(m, label, cv::Point(b.x + thick, top + t.height + thick), cv::FONT_HERSHEY_SIMPLEX, scale,
-                    luma > 128 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255), thick, cv::LINE_AA);
+                    luma > 128 ? cv::Scalar(0, 0, 0) : cv::Scalar(255, 255, 255), stroke, cv::LINE_AA);
         return 0;
     });
 }

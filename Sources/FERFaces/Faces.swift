@@ -109,7 +109,7 @@ public final class FaceFinder {
 
     /// One colour per emotion, as 0xRRGGBB.
     public static func colour(_ emotion: String) -> UInt32 {
-        let palette: [UInt32] = [0xE53935, 0x8E24AA, 0x5E35B1, 0xFDD835, 0x1E88E5, 0xFB8C00, 0x9E9E9E]
+        let palette: [UInt32] = [0xE53935, 0x43A047, 0x8E24AA, 0xFDD835, 0x1E88E5, 0xFB8C00, 0x26C6DA]
         return palette[Emotion.names.firstIndex(of: emotion) ?? 6]
     }
 }

@@ -88,14 +88,20 @@ extension FaceFinder {
         let total = max(0, video.frameCount)
         var writer: VideoWriter?
         var latest: [Face] = []
+        var size: (Int, Int)?
         while let got = try video.next(decode: annotate != nil || summary.frames % every == 0) {
             let index = summary.frames
             summary.frames += 1
             guard let frame = got else { progress(summary.frames, total); continue }
-            if index == 0 {
+            if size == nil {
                 guard frame.width <= Int(maxImageSide), frame.height <= Int(maxImageSide), frame.width * frame.height <= maxImageArea else {
                     throw FERError(file: path, "frames too large (\(frame.width)x\(frame.height) pixels; the limit is \(maxImageSide) per side and \(maxImageArea >> 20) megapixels)")
                 }
+                size = (frame.width, frame.height)
+            }
+            // The annotated video has one frame size; a stream that changes size mid-way is refused, not garbled.
+            guard size! == (frame.width, frame.height) else {
+                throw FERError(file: path, "frame \(index) is \(frame.width)x\(frame.height), the first was \(size!.0)x\(size!.1)")
             }
             if index % every == 0 {
                 latest = try faces(in: frame)
