@@ -139,5 +139,5 @@ final class FacesTests: XCTestCase {
 let MEASURED_MESSI_COUNT = 1
 let MEASURED_MESSI_BOX = [224, 92, 41, 41]
 let MEASURED_MEGAMIND_FRAMES = 270
-/// Faces in frames 0, 40, ..., 240: none in frames 0 and 120 (the face turned away or too dark).
+/// Faces in frames 0, 40, ..., 240: none found in frames 0 and 120.
 let MEASURED_MEGAMIND_FACES = 5
