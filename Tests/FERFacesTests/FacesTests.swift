@@ -139,5 +139,5 @@ final class FacesTests: XCTestCase {
 let MEASURED_MESSI_COUNT = 1
 let MEASURED_MESSI_BOX = [224, 92, 41, 41]
 let MEASURED_MEGAMIND_FRAMES = 270
-/// Faces in frames 0, 40, ..., 240: none found in frames 0 and 120.
+/// Faces in frames 0, 40, ..., 240: none in frame 0 (black) and 120 (a tilted face, the back of a head).
 let MEASURED_MEGAMIND_FACES = 5
