@@ -64,7 +64,7 @@ public final class FaceFinder {
             throw FERError(file: checkpoint, "faces need a grayscale model (this one takes \(classifier.model.config.inputChannels) channels)")
         }
         // OpenCV's loader would parse any file it is given; refuse what is not a readable regular file first.
-        _ = try openRegularFile(settings.cascade).fd.closing()
+        close(try openRegularFile(settings.cascade).fd)
         var why = [CChar](repeating: 0, count: 256)
         guard let d = faces_detector_open(settings.cascade, &why, why.count) else {
             throw FERError(file: settings.cascade, String(cString: why) + (settings.cascade == FaceSettings.debianCascade ? " (install opencv-data)" : ""))
@@ -112,11 +112,6 @@ public final class FaceFinder {
         let palette: [UInt32] = [0xE53935, 0x43A047, 0x8E24AA, 0xFDD835, 0x1E88E5, 0xFB8C00, 0x26C6DA]
         return palette[Emotion.names.firstIndex(of: emotion) ?? 6]
     }
-}
-
-private extension Int32 {
-    /// Closes the descriptor (used to check a file opens as a regular file, then let another reader open it).
-    func closing() { close(self) }
 }
 
 /// One picture's answer: its size and faces (largest first; empty when none were found), or why it

@@ -30,8 +30,7 @@ struct FacesOptions: ParsableArguments {
             }
         }
         guard (1...1_000_000).contains(every) else { throw ValidationError("--every: \(every) must be in 1...1000000") }
-        guard (0...1).contains(margin) else { throw ValidationError("--margin: \(margin) must be in [0, 1]") }
-        guard (8...4096).contains(minFace) else { throw ValidationError("--min-face: \(minFace) must be in 8...4096") }
+        do { try settings.validate() } catch let e as FERError { throw ValidationError(e.message) }
     }
 
     var settings: FaceSettings {
