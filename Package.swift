@@ -25,6 +25,7 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL", providers: [.apt(["libdnnl-dev"])]),
         .systemLibrary(name: "CSTB", path: "Sources/CSTB", pkgConfig: "stb", providers: [.apt(["libstb-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "COpenCV", path: "Sources/COpenCV", pkgConfig: "opencv4", providers: [.apt(["libopencv-dev", "opencv-data"])]),
 
         .target(name: "FERCore"),
         .target(name: "FERData", dependencies: ["FERCore", "CSTB", "CZlib"]),
@@ -36,8 +37,11 @@ let package = Package(
         .target(name: "FERDeploy", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain",
                                                   .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["onnx.proto"]),
+        // Faces in real pictures and videos: OpenCV (C++) behind a C interface, classified with a checkpoint.
+        .target(name: "CFaces", dependencies: ["COpenCV"]),
+        .target(name: "FERFaces", dependencies: ["CFaces", "FERTrain", "FERData", "FERCore"]),
         .executableTarget(name: "fer", dependencies: [
-            "FERTrain", "FERCluster", "FERData", "FERNet", "FERCore", "FERDeploy",
+            "FERTrain", "FERCluster", "FERData", "FERNet", "FERCore", "FERDeploy", "FERFaces",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // libFuzzer targets for the file parsers (scripts/fuzz builds it with -sanitize=fuzzer,address
         // -DFUZZING); a plain build makes a replayer of saved inputs instead.
@@ -52,6 +56,7 @@ let package = Package(
         .target(name: "FERTestSupport", dependencies: ["FERCore", "FERData", "CZlib"], path: "Tests/FERTestSupport"),
         .testTarget(name: "FERDeployTests", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain", "FERDeploy", "FERTestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["FERCore", "FERData", "FERTestSupport"]),
+        .testTarget(name: "FERFacesTests", dependencies: ["FERCore", "FERData", "FERFaces", "FERTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -29,12 +29,24 @@ public let maxImageArea = 64 << 20
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
     defer { stbi_image_free(img) }
-    if w == Int32(imageSide) && h == Int32(imageSide) {
-        out.update(from: img, count: imagePixels)
-    } else if stbir_resize_uint8(img, w, h, 0, out, Int32(imageSide), Int32(imageSide), 0, 1) == 0 {
-        return "cannot resize \(w)x\(h) image"
+    return resizeGray48(img, width: Int(w), height: Int(h), into: out) ? nil : "cannot resize \(w)x\(h) image"
+}
+
+/// Resizes a grayscale picture (rows packed) to the network's 48x48, as every picture `fer` reads is
+/// resized (stb_image_resize's default filter). False if stb refuses the size.
+public func resizeGray48(_ src: UnsafePointer<UInt8>, width: Int, height: Int, into out: UnsafeMutablePointer<UInt8>) -> Bool {
+    guard width > 0, height > 0, width <= Int(maxImageSide), height <= Int(maxImageSide) else { return false }
+    if width == imageSide && height == imageSide {
+        out.update(from: src, count: imagePixels)
+        return true
     }
-    return nil
+    return stbir_resize_uint8(src, Int32(width), Int32(height), 0, out, Int32(imageSide), Int32(imageSide), 0, 1) != 0
+}
+
+/// stb_image's conversion of a colour pixel to gray (what `fer predict` sees when it loads a colour
+/// picture): (77 r + 150 g + 29 b) >> 8.
+@inline(__always) public func grayLevel(red: UInt8, green: UInt8, blue: UInt8) -> UInt8 {
+    UInt8(truncatingIfNeeded: (Int(red) * 77 + Int(green) * 150 + Int(blue) * 29) >> 8)
 }
 
 /// The formats face images come in, and binary PGM/PPM (lossless, what tests and tools write). stb also

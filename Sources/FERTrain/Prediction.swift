@@ -81,19 +81,34 @@ public func meanLogLoss(_ p: [Float], labels: [Int], k: Int) -> Double {
     return labels.enumerated().reduce(0.0) { $0 - log(max(Double(p[$1.offset * k + $1.element]), 1e-12)) } / Double(labels.count)
 }
 
+/// A checkpoint ready to classify 48x48 grayscale images (`fer predict`, and faces found in pictures):
+/// the model, and the TTA variant count resolved once (`tta` nil: none; `.configured`: the run config's).
+public struct Classifier {
+    public let model: Model
+    public let tta: Int
+
+    public init(checkpoint: String, tta: TTA?) throws {
+        let (model, header) = try loadModel(checkpoint: checkpoint)
+        self.model = model
+        self.tta = try tta?.count(checkpoint: checkpoint, header: header) ?? 1
+    }
+
+    /// Per image (imagePixels bytes each), the class probabilities averaged over the TTA variants.
+    public func probabilities(_ images: [[UInt8]]) throws -> [[Float]] {
+        guard !images.isEmpty else { return [] }
+        let p = try FERTrain.probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
+            images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
+        }.mean
+        let k = model.config.classes
+        return images.indices.map { Array(p[($0 * k)..<(($0 + 1) * k)]) }
+    }
+}
+
 /// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants (none
 /// for `tta` nil). An image that cannot be read is its own failure; the others are still predicted.
 public func predictImages(checkpoint: String, paths: [String], tta: TTA?) throws -> [Result<[Float], FERError>] {
-    let (model, header) = try loadModel(checkpoint: checkpoint)
-    let tta = try tta?.count(checkpoint: checkpoint, header: header) ?? 1
+    let classifier = try Classifier(checkpoint: checkpoint, tta: tta)
     let loaded = paths.map { p in Result { try loadImageFile(p) }.mapError { $0 as? FERError ?? FERError(file: p, "\($0)") } }
-    let images = loaded.compactMap { try? $0.get() }
-    let p = try probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
-        images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
-    }.mean
-    let k = model.config.classes
-    var next = 0
-    return loaded.map { r in
-        r.map { _ in defer { next += 1 }; return Array(p[(next * k)..<((next + 1) * k)]) }
-    }
+    var answers = try classifier.probabilities(loaded.compactMap { try? $0.get() }).makeIterator()
+    return loaded.map { r in r.map { _ in answers.next()! } }
 }

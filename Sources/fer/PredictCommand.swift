@@ -15,10 +15,16 @@ struct PredictCommand: ParsableCommand {
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt \\
             face1.jpg face2.png --tta 10
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt --json faces/*.png
+
+        With --faces, the images are real photos (or one video): OpenCV finds the faces, and each face is \
+        cropped with a margin and classified as above; pictures without faces answer an empty list.
+          fer predict --checkpoint best.ckpt --faces group.jpg --annotate group-faces.png
+          fer predict --checkpoint best.ckpt --faces clip.mp4 --every 5 --annotate clip-faces.mp4 > clip.csv
         """)
     @Option(help: "Checkpoint file.") var checkpoint: String
     @OptionGroup var tta: TTAOptions
     @OptionGroup var output: JSONOutput
+    @OptionGroup var faces: FacesOptions
     @Argument(help: "Image files.") var images: [String]
 
     /// One image's answer in --json: the top emotion and the 7 probabilities, or why it could not be read.
@@ -30,6 +36,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            if faces.faces { return try faces.run(checkpoint: checkpoint, tta: tta.tta, paths: images, json: output.json) }
             let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta.tta)
             if output.json {
                 try printJSON(zip(images, results).map { path, r in
