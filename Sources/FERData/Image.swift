@@ -21,15 +21,32 @@ public let maxImageArea = 64 << 20
     guard stbi_info_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c) != 0 else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
-    guard w > 0, h > 0 else { return "image has no pixels (\(w)x\(h))" }   // stb_image_resize would abort
-    guard w <= maxImageSide, h <= maxImageSide, Int(w) * Int(h) <= maxImageArea else {
-        return "image too large (\(w)x\(h) pixels; the limit is \(maxImageSide) per side and \(maxImageArea >> 20) megapixels)"
-    }
+    if let why = imageSizeProblem(width: Int(w), height: Int(h)) { return why }
     guard let img = stbi_load_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c, 1) else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
     defer { stbi_image_free(img) }
     return resizeGray48(img, width: Int(w), height: Int(h), into: out) ? nil : "cannot resize \(w)x\(h) image"
+}
+
+/// Why a picture of `width` x `height` pixels is refused (no pixels: stb_image_resize would abort; over
+/// the limits: decoding it would allocate and take too much), or nil.
+public func imageSizeProblem(width w: Int, height h: Int) -> String? {
+    guard w > 0, h > 0 else { return "image has no pixels (\(w)x\(h))" }
+    guard w <= Int(maxImageSide), h <= Int(maxImageSide), w * h <= maxImageArea else {
+        return "image too large (\(w)x\(h) pixels; the limit is \(maxImageSide) per side and \(maxImageArea >> 20) megapixels)"
+    }
+    return nil
+}
+
+/// The size a picture's header declares, read by stb without decoding (JPEG, PNG, GIF, BMP, PNM, ...), or
+/// nil for a format stb does not know. Lets other decoders refuse a 2 KB file that declares 30000x30000.
+public func declaredImageSize(_ bytes: UnsafeRawBufferPointer) -> (width: Int, height: Int)? {
+    guard bytes.count > 0, bytes.count < Int(Int32.max) else { return nil }
+    var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+    let u8 = bytes.bindMemory(to: UInt8.self)
+    guard stbi_info_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c) != 0 else { return nil }
+    return (Int(w), Int(h))
 }
 
 /// Resizes a grayscale picture (rows packed) to the network's 48x48, as every picture `fer` reads is

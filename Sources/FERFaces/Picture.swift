@@ -17,18 +17,20 @@ public final class Picture {
     public var height: Int { Int(faces_image_height(image)) }
 
     /// Reads a picture file: a regular file of at most maxImageFileBytes, in a format OpenCV decodes, of at
-    /// most maxImageSide pixels a side and maxImageArea pixels (the limits `fer predict` applies).
+    /// most maxImageSide pixels a side and maxImageArea pixels (the limits `fer predict` applies), checked
+    /// from the header before decoding for the formats stb reads, after it for the others.
     public convenience init(path: String) throws {
         let bytes = try readRegularFile(path, limit: maxImageFileBytes)
         guard !bytes.isEmpty else { throw FERError(file: path, "empty file") }
+        // The header's size first, where stb can read it: OpenCV's own cap is a gigapixel.
+        if let size = bytes.withUnsafeBytes({ declaredImageSize($0) }),
+           let why = imageSizeProblem(width: size.width, height: size.height) { throw FERError(file: path, why) }
         var why = [CChar](repeating: 0, count: 256)
         guard let img = bytes.withUnsafeBytes({ faces_image_decode($0.baseAddress, $0.count, &why, why.count) }) else {
             throw FERError(file: path, String(cString: why))
         }
         self.init(img, owned: true)
-        guard width <= Int(maxImageSide), height <= Int(maxImageSide), width * height <= maxImageArea else {
-            throw FERError(file: path, "image too large (\(width)x\(height) pixels; the limit is \(maxImageSide) per side and \(maxImageArea >> 20) megapixels)")
-        }
+        if let why = imageSizeProblem(width: width, height: height) { throw FERError(file: path, why) }
     }
 
     /// The region `box` (inside the picture) as the network's input: gray as stb_image makes it from

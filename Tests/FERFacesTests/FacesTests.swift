@@ -114,6 +114,20 @@ final class FacesTests: XCTestCase {
         XCTAssertTrue(bare.output.contains("--annotate needs --faces"), bare.output)
     }
 
+    /// A real photo whose JPEG header is edited to declare 40000x40000 pixels is refused from the header with
+    /// fer's limits, before OpenCV sees it (OpenCV's own cap is a gigapixel, 3 GB of BGR, with its own message).
+    func testHugeDeclaredPictureIsRefusedBeforeDecoding() throws {
+        var b = [UInt8](try Data(contentsOf: URL(fileURLWithPath: try photo("messi5.jpg"))))
+        let sof = try XCTUnwrap((0..<(b.count - 1)).first { b[$0] == 0xFF && (b[$0 + 1] == 0xC0 || b[$0 + 1] == 0xC2) })
+        b[sof + 5] = 0x9C; b[sof + 6] = 0x40; b[sof + 7] = 0x9C; b[sof + 8] = 0x40   // 40000 = 0x9C40
+        let huge = Self.work + "/huge.jpg"
+        try Data(b).write(to: URL(fileURLWithPath: huge))
+        let (r, answers) = try facesJSON([huge])
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertLessThan(r.seconds, 20, "decoded instead of refused")
+        XCTAssertTrue((answers.first?["error"] as? String ?? "").contains("huge.jpg: image too large (40000x40000 pixels"), "\(answers)")
+    }
+
     /// Megamind.avi (720x528, 23.98 frames/s): every 40th frame classified into a CSV; the annotated
     /// copy is a video OpenCV reads back with the same number of frames.
     func testVideoFramesAndAnnotatedCopy() throws {
