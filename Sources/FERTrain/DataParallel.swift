@@ -139,13 +139,8 @@ public final class DataParallel {
         }
     }
 
-    /// The signal that asked training to stop, if any rank received one: all ranks stop at the same step.
-    func agreedInterrupt() throws -> Int32? {
-        let s = try comm.allreduceMax([UInt64(Interrupt.received)])[0]
-        return s == 0 ? nil : Int32(s)
-    }
-
-    /// After a step: the signal that asks every rank to stop, and whether to write a mid-epoch checkpoint.
+    /// After a step: the signal that asks every rank to stop (any rank's, so all stop at the same step), and
+    /// whether to write a mid-epoch checkpoint.
     /// One allreduce answers both. Only rank 0's `checkpointDue` counts: a time interval read from each
     /// rank's own clock could fall on different steps, and every rank must take part in the checkpoint.
     func agreeAfterStep(checkpointDue: Bool) throws -> (signal: Int32?, checkpoint: Bool) {

@@ -123,7 +123,7 @@ public final class Trainer {
             }
             // A signal during the epoch's last step, validation or checkpoint: the epoch is saved, nothing
             // more to write; say so as a mid-epoch stop would.
-            if state.epoch < last, let signal = try dataParallel.agreedInterrupt() {
+            if state.epoch < last, let signal = try dataParallel.agreeAfterStep(checkpointDue: false).signal {
                 interruptedBy = signal
                 if comm.rank == 0 {
                     log("interrupted (signal \(signal)) at step \(state.step), the end of epoch \(state.epoch): its checkpoint is written; continue with --resume latest")
