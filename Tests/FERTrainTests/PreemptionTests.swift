@@ -7,29 +7,7 @@ import Foundation
 import XCTest
 @testable import FERTrain
 
-final class PreemptionTests: XCTestCase {
-    var dir = "", csv = "", fer = ""
-    let tiny = repoRoot + "/configs/tiny.yaml"
-    let stepsPerEpoch = 7   // 140 training rows, 28 held out: 112 images, 7 steps of 16
-
-    override func setUpWithError() throws {
-        fer = try ferBinary()
-        dir = tempDir("preempt-\(name)")
-        csv = dir + "/fer2013.csv"
-        try writeFER2013CSV(csv)
-    }
-
-    func train(np: Int?, _ run: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> RunResult {
-        let argv = [fer, "train", "--config", tiny, "--data", csv, "--run", run, "--set", "train.batch=16", "--epochs", "3"] + extra
-        let r = try runCommand((np.map { mpirun($0, env: env) } ?? []) + argv, timeout: 120, env: env)
-        XCTAssertFalse(r.timedOut, "hung:\n\(r.output)")
-        return r
-    }
-
-    func checkpoints(_ run: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted()
-    }
-
+final class PreemptionTests: TinyRunTestCase {
     func finalTensors(_ run: String) throws -> [String: [Float]] {
         try checkpointTensors("\(run)/checkpoints/epoch-0003.ckpt")
     }

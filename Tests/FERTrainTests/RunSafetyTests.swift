@@ -7,30 +7,7 @@ import Foundation
 import XCTest
 @testable import FERTrain
 
-final class RunSafetyTests: XCTestCase {
-    var dir = "", csv = "", fer = ""
-    let tiny = repoRoot + "/configs/tiny.yaml"
-    let stepsPerEpoch = 7   // 140 training rows, 28 held out: 112 images, 7 steps of 16
-
-    override func setUpWithError() throws {
-        fer = try ferBinary()
-        dir = tempDir("safety-\(name)")
-        csv = dir + "/fer2013.csv"
-        try writeFER2013CSV(csv)
-    }
-
-    func trainArgs(_ run: String, _ extra: [String]) -> [String] {
-        [fer, "train", "--config", tiny, "--data", csv, "--run", run, "--set", "train.batch=16", "--epochs", "3"] + extra
-    }
-
-    func train(np: Int?, _ run: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> RunResult {
-        try runCommand((np.map { mpirun($0, env: env) } ?? []) + trainArgs(run, extra), timeout: 120, env: env)
-    }
-
-    func checkpoints(_ run: String) throws -> [String] {
-        try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted()
-    }
-
+final class RunSafetyTests: TinyRunTestCase {
     /// SIGTERM in the middle of epoch 2: the step finishes, a checkpoint is written, the exit says so
     /// (143), and `--resume latest` ends with the undisturbed run's bytes: parameters, optimizer state,
     /// statistics and metrics lines. Before, a kill could leave a metrics line without its checkpoint.

@@ -1,5 +1,7 @@
 // Config helpers for FERTrain's tests; the datasets and folders come from FERTestSupport's fixtures.
 import FERTestSupport
+import Foundation
+import XCTest
 @testable import FERTrain
 
 /// configs/tiny.yaml with overrides.
@@ -8,3 +10,34 @@ func tinyConfig(_ overrides: [String] = []) throws -> RunConfig {
 }
 
 func silent(_: String) {}
+
+/// Runs of the real `fer train` on configs/tiny.yaml and a small synthetic fer2013.csv, one folder per test:
+/// what the interruption, preemption and restart tests share.
+class TinyRunTestCase: XCTestCase {
+    var dir = "", csv = "", fer = ""
+    let tiny = repoRoot + "/configs/tiny.yaml"
+    let stepsPerEpoch = 7   // 140 training rows, 28 held out: 112 images, 7 steps of 16
+
+    override func setUpWithError() throws {
+        fer = try ferBinary()
+        dir = tempDir("\(type(of: self))-\(name)")
+        csv = dir + "/fer2013.csv"
+        try writeFER2013CSV(csv)
+    }
+
+    /// `fer train` into `run` for 3 epochs at batch 16, then `extra`.
+    func trainArgs(_ run: String, _ extra: [String]) -> [String] {
+        [fer, "train", "--config", tiny, "--data", csv, "--run", run, "--set", "train.batch=16", "--epochs", "3"] + extra
+    }
+
+    /// Trains on one process (`np` nil) or under mpirun; a run that hangs fails the test.
+    func train(np: Int?, _ run: String, _ extra: [String] = [], env: [String: String] = [:]) throws -> RunResult {
+        let r = try runCommand((np.map { mpirun($0, env: env) } ?? []) + trainArgs(run, extra), timeout: 120, env: env)
+        XCTAssertFalse(r.timedOut, "hung:\n\(r.output)")
+        return r
+    }
+
+    func checkpoints(_ run: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints").sorted()
+    }
+}
