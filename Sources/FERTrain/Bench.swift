@@ -39,9 +39,10 @@ public struct BenchResult: Codable, Sendable {
 }
 
 /// `bucketBytes`: gradient allreduce bucket size; Int.max makes one bucket sent after backward, which is
-/// what a blocking allreduce costs.
+/// what a blocking allreduce costs. `trainOnly` skips the per-layer profile and inference (a third of the
+/// time each): their figures, the components and the buckets' ready times are then 0.
 public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
-                      comm: Communicator = LocalCommunicator(), bucketBytes: Int = 1 << 20) throws -> BenchResult {
+                      comm: Communicator = LocalCommunicator(), bucketBytes: Int = 1 << 20, trainOnly: Bool = false) throws -> BenchResult {
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     let slice = Sampler.slice(rank: comm.rank, size: comm.size, of: globalBatch)
     let batch = slice.count
@@ -88,15 +89,18 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     let waitShare = dataParallel.takeWaitSeconds() / stepTimes.reduce(0, +)
     try comm.barrier()
 
-    let profile = net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
+    let profile = trainOnly ? net.layerNames.map { (name: $0, forward: 0.0, backward: 0.0) }
+                            : net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
     let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == .conv ? net.rows[$0.0].name : nil })
     let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
 
-    let inferNet = try model.network(batch: batch, inference: true)
-    inferNet.input.ptr.update(from: net.input.ptr, count: net.input.count)
-    inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
     var inferTimes: [Double] = []
-    for _ in 0..<steps { inferTimes.append(seconds { inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
+    if !trainOnly {
+        let inferNet = try model.network(batch: batch, inference: true)
+        inferNet.input.ptr.update(from: net.input.ptr, count: net.input.count)
+        inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
+        for _ in 0..<steps { inferTimes.append(seconds { inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
+    }
     let infer = median(inferTimes)
     var byKind: [String: Double] = [:]
     for (row, p) in zip(net.rows, profile) { byKind[row.kind, default: 0] += p.forward + p.backward }
@@ -112,8 +116,8 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
     return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA, allreduceWaitShare: waitShare,
-                       trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: Double(globalBatch) / conv,
-                       inferImagesPerSecond: Double(globalBatch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
+                       trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
+                       inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
                        components: components, gradientBytes: model.grads.count * MemoryLayout<Float>.stride,
                        backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets)

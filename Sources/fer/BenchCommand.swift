@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @OptionGroup var output: JSONOutput
     @Flag(help: "Per-layer forward/backward times.") var profile = false
+    @Flag(help: "Time training steps only (no layer profile, conv bound or inference): what scripts/scaling needs of a shaped run.")
+    var trainOnly = false
     @OptionGroup var allreduce: AllreduceOptions
     @Flag(name: .customLong("allreduce"), help: "Time MPI allreduce alone over message sizes (--sizes-kb), --steps times each, instead of training.")
     var allreduceOnly = false
@@ -49,14 +51,16 @@ struct BenchCommand: ParsableCommand {
             if allreduceOnly { return try runAllreduce(comm) }
             let c = try loadRunConfig(path: config)
             let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
-                                  bucketBytes: allreduce.bucketBytes)
+                                  bucketBytes: allreduce.bucketBytes, trainOnly: trainOnly)
             guard comm.rank == 0 else { return }
             if output.json { try printJSON(r); return }
             print("config \(config), global batch \(batch), \(r.ranks) rank(s) x \(r.threads) thread(s), median of \(steps) steps, oneDNN ISA \(r.isa)")
             print(String(format: "train      %8.1f images/s  (%.1f ms/step)", r.trainImagesPerSecond, r.trainStepMs))
-            print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
-            print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
-            print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+            if !trainOnly {
+                print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
+                print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
+                print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+            }
             if r.ranks > 1 { print(String(format: "allreduce  %8.1f%% of the step waiting on gradient sums", 100 * r.allreduceWaitShare)) }
             if profile { printProfile(r) }
         }

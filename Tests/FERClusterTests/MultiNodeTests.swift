@@ -70,7 +70,7 @@ final class MultiNodeTests: XCTestCase {
         let result = try JSONDecoder().decode(Allreduce.self, from: Data(r.output[open...close].utf8))
         let seconds = try XCTUnwrap(result.points.first?.seconds)
         XCTAssertGreaterThanOrEqual(seconds, 0.95 * Double(bytes) / rate, "faster than the 200 Mbit/s link allows: \(seconds) s\n\(r.output)")
-        XCTAssertLessThan(seconds, 10 * Double(bytes) / rate, r.output)
+        XCTAssertLessThan(seconds, 20 * Double(bytes) / rate, r.output)   // sane, not hung (a loaded VM throttles slowly)
         let qdiscs = try runCommand(["tc", "qdisc", "show"], timeout: 30).output
         XCTAssertFalse(qdiscs.contains("fer-") || qdiscs.contains("tbf"), qdiscs)
         let left = try runCommand(["ip", "netns", "list"], timeout: 30).output
@@ -100,5 +100,15 @@ final class MultiNodeTests: XCTestCase {
         }
         let left = try runCommand(["ip", "netns", "list"], timeout: 30).output
         XCTAssertFalse(left.split(separator: "\n").contains { $0.hasPrefix("n1 ") || $0 == "n1" }, left)
+    }
+
+    /// fer bench --allreduce's sizes are validated before MPI starts: a bad one is named.
+    func testAllreduceBenchRejectsBadSizes() throws {
+        let fer = try ferBinary()
+        for bad in ["0", "4,,16", "300000", "1k"] {
+            let r = try runCommand([fer, "bench", "--allreduce", "--sizes-kb", bad], timeout: 30)
+            XCTAssertNotEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("--sizes-kb: '"), "\(bad): \(r.output)")
+        }
     }
 }
