@@ -139,9 +139,12 @@ private func f(_ format: String, _ v: Double...) -> String { String(format: form
 /// The report as markdown tables, ready for the README.
 public func scalingMarkdown(_ r: ScalingReport) -> String {
     var s = "### Shaped links: measured steps (fer bench, \(r.perRankBatch) images per rank)\n\n"
-    s += "| link | nodes | buckets | step ms | allreduce wait | compute ms (same CPU sharing) | model ms | model error |\n|---|---|---|---|---|---|---|---|\n"
+    s += "| link | nodes | buckets | step ms | allreduce wait | compute ms (same CPU sharing) | model ms | model error | wait ms: measured, model |\n"
+    s += "|---|---|---|---|---|---|---|---|---|\n"
     for m in r.measured {
-        s += "| \(m.rate) | \(m.nodes) | \(m.overlapped ? "1 MiB, overlapped" : "one, blocking") | " + f("%.1f | %.1f%% | %.1f | %.1f | %+.1f%%", m.stepMs, 100 * m.waitShare, m.computeMs, m.predictedMs, 100 * m.relativeError) + " |\n"
+        s += "| \(m.rate) | \(m.nodes) | \(m.overlapped ? "1 MiB, overlapped" : "one, blocking") | "
+        s += f("%.1f | %.1f%% | %.1f | %.1f | %+.1f%% | %.1f, %.1f", m.stepMs, 100 * m.waitShare, m.computeMs, m.predictedMs, 100 * m.relativeError,
+               m.waitShare * m.stepMs, m.predictedMs - m.computeMs) + " |\n"
     }
     let errors = r.measured.map { abs($0.relativeError) }
     if !errors.isEmpty {
