@@ -31,6 +31,8 @@ public struct ScalingReport: Codable, Sendable {
     public var predictionAlpha: Double, predictionEfficiency: Double
     public var computeMsByBatch: [String: Double]
     public var predictions: [ScalingPrediction]
+    /// The largest node count's predictions at every measured per-rank batch (smaller batches hide less).
+    public var byBatch: [ScalingPrediction]
 }
 
 /// Reads RUN/raw, fits, predicts for `nodes` at `gbits`, writes RUN/scaling.json, .md and efficiency.png.
@@ -118,10 +120,16 @@ public func writeScalingReport(run: String, perRankBatch: Int, config: RunConfig
     let predictions = predictScaling(node: StepProfile(bench: node), perRankBatch: perRankBatch, links: links, nodes: nodes, overlap: h,
                                      baseBatch: config.train.batch, baseLR: Double(config.optimizer.lr),
                                      trainImages: Int(Double(trainImages) * (1 - config.train.validationFraction)))
+    let most = nodes.max() ?? 1
+    let byBatch = compute.keys.sorted().flatMap { b in
+        predictScaling(node: StepProfile(bench: compute[b]!), perRankBatch: b, links: links, nodes: [most], overlap: h,
+                       baseBatch: config.train.batch, baseLR: Double(config.optimizer.lr),
+                       trainImages: Int(Double(trainImages) * (1 - config.train.validationFraction)))
+    }
     let report = ScalingReport(perRankBatch: perRankBatch, nodeThreads: node.threads, overlap: h, fits: fits, measured: measured,
                                predictionAlpha: alpha, predictionEfficiency: efficiency,
                                computeMsByBatch: Dictionary(uniqueKeysWithValues: compute.map { ("\($0.key)", $0.value.trainStepMs) }),
-                               predictions: predictions)
+                               predictions: predictions, byBatch: byBatch)
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
     try enc.encode(report).write(to: URL(fileURLWithPath: run + "/scaling.json"))
@@ -166,6 +174,16 @@ public func scalingMarkdown(_ r: ScalingReport) -> String {
         s += "| \(n) | \(rule.globalBatch) | " + f("%.4g | %.0f", rule.learningRate, rule.warmupEpochs) + " | \(rule.stepsPerEpoch) |"
         for g in gbits { if let p = row.first(where: { $0.gbit == g }) { s += f(" %.0f (%.0f%%) |", p.imagesPerSecond, 100 * p.efficiency) } }
         s += "\n"
+    }
+    if let most = r.byBatch.first?.nodes {
+        s += "\nBy per-rank batch (compute: one rank x \(r.nodeThreads) threads), at \(most) nodes:\n\n| per-rank batch | compute ms |"
+        s += gbits.map { " \(label($0)) Gbit img/s (eff.) |" }.joined() + "\n|---|---|" + gbits.map { _ in "---|" }.joined() + "\n"
+        for b in Array(Set(r.byBatch.map(\.rule.globalBatch))).sorted() {
+            let row = r.byBatch.filter { $0.rule.globalBatch == b }
+            s += "| \(b / most) | " + f("%.1f", r.computeMsByBatch["\(b / most)"] ?? 0) + " |"
+            for g in gbits { if let p = row.first(where: { $0.gbit == g }) { s += f(" %.0f (%.0f%%) |", p.imagesPerSecond, 100 * p.efficiency) } }
+            s += "\n"
+        }
     }
     return s
 }

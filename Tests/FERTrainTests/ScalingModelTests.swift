@@ -131,6 +131,9 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(r.predictions.first { $0.nodes == 1 }?.efficiency, 1)
         let md = try String(contentsOfFile: dir + "/scaling.md", encoding: .utf8)
         XCTAssertTrue(md.contains("| 256 | 16384 |"), md)
+        XCTAssertEqual(r.byBatch.map(\.nodes), [256, 256, 256])   // the one measured batch, 3 links
+        XCTAssertEqual(r.byBatch, r.predictions.filter { $0.nodes == 256 })
+        XCTAssertTrue(md.contains("at 256 nodes:") && md.contains("| 64 | 400.0 |"), md)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/efficiency.png"))
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/scaling.json"))))
 
