@@ -19,6 +19,13 @@ public struct BenchResult: Codable, Sendable {
     public var trainStepMs: Double, convMs: Double
     public var layers: [LayerTime]
     public var components: [Component]
+    /// What the scaling model needs: the gradient bytes a step sums, and the buckets as backward hands
+    /// them to MPI (bytes, and when, after backward's start, backward has finished them; from the profile).
+    public var gradientBytes: Int
+    public var backwardMs: Double
+    public var buckets: [BucketTime]
+    public struct BucketTime: Codable, Sendable { public var bytes: Int; public var readyMs: Double
+        enum CodingKeys: String, CodingKey { case bytes, readyMs = "ready_ms" } }
     public struct LayerTime: Codable, Sendable { public var name: String; public var forwardMs: Double; public var backwardMs: Double }
     /// Milliseconds per step by kind of work (layer kinds from the per-layer profile; data, loss and
     /// optimizer timed inside the training step).
@@ -26,14 +33,16 @@ public struct BenchResult: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case batch, steps, threads, ranks, isa, allreduceWaitShare = "allreduce_wait_share", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
-             trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components
+             trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components, gradientBytes = "gradient_bytes",
+             backwardMs = "backward_ms", buckets
     }
 }
 
 /// `bucketBytes`: gradient allreduce bucket size; Int.max makes one bucket sent after backward, which is
-/// what a blocking allreduce costs.
+/// what a blocking allreduce costs. `trainOnly` skips the per-layer profile and inference (a third of the
+/// time each): their figures, the components and the buckets' ready times are then 0.
 public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
-                      comm: Communicator = LocalCommunicator(), bucketBytes: Int = 1 << 20) throws -> BenchResult {
+                      comm: Communicator = LocalCommunicator(), bucketBytes: Int = 1 << 20, trainOnly: Bool = false) throws -> BenchResult {
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     let slice = Sampler.slice(rank: comm.rank, size: comm.size, of: globalBatch)
     let batch = slice.count
@@ -80,15 +89,18 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     let waitShare = dataParallel.takeWaitSeconds() / stepTimes.reduce(0, +)
     try comm.barrier()
 
-    let profile = net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
+    let profile = trainOnly ? net.layerNames.map { (name: $0, forward: 0.0, backward: 0.0) }
+                            : net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
     let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == .conv ? net.rows[$0.0].name : nil })
     let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
 
-    let inferNet = try model.network(batch: batch, inference: true)
-    inferNet.input.ptr.update(from: net.input.ptr, count: net.input.count)
-    inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
     var inferTimes: [Double] = []
-    for _ in 0..<steps { inferTimes.append(seconds { inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
+    if !trainOnly {
+        let inferNet = try model.network(batch: batch, inference: true)
+        inferNet.input.ptr.update(from: net.input.ptr, count: net.input.count)
+        inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0))
+        for _ in 0..<steps { inferTimes.append(seconds { inferNet.forward(training: false, key: StepKey(seed: 0, step: 0, globalOffset: 0)) }) }
+    }
     let infer = median(inferTimes)
     var byKind: [String: Double] = [:]
     for (row, p) in zip(net.rows, profile) { byKind[row.kind, default: 0] += p.forward + p.backward }
@@ -97,12 +109,44 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     var components = byKind.filter { $0.value > 0 }.map { BenchResult.Component(name: kindNames[$0.key] ?? $0.key, ms: $0.value * 1e3) }
     components += phase.map { BenchResult.Component(name: $0.key, ms: median($0.value) * 1e3) }
     components.sort { $0.ms > $1.ms }
+    // Layer l's bucket is ready once backward (last layer first) has run layers l...end.
+    let readyAfter = profile.indices.map { l in profile[l...].reduce(0) { $0 + $1.backward } }
+    let buckets = dataParallel.buckets.map {
+        BenchResult.BucketTime(bytes: $0.range.count * MemoryLayout<Float>.stride, readyMs: readyAfter[$0.lowestLayer] * 1e3)
+    }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
     return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA, allreduceWaitShare: waitShare,
-                       trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: Double(globalBatch) / conv,
-                       inferImagesPerSecond: Double(globalBatch) / infer, trainStepMs: step * 1e3, convMs: conv * 1e3,
+                       trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
+                       inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
-                       components: components)
+                       components: components, gradientBytes: model.grads.count * MemoryLayout<Float>.stride,
+                       backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets)
+}
+
+/// Allreduce time by message size: for each size, `repeats` timed in-place sums of that many bytes of
+/// floats, each started after a barrier and taken as the slowest rank's time; the median is reported.
+public struct AllreduceBenchResult: Codable, Sendable {
+    public var ranks: Int
+    public var points: [Point]
+    public struct Point: Codable, Sendable { public var bytes: Int; public var seconds: Double; public var repeats: Int }
+}
+
+public func benchmarkAllreduce(comm: Communicator, sizes: [Int], repeats: Int) throws -> AllreduceBenchResult {
+    guard repeats >= 1 else { throw FERError("allreduce benchmark: repeats must be at least 1") }
+    var points: [AllreduceBenchResult.Point] = []
+    for bytes in sizes {
+        guard bytes >= MemoryLayout<Float>.stride else { throw FERError("allreduce benchmark: size \(bytes) bytes is less than one float") }
+        var buf = [Float](repeating: 1, count: bytes / MemoryLayout<Float>.stride)
+        try comm.allreduceSum(&buf)   // warm-up: connections and buffers
+        var times: [Double] = []
+        for _ in 0..<repeats {
+            try comm.barrier()
+            let mine = try seconds { try comm.allreduceSum(&buf) }
+            times.append(Double(try comm.allreduceMax(UInt64(mine * 1e9))) * 1e-9)
+        }
+        points.append(.init(bytes: buf.count * MemoryLayout<Float>.stride, seconds: median(times), repeats: repeats))
+    }
+    return AllreduceBenchResult(ranks: comm.size, points: points)
 }
 
 func seconds(_ body: () throws -> Void) rethrows -> Double {

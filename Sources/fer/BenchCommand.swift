@@ -15,28 +15,65 @@ struct BenchCommand: ParsableCommand {
         Examples:
           OMP_NUM_THREADS=2 fer bench --config configs/paper.yaml --batch 64
           mpirun -np 2 fer bench --json --allreduce-bucket-kb 0
+          cluster/run-multinode --rate 1gbit -np 2 bench --allreduce --sizes-kb 64,1024,4096 --json
         """)
     @Option(help: "Run config (YAML).") var config = "configs/paper.yaml"
     @Option(help: "Batch size.") var batch = 64
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @OptionGroup var output: JSONOutput
     @Flag(help: "Per-layer forward/backward times.") var profile = false
+    @Flag(help: "Time training steps only (no layer profile, conv bound or inference): what scripts/scaling needs of a shaped run.")
+    var trainOnly = false
     @OptionGroup var allreduce: AllreduceOptions
+    @Flag(name: .customLong("allreduce"), help: "Time MPI allreduce alone over message sizes (--sizes-kb), --steps times each, instead of training.")
+    var allreduceOnly = false
+    @Option(help: "Message sizes in KiB for --allreduce, comma-separated.") var sizesKb = "4,16,64,256,1024,4096,16384"
+
+    func validate() throws {
+        guard (1...10_000).contains(steps) else { throw ValidationError("--steps must be in 1...10000") }
+        guard (1...1 << 20).contains(batch) else { throw ValidationError("--batch must be in 1...1048576") }
+        _ = try sizes()
+    }
+
+    /// --sizes-kb as bytes: each a whole number of KiB in 1...262144 (256 MiB).
+    private func sizes() throws -> [Int] {
+        let parts = sizesKb.split(separator: ",", omittingEmptySubsequences: false)
+        return try parts.map {
+            guard let kb = Int($0.trimmingCharacters(in: .whitespaces)), (1...262_144).contains(kb) else {
+                throw ValidationError("--sizes-kb: '\($0)' is not a size in KiB in 1...262144")
+            }
+            return kb * 1024
+        }
+    }
 
     func run() throws {
         try runDistributed { comm in
+            if allreduceOnly { return try runAllreduce(comm) }
             let c = try loadRunConfig(path: config)
             let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
-                                  bucketBytes: allreduce.bucketBytes)
+                                  bucketBytes: allreduce.bucketBytes, trainOnly: trainOnly)
             guard comm.rank == 0 else { return }
             if output.json { try printJSON(r); return }
             print("config \(config), global batch \(batch), \(r.ranks) rank(s) x \(r.threads) thread(s), median of \(steps) steps, oneDNN ISA \(r.isa)")
             print(String(format: "train      %8.1f images/s  (%.1f ms/step)", r.trainImagesPerSecond, r.trainStepMs))
-            print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
-            print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
-            print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+            if !trainOnly {
+                print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
+                print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
+                print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+            }
             if r.ranks > 1 { print(String(format: "allreduce  %8.1f%% of the step waiting on gradient sums", 100 * r.allreduceWaitShare)) }
             if profile { printProfile(r) }
+        }
+    }
+
+    private func runAllreduce(_ comm: Communicator) throws {
+        let r = try benchmarkAllreduce(comm: comm, sizes: try sizes(), repeats: steps)
+        guard comm.rank == 0 else { return }
+        if output.json { try printJSON(r); return }
+        print("allreduce (sum of floats, in place) over \(r.ranks) rank(s), median of \(steps), slowest rank")
+        print("      KiB          ms      GB/s (algorithm bandwidth: bytes / time)")
+        for p in r.points {
+            print(String(format: "%9d %11.3f %9.3f", p.bytes / 1024, p.seconds * 1e3, Double(p.bytes) / p.seconds / 1e9))
         }
     }
 
