@@ -111,6 +111,7 @@ extension Trainer {
         let perStep = Date().timeIntervalSince(start) / Double(max(n - 1, 1))
         _ = dataParallel.takeWaitSeconds()
         try dataParallel.averageBatchNormStatistics()
+        try ema?.averageStatistics(comm)
         let v = Date()
         _ = try withEvaluationWeights { try validate() }
         return (perStep, Date().timeIntervalSince(v))
@@ -119,7 +120,7 @@ extension Trainer {
     /// Runs `body`, then puts back everything a training step changes: parameters, batch-norm statistics,
     /// optimizer state and step count, and the moving average.
     func withStateRestored<T>(_ body: () throws -> T) throws -> T {
-        let arenas = [model.params, model.stats, optimizer.m, optimizer.v] + (ema.map { [$0.arena] } ?? [])
+        let arenas = [model.params, model.stats, optimizer.m, optimizer.v] + (ema.map { [$0.arena, $0.stats] } ?? [])
         let saved = arenas.map { Array($0.buffer) }
         let t = optimizer.t
         defer {

@@ -7,8 +7,9 @@ import Foundation
 ///   "FERCKPT\0" | format version u32 | header length u32 | header JSON | tensor data | checksum u64
 /// The header names the model config, progress (epoch, step), global batch and dataset checksum, and lists
 /// the tensors in the order their Float data follows: parameters, optimizer state, the parameters' moving
-/// average (train.ema_decay; older checkpoints lack it), batch-norm statistics, all in canonical layout (OIHW / OI / C), so a checkpoint moves between machines whose CPUs make
-/// oneDNN choose other blocked layouts. The trailer checksums everything before it.
+/// average, batch-norm statistics, the statistics' moving average (the averages with train.ema_decay;
+/// older checkpoints lack them), all in canonical layout (OIHW / OI / C), so a checkpoint moves between
+/// machines whose CPUs make oneDNN choose other blocked layouts. The trailer checksums everything before it.
 public struct CheckpointHeader: Codable, Equatable {
     public var model: ModelConfig
     public var optimizer: String
@@ -27,8 +28,9 @@ public struct CheckpointHeader: Codable, Equatable {
     /// The metrics line of the epoch this checkpoint ends, so a run killed before writing that line
     /// gets it back on resume.
     public var metrics: EpochMetrics?
-    /// The run evaluated its moving average (eval.use_ema): `loadModel` gives the "ema" tensors as the
-    /// model's parameters. Absent (nil) in checkpoints written before the average existed.
+    /// The run evaluated its moving average (eval.use_ema): `loadModel` gives the "ema" and "ema.stat"
+    /// tensors as the model's parameters and statistics. Absent (nil) in checkpoints written before the
+    /// average existed, or with eval.use_ema off.
     public var evalUsesEMA: Bool?
     public var tensors: [Entry]
 
@@ -71,6 +73,7 @@ public enum Checkpoint {
         }
         if let ema { for t in model.layout.tensors where t.trainable { add(t, ema.arena, "ema") } }
         for t in model.layout.tensors where !t.trainable { add(t, model.stats, "stat") }
+        if let ema { for t in model.layout.tensors where !t.trainable { add(t, ema.stats, "ema.stat") } }
         let header = CheckpointHeader(
             model: model.config, optimizer: optimizer?.config.name.rawValue ?? "none", optimizerSteps: optimizer?.t ?? 0,
             epoch: state.epoch, step: state.step, globalBatch: globalBatch, datasetChecksum: hex64(datasetChecksum),
@@ -175,11 +178,21 @@ public enum Checkpoint {
             optimizer.t = h.optimizerSteps
         }
         guard let ema else { return false }
-        ema.reset(from: model.params)
-        let trainable = model.layout.tensors.filter(\.trainable)
-        guard trainable.allSatisfy({ tensors["ema/" + $0.name]?.count == $0.logicalCount }) else { return false }
-        for t in trainable { model.importCanonical(t, tensors["ema/" + t.name]!, into: ema.arena) }
+        ema.reset(params: model.params, stats: model.stats)
+        guard let average = averageTensors(tensors, model) else { return false }
+        for (t, v) in average { model.importCanonical(t, v, into: t.trainable ? ema.arena : ema.stats) }
         return true
+    }
+
+    /// The moving average's tensors (parameters "ema/", statistics "ema.stat/"), each of its right size,
+    /// or nil if the checkpoint lacks any.
+    static func averageTensors(_ tensors: [String: [Float]], _ model: Model) -> [(ParamTensor, [Float])]? {
+        var out: [(ParamTensor, [Float])] = []
+        for t in model.layout.tensors {
+            guard let v = tensors[(t.trainable ? "ema/" : "ema.stat/") + t.name], v.count == t.logicalCount else { return nil }
+            out.append((t, v))
+        }
+        return out
     }
 
     static func firstDifference(_ a: ModelConfig, _ b: ModelConfig) -> String {
@@ -201,12 +214,10 @@ public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator
     let model = try Model(config: header.model, batch: 1)
     try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
     if header.evalUsesEMA == true {   // the run validated (and chose best.ckpt by) its moving average
-        for t in model.layout.tensors where t.trainable {
-            guard let v = tensors["ema/" + t.name], v.count == t.logicalCount else {
-                throw FERError(file: checkpoint, "says its run evaluated the weights' moving average, but lacks tensor ema/\(t.name)")
-            }
-            model.importCanonical(t, v, into: model.params)
+        guard let average = Checkpoint.averageTensors(tensors, model) else {
+            throw FERError(file: checkpoint, "says its run evaluated the moving average of the model, but lacks its tensors (ema/, ema.stat/)")
         }
+        for (t, v) in average { model.importCanonical(t, v, into: t.trainable ? model.params : model.stats) }
     }
     // A diverged run's weights give NaN probabilities that would print as an answer.
     for arena in [model.params, model.stats] where !arena.buffer.allSatisfy(\.isFinite) {

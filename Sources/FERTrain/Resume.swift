@@ -57,7 +57,7 @@ extension Trainer {
             }
             let changes = try settingChanges(since: h, path: path)
             let hadAverage = try Checkpoint.apply(h, tensors, path: path, into: model, optimizer: optimizer, ema: ema)
-            if ema != nil, !hadAverage { log("note: \(path) holds no moving average of the weights: it starts from the checkpoint's parameters") }
+            if ema != nil, !hadAverage { log("note: \(path) holds no moving average of the model: it starts from the checkpoint's parameters and statistics") }
             var history = try folder.truncateMetrics(after: h.epoch)
             if let m = h.metrics, !history.contains(where: { $0.epoch == m.epoch }) {   // died before writing it
                 try folder.append(line: metricsLine(m))

@@ -97,7 +97,7 @@ public final class Trainer {
         // with --resume recovers instead of failing again.
         fault = options.resume == nil ? try Fault.fromEnvironment() : nil
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
-        ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count) : nil
+        ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count, statCount: model.stats.count) : nil
         mixer = Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability, seed: t.seed,
                       side: config.model.inputSize)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
@@ -112,7 +112,9 @@ public final class Trainer {
         try dataParallel.broadcastState(optimizer: optimizer)
         // A fresh average starts at the (broadcast) initial parameters; a resumed one is rank 0's.
         if let ema {
-            if resumed == nil { ema.reset(from: model.params) } else { try comm.broadcastFloats(ema.arena.ptr, count: ema.arena.count, root: 0) }
+            if resumed == nil { ema.reset(params: model.params, stats: model.stats) } else {
+                for a in [ema.arena, ema.stats] where a.count > 0 { try comm.broadcastFloats(a.ptr, count: a.count, root: 0) }
+            }
         }
     }
 
@@ -191,6 +193,7 @@ public final class Trainer {
         // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
         let wait = dataParallel.takeWaitSeconds()
         try dataParallel.averageBatchNormStatistics()
+        try ema?.averageStatistics(comm)
         let (valLoss, valAcc) = try withEvaluationWeights { try validate() }
         schedule.observe(validation: valAcc, state: &state.schedule)
         state.epoch = epoch + 1
@@ -227,7 +230,7 @@ public final class Trainer {
                               globalBatch: config.train.batch, grad: net.logitsGrad)
         try dataParallel.backward(key: key)
         optimizer.step(params: model.params, grads: model.grads, lr: lr)
-        ema?.update(from: model.params, update: optimizer.t)
+        ema?.update(params: model.params, stats: model.stats, update: optimizer.t)
         return r
     }
 
@@ -235,7 +238,7 @@ public final class Trainer {
     /// the parameter arena and back), else the parameters themselves.
     public func withEvaluationWeights<T>(_ body: () throws -> T) rethrows -> T {
         guard config.eval.useEMA, let ema else { return try body() }
-        return try ema.swappedIn(model.params, body)
+        return try ema.swappedIn(params: model.params, stats: model.stats, body)
     }
 
     /// Decodes and augments this rank's slice of each step's batch on a background thread.
@@ -279,20 +282,27 @@ public final class Trainer {
 
     /// Writes a checkpoint of the epoch in progress and trains on (train.checkpoint_every_*).
     func checkpointMidEpoch(_ epoch: Int) throws {
-        try dataParallel.withAveragedBatchNormStatistics {
+        try withAveragedAverageStatistics { try dataParallel.withAveragedBatchNormStatistics {
             guard let folder else { return }
             let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)
             log("checkpoint at step \(state.step), in epoch \(epoch): wrote \(path)")
-        }
+        } }
         if folder != nil { pruneCheckpoints() }
         lastCheckpoint = Date()
+    }
+
+    /// The moving average's statistics averaged over ranks during `body`, then each rank's own again.
+    func withAveragedAverageStatistics(_ body: () throws -> Void) throws {
+        guard let ema else { return try body() }
+        try ema.withAveragedStatistics(comm, body)
     }
 
     /// Writes the checkpoint of the epoch in progress and ends training.
     func stop(by signal: Int32, inEpoch epoch: Int) throws {
         interruptedBy = signal
         try dataParallel.averageBatchNormStatistics()
+        try ema?.averageStatistics(comm)
         if let folder {
             let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)

@@ -38,7 +38,7 @@ final class BudgetTests: TinyRunTestCase {
         let data = syntheticDataset(perClass: 12)
         let cfg = try tinyConfig(["train.batch=16", "train.validation_fraction=0.25", "train.ema_decay=0.9", "train.mixup_alpha=0.4"])
         let a = tempDir("budget")
-        let t = try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), options: TrainOptions(budget: 30), log: silent)
+        let t = try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), options: TrainOptions(budget: 120), log: silent)
         let plan = try XCTUnwrap(try t.fitEpochsToBudget(started: Date()))
         XCTAssertEqual(t.config.train.epochs, plan.epochs)
         XCTAssertEqual(t.schedule.totalEpochs, plan.epochs)
@@ -65,7 +65,7 @@ final class BudgetTests: TinyRunTestCase {
             [fer, "train", "--config", tiny, "--data", csv, "--run", run, "--set", "train.batch=16"] + mix + extra
         }
         let run = dir + "/budget"
-        let r = try runCommand(mpirun(2) + args(run, ["--budget", "40s", "--stop-after", "1"]), timeout: 120)
+        let r = try runCommand(mpirun(2) + args(run, ["--budget", "2m", "--stop-after", "1"]), timeout: 120)
         XCTAssertEqual(r.status, 0, r.output)
         let epochs = try loadRunConfig(path: run + "/config.yaml").train.epochs
         XCTAssertTrue(r.output.contains("train.epochs = \(epochs)"), r.output)

@@ -12,24 +12,26 @@ final class EMATests: XCTestCase {
     /// ema = d ema + (1 - d) p with the warm-up decay min(d, (1 + t) / (10 + t)); swapping it in and out
     /// gives the training parameters back bit for bit.
     func testUpdateFollowsTheFormulaAndSwapRestores() {
-        let e = WeightAverage(decay: 0.99, warmup: true, count: 3)
+        let e = WeightAverage(decay: 0.99, warmup: true, count: 3, statCount: 2)
         XCTAssertEqual(e.decay(update: 1), 2 / 11)
         XCTAssertEqual(e.decay(update: 10_000), 0.99)
-        XCTAssertEqual(WeightAverage(decay: 0.99, warmup: false, count: 1).decay(update: 1), 0.99)
-        let p = Arena(3)
-        e.reset(from: p)   // zeros
-        var expected: [Double] = [0, 0, 0]
+        XCTAssertEqual(WeightAverage(decay: 0.99, warmup: false, count: 1, statCount: 1).decay(update: 1), 0.99)
+        let p = Arena(3), s = Arena(2)
+        e.reset(params: p, stats: s)   // zeros
+        var expected: [Double] = [0, 0, 0, 0, 0]
         for t in 1...30 {
             for i in 0..<3 { p.ptr[i] = Float(i + t) }
-            e.update(from: p, update: t)
+            for i in 0..<2 { s.ptr[i] = Float(10 * i - t) }
+            e.update(params: p, stats: s, update: t)
             let d = Double(min(Float(0.99), Float(1 + t) / Float(10 + t)))
-            for i in 0..<3 { expected[i] = d * expected[i] + (1 - d) * Double(i + t) }
+            for i in 0..<5 { expected[i] = d * expected[i] + (1 - d) * Double(i < 3 ? i + t : 10 * (i - 3) - t) }
         }
         for i in 0..<3 { XCTAssertEqual(Double(e.arena.ptr[i]), expected[i], accuracy: 1e-4) }
-        let before = Array(p.buffer)
-        let seen = e.swappedIn(p) { Array(p.buffer) }
-        XCTAssertEqual(seen, Array(e.arena.buffer))
-        XCTAssertEqual(Array(p.buffer), before)
+        for i in 0..<2 { XCTAssertEqual(Double(e.stats.ptr[i]), expected[3 + i], accuracy: 1e-4) }
+        let before = Array(p.buffer) + Array(s.buffer)
+        let seen = e.swappedIn(params: p, stats: s) { Array(p.buffer) + Array(s.buffer) }
+        XCTAssertEqual(seen, Array(e.arena.buffer) + Array(e.stats.buffer))
+        XCTAssertEqual(Array(p.buffer) + Array(s.buffer), before)
     }
 
     /// With the average (and mixup/cutmix) on, 2 epochs in one run and 1 + resume 1 give byte-identical
@@ -43,7 +45,7 @@ final class EMATests: XCTestCase {
         try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: silent).run()
         let x = try Checkpoint.read(path: a + "/checkpoints/epoch-0002.ckpt").1, y = try Checkpoint.read(path: b + "/checkpoints/epoch-0002.ckpt").1
         XCTAssertEqual(x.count, y.count)
-        XCTAssertNotNil(x["ema/conv1.weight"])
+        XCTAssertNotNil(x["ema/conv1.weight"]); XCTAssertNotNil(x["ema.stat/batchnorm1.running_var"])
         for (k, v) in x { XCTAssertEqual(v, y[k], "tensor \(k) differs after resume") }
         XCTAssertNotEqual(x["ema/conv1.weight"], x["param/conv1.weight"])
     }
@@ -59,9 +61,11 @@ final class EMATests: XCTestCase {
         let (h, tensors) = try Checkpoint.read(path: run + "/checkpoints/best.ckpt")
         XCTAssertEqual(h.evalUsesEMA, true)
         let (model, _) = try loadModel(checkpoint: run + "/checkpoints/best.ckpt")
-        let w = model.layout.tensor("conv1.weight")!
+        let w = model.layout.tensor("conv1.weight")!, mean = model.layout.tensor("batchnorm1.running_mean")!
         XCTAssertEqual(model.exportCanonical(w, from: model.params), tensors["ema/conv1.weight"])
+        XCTAssertEqual(model.exportCanonical(mean, from: model.stats), tensors["ema.stat/batchnorm1.running_mean"])
         XCTAssertNotEqual(tensors["ema/conv1.weight"], tensors["param/conv1.weight"])
+        XCTAssertNotEqual(tensors["ema.stat/batchnorm1.running_mean"], tensors["stat/batchnorm1.running_mean"])
         XCTAssertEqual(try t.withEvaluationWeights { try t.validate() }.1, t.history.last!.valAccuracy)
         XCTAssertNotEqual(try t.validate().0, t.history.last!.valLoss)   // the parameters validate otherwise
         // Off: the checkpoint keeps the average but evaluates as the parameters.
@@ -86,6 +90,7 @@ final class EMATests: XCTestCase {
                             data: data, runDir: run, comm: LocalCommunicator(), options: TrainOptions(resume: "latest", allowConfigChange: true),
                             log: { lines.append($0) })
         XCTAssertEqual(Array(t.ema!.arena.buffer), Array(t.model.params.buffer))
+        XCTAssertEqual(Array(t.ema!.stats.buffer), Array(t.model.stats.buffer))
         XCTAssertTrue(lines.contains { $0.contains("holds no moving average") }, "\(lines)")
     }
 
