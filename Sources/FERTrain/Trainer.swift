@@ -17,7 +17,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var bucketBytes = 1 << 20
     /// Stop after this epoch (the run can be resumed later).
     public var stopAfter: Int?
-    /// --budget in seconds: `fitEpochs` fixes train.epochs to it (every rank times steps together, so
+    /// --budget in seconds: `fitEpochsToBudget` fixes train.epochs to it (every rank times steps together, so
     /// every rank must be asked to).
     public var budget: Double?
     public init(resume: String? = nil, overwrite: Bool = false, allowConfigChange: Bool = false,
@@ -31,13 +31,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 /// Training over `comm`'s ranks (one rank: plain single-process training); what makes it data-parallel
 /// is all in `DataParallel`. Rank 0 owns the run folder: it alone reads and writes it.
 public final class Trainer {
-    /// The resolved config; `fitEpochs(toBudget:)` alone changes it (train.epochs), before training.
+    /// The resolved config; `fitEpochsToBudget` alone changes it (train.epochs), before training.
     public internal(set) var config: RunConfig
     public let options: TrainOptions
     public let model: Model
     public let optimizer: Optimizer
     public internal(set) var schedule: Schedule
-    /// The parameters' moving average (train.ema_decay > 0), updated after every optimizer step.
+    /// The model's moving average (train.ema_decay > 0), updated after every optimizer step.
     public let ema: WeightAverage?
     /// Batch-level mixup / cutmix (train.mixup_alpha, train.cutmix_alpha).
     let mixer: Mixer
@@ -215,7 +215,7 @@ public final class Trainer {
 
     /// One optimizer step on the batch in `net.input` and `buffers.labels` (global step `step`): mix it
     /// (train.mixup_alpha, train.cutmix_alpha), forward, loss, backward with the gradient allreduce,
-    /// update, then fold the new parameters into the moving average.
+    /// update, then fold the new parameters and statistics into the moving average.
     func trainStep(_ net: Network, _ buffers: StepBuffers, loss: WeightedCrossEntropy, step: Int, lr: Float) throws -> WeightedCrossEntropy.Result {
         let n = slice.count
         var mix: WeightedCrossEntropy.Mix?
@@ -234,8 +234,8 @@ public final class Trainer {
         return r
     }
 
-    /// Runs `body` with the weights evaluation uses: the moving average under eval.use_ema (swapped into
-    /// the parameter arena and back), else the parameters themselves.
+    /// Runs `body` with the model evaluation uses: the moving average under eval.use_ema (its parameters
+    /// and statistics swapped into the model's arenas and back), else the model itself.
     public func withEvaluationWeights<T>(_ body: () throws -> T) rethrows -> T {
         guard config.eval.useEMA, let ema else { return try body() }
         return try ema.swappedIn(params: model.params, stats: model.stats, body)
