@@ -6,9 +6,10 @@ import Foundation
 /// A checkpoint file:
 ///   "FERCKPT\0" | format version u32 | header length u32 | header JSON | tensor data | checksum u64
 /// The header names the model config, progress (epoch, step), global batch and dataset checksum, and lists
-/// the tensors in the order their Float data follows: parameters, optimizer state, batch-norm statistics,
-/// all in canonical layout (OIHW / OI / C), so a checkpoint moves between machines whose CPUs make
-/// oneDNN choose other blocked layouts. The trailer checksums everything before it.
+/// the tensors in the order their Float data follows: parameters, optimizer state, the parameters' moving
+/// average, batch-norm statistics, the statistics' moving average (the averages with train.ema_decay;
+/// older checkpoints lack them), all in canonical layout (OIHW / OI / C), so a checkpoint moves between
+/// machines whose CPUs make oneDNN choose other blocked layouts. The trailer checksums everything before it.
 public struct CheckpointHeader: Codable, Equatable {
     public var model: ModelConfig
     public var optimizer: String
@@ -27,6 +28,10 @@ public struct CheckpointHeader: Codable, Equatable {
     /// The metrics line of the epoch this checkpoint ends, so a run killed before writing that line
     /// gets it back on resume.
     public var metrics: EpochMetrics?
+    /// The run evaluated its moving average (eval.use_ema): `loadModel` gives the "ema" and "ema.stat"
+    /// tensors as the model's parameters and statistics. Absent (nil) in checkpoints written before the
+    /// average existed, or with eval.use_ema off.
+    public var evalUsesEMA: Bool?
     public var tensors: [Entry]
 
     public struct Entry: Codable, Equatable { public var name: String; public var shape: [Int]; public var section: String }
@@ -54,7 +59,7 @@ public enum Checkpoint {
     /// Serialises the model (and optimizer, if given) and writes it atomically.
     public static func save(path: String, model: Model, optimizer: Optimizer?, state: TrainingState,
                             globalBatch: Int, datasetChecksum: UInt64, configHash: UInt64, config: String? = nil,
-                            metrics: EpochMetrics? = nil) throws {
+                            metrics: EpochMetrics? = nil, ema: WeightAverage? = nil, evalUsesEMA: Bool = false) throws {
         var entries: [CheckpointHeader.Entry] = []
         var data: [Float] = []
         func add(_ t: ParamTensor, _ arena: Arena, _ section: String) {
@@ -66,12 +71,15 @@ public enum Checkpoint {
             for t in model.layout.tensors where t.trainable { add(t, optimizer.m, "opt.m") }
             if optimizer.v.count > 0 { for t in model.layout.tensors where t.trainable { add(t, optimizer.v, "opt.v") } }
         }
+        if let ema { for t in model.layout.tensors where t.trainable { add(t, ema.arena, "ema") } }
         for t in model.layout.tensors where !t.trainable { add(t, model.stats, "stat") }
+        if let ema { for t in model.layout.tensors where !t.trainable { add(t, ema.stats, "ema.stat") } }
         let header = CheckpointHeader(
             model: model.config, optimizer: optimizer?.config.name.rawValue ?? "none", optimizerSteps: optimizer?.t ?? 0,
             epoch: state.epoch, step: state.step, globalBatch: globalBatch, datasetChecksum: hex64(datasetChecksum),
             configHash: hex64(configHash), validationAccuracy: state.validationAccuracy, schedule: state.schedule,
-            config: config, partial: state.partial, metrics: metrics, tensors: entries)
+            config: config, partial: state.partial, metrics: metrics, evalUsesEMA: ema != nil && evalUsesEMA ? true : nil,
+            tensors: entries)
         let json = try JSONEncoder().encode(header)
         var w = ByteWriter(capacity: 24 + json.count + 4 * data.count)
         w.put(bytes: checkpointMagic); w.put(checkpointVersion); w.put(UInt32(json.count)); w.put(bytes: json)
@@ -145,9 +153,12 @@ public enum Checkpoint {
         return h
     }
 
-    /// Copies tensors already read from `path` into the model (and optimizer).
+    /// Copies tensors already read from `path` into the model (and optimizer, and the moving average: a
+    /// checkpoint without one, written before it existed or with it off, starts it at the parameters).
+    /// Returns whether the checkpoint held the average.
+    @discardableResult
     public static func apply(_ h: CheckpointHeader, _ tensors: [String: [Float]], path: String, into model: Model,
-                             optimizer: Optimizer?) throws {
+                             optimizer: Optimizer?, ema: WeightAverage? = nil) throws -> Bool {
         if h.model != model.config {
             throw FERError(file: path, "architecture mismatch: \(firstDifference(h.model, model.config))")
         }
@@ -166,6 +177,22 @@ public enum Checkpoint {
             }
             optimizer.t = h.optimizerSteps
         }
+        guard let ema else { return false }
+        ema.reset(params: model.params, stats: model.stats)
+        guard let average = averageTensors(tensors, model) else { return false }
+        for (t, v) in average { model.importCanonical(t, v, into: t.trainable ? ema.arena : ema.stats) }
+        return true
+    }
+
+    /// The moving average's tensors (parameters "ema/", statistics "ema.stat/"), each of its right size,
+    /// or nil if the checkpoint lacks any.
+    static func averageTensors(_ tensors: [String: [Float]], _ model: Model) -> [(ParamTensor, [Float])]? {
+        var out: [(ParamTensor, [Float])] = []
+        for t in model.layout.tensors {
+            guard let v = tensors[(t.trainable ? "ema/" : "ema.stat/") + t.name], v.count == t.logicalCount else { return nil }
+            out.append((t, v))
+        }
+        return out
     }
 
     static func firstDifference(_ a: ModelConfig, _ b: ModelConfig) -> String {
@@ -186,6 +213,12 @@ public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator
     let (header, tensors) = try Checkpoint.parse(bytes: bytes, source: checkpoint)
     let model = try Model(config: header.model, batch: 1)
     try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)
+    if header.evalUsesEMA == true {   // the run validated (and chose best.ckpt by) its moving average
+        guard let average = Checkpoint.averageTensors(tensors, model) else {
+            throw FERError(file: checkpoint, "says its run evaluated the moving average of the model, but lacks its tensors (ema/, ema.stat/)")
+        }
+        for (t, v) in average { model.importCanonical(t, v, into: t.trainable ? model.params : model.stats) }
+    }
     // A diverged run's weights give NaN probabilities that would print as an answer.
     for arena in [model.params, model.stats] where !arena.buffer.allSatisfy(\.isFinite) {
         throw FERError(file: checkpoint, "holds non-finite weights (NaN or infinity): the run that wrote it diverged")

@@ -56,7 +56,8 @@ extension Trainer {
                 throw FERError(file: path, "trained on another dataset (checksum \(h.datasetChecksum), now \(hex64(datasetChecksum)))")
             }
             let changes = try settingChanges(since: h, path: path)
-            try Checkpoint.apply(h, tensors, path: path, into: model, optimizer: optimizer)
+            let hadAverage = try Checkpoint.apply(h, tensors, path: path, into: model, optimizer: optimizer, ema: ema)
+            if ema != nil, !hadAverage { log("note: \(path) holds no moving average of the model: it starts from the checkpoint's parameters and statistics") }
             var history = try folder.truncateMetrics(after: h.epoch)
             if let m = h.metrics, !history.contains(where: { $0.epoch == m.epoch }) {   // died before writing it
                 try folder.append(line: metricsLine(m))
@@ -95,10 +96,11 @@ extension Trainer {
 
     /// Settings a resume may change without altering the trajectory so far: how long to train (extending a
     /// run is what resuming is for), how many checkpoints to keep and how often to write them (a requeued
-    /// job may need them more often), checks and evaluation.
+    /// job may need them more often), checks and evaluation. Not eval.use_ema: the validation accuracy
+    /// it changes picks best.ckpt and steers the plateau schedule.
     static func freeToChange(_ key: String) -> Bool {
         ["train.epochs", "train.keep_checkpoints", "train.check_every", "train.checkpoint_every_steps",
-         "train.checkpoint_every_minutes"].contains(key) || key.hasPrefix("eval.")
+         "train.checkpoint_every_minutes"].contains(key) || (key.hasPrefix("eval.") && key != "eval.use_ema")
     }
 }
 

@@ -31,6 +31,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
         try model.validate(); try optimizer.validate(); try schedule.validate()
         try augment.validate(); try blankFilter.validate(); try train.validate(); try eval.validate()
+        guard !eval.useEMA || train.emaDecay > 0 else {
+            throw FERError("eval.use_ema: true needs train.ema_decay > 0 (the average it would use is off)")
+        }
         // A floor above the base rate would make the cosine climb; the other schedules ignore the floor.
         guard ![.cosine, .plateau].contains(schedule.name) || schedule.minLR <= optimizer.lr else {
             throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(optimizer.lr)))")
@@ -60,10 +63,17 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var checkEvery = 0              // steps between cross-rank parameter checksum checks (0: off)
     public var checkpointEverySteps = 0    // a mid-epoch checkpoint every K global steps (0: off)
     public var checkpointEveryMinutes = 0.0   // and/or once M minutes passed since the last checkpoint, by rank 0's clock (0: off)
+    public var mixupAlpha = 0.0            // mixup's Beta(alpha, alpha) (0: off); see Mixing.swift
+    public var cutmixAlpha = 0.0           // cutmix's Beta(alpha, alpha) (0: off)
+    public var mixProbability = 1.0        // chance that a step is mixed, when an alpha is set
+    public var emaDecay: Float = 0         // decay of the weights' moving average, e.g. 0.999 (0: off); see EMA.swift
+    public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
              checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes"
+        case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
+        case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
     }
     public init() {}
 
@@ -77,6 +87,11 @@ public struct TrainSettings: Codable, Equatable, Sendable {
         try requireAtLeast("train.check_every", checkEvery, 0)
         try requireAtLeast("train.checkpoint_every_steps", checkpointEverySteps, 0)
         try require("train.checkpoint_every_minutes", checkpointEveryMinutes, 0, 7 * 24 * 60)   // a week: longer is a typo
+        // Beyond 100, Beta(alpha, alpha) is 0.5 within a few percent: larger values are typos.
+        try require("train.mixup_alpha", mixupAlpha, 0, 100)
+        try require("train.cutmix_alpha", cutmixAlpha, 0, 100)
+        try require("train.mix_probability", mixProbability, 0, 1)
+        try require("train.ema_decay", emaDecay, 0, 1, "[)")   // at 1 the average never moves
     }
 }
 
@@ -102,6 +117,8 @@ public func validateTTA(_ n: Int, flag: String) throws {
 public struct EvalSettings: Codable, Equatable, Sendable {
     public var tta = 10       // variants for --tta without a number (the seed's 10)
     public var batch = 256    // inference batch: larger batches run the (Winograd) convolutions faster
+    public var useEMA = false // validate, pick best.ckpt and evaluate checkpoints with the weights' average (train.ema_decay)
+    enum CodingKeys: String, CodingKey { case tta, batch, useEMA = "use_ema" }
     public init() {}
 
     func validate() throws {

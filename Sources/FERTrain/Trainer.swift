@@ -17,10 +17,13 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     public var bucketBytes = 1 << 20
     /// Stop after this epoch (the run can be resumed later).
     public var stopAfter: Int?
+    /// --budget in seconds: `fitEpochsToBudget` fixes train.epochs to it (every rank times steps together, so
+    /// every rank must be asked to).
+    public var budget: Double?
     public init(resume: String? = nil, overwrite: Bool = false, allowConfigChange: Bool = false,
-                bucketBytes: Int = 1 << 20, stopAfter: Int? = nil) {
+                bucketBytes: Int = 1 << 20, stopAfter: Int? = nil, budget: Double? = nil) {
         self.resume = resume; self.overwrite = overwrite; self.allowConfigChange = allowConfigChange
-        self.bucketBytes = bucketBytes; self.stopAfter = stopAfter
+        self.bucketBytes = bucketBytes; self.stopAfter = stopAfter; self.budget = budget
     }
     var folderMode: RunFolder.Mode { resume != nil ? .resume : overwrite ? .overwrite : .fresh }
 }
@@ -28,11 +31,16 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 /// Training over `comm`'s ranks (one rank: plain single-process training); what makes it data-parallel
 /// is all in `DataParallel`. Rank 0 owns the run folder: it alone reads and writes it.
 public final class Trainer {
-    public let config: RunConfig
+    /// The resolved config; `fitEpochsToBudget` alone changes it (train.epochs), before training.
+    public internal(set) var config: RunConfig
     public let options: TrainOptions
     public let model: Model
     public let optimizer: Optimizer
-    public let schedule: Schedule
+    public internal(set) var schedule: Schedule
+    /// The model's moving average (train.ema_decay > 0), updated after every optimizer step.
+    public let ema: WeightAverage?
+    /// Batch-level mixup / cutmix (train.mixup_alpha, train.cutmix_alpha).
+    let mixer: Mixer
     public internal(set) var state: TrainingState
     public let runDir: String
     public let trainIndices: [Int], validationIndices: [Int], excluded: [(index: Int, reason: String)]
@@ -43,7 +51,7 @@ public final class Trainer {
     let augmenter: Augmenter
     let slice: Range<Int>
     let log: (String) -> Void
-    let configHash: UInt64
+    var configHash: UInt64
     /// Hashes every pixel (~74 MB for FER-2013): computed once, not at every checkpoint.
     let datasetChecksum: UInt64
     let dataParallel: DataParallel
@@ -89,6 +97,9 @@ public final class Trainer {
         // with --resume recovers instead of failing again.
         fault = options.resume == nil ? try Fault.fromEnvironment() : nil
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
+        ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count, statCount: model.stats.count) : nil
+        mixer = Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability, seed: t.seed,
+                      side: config.model.inputSize)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
         state = TrainingState(epoch: 0, step: 0, validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
@@ -99,6 +110,12 @@ public final class Trainer {
         let resumed = try onCoordinator(comm) { try self.openRunFolder() }
         if let resumed { adopt(resumed) } else { model.initialize(seed: t.seed) }
         try dataParallel.broadcastState(optimizer: optimizer)
+        // A fresh average starts at the (broadcast) initial parameters; a resumed one is rank 0's.
+        if let ema {
+            if resumed == nil { ema.reset(params: model.params, stats: model.stats) } else {
+                for a in [ema.arena, ema.stats] where a.count > 0 { try comm.broadcastFloats(a.ptr, count: a.count, root: 0) }
+            }
+        }
     }
 
     var stepsPerEpoch: Int { sampler.stepsPerEpoch }
@@ -138,12 +155,11 @@ public final class Trainer {
     func trainEpoch(_ epoch: Int) throws -> EpochMetrics? {
         let start = Date()
         let net = try model.network(batch: slice.count)
-        let labels = UnsafeMutablePointer<Int32>.allocate(capacity: slice.count)
-        defer { labels.deallocate() }
+        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count)
         let steps = stepsPerEpoch, first = state.step - epoch * steps, n = slice.count, b = config.train.batch
         let prefetch = prefetcher(epoch: epoch, steps: first..<steps, inputCount: net.input.count)
         defer { prefetch.finish() }
-        let loss = WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
+        let loss = lossFunction()
         // An interrupted epoch's sums were summed over ranks into the checkpoint: rank 0 carries them.
         let carried = comm.rank == 0 ? state.partial : nil
         var lossSum = carried?.lossSum ?? 0, correct = carried?.correct ?? 0
@@ -153,13 +169,9 @@ public final class Trainer {
         var lr: Float = 0
         _ = dataParallel.takeWaitSeconds()
         for s in first..<steps {
-            prefetch.next(into: net.input.ptr, labels: labels)
-            let key = StepKey(seed: config.train.seed, step: UInt64(state.step), globalOffset: slice.lowerBound)
-            net.forward(training: true, key: key)
-            let r = loss.evaluate(logits: net.logits, labels: labels, n: n, k: config.model.classes, globalBatch: b, grad: net.logitsGrad)
-            try dataParallel.backward(key: key)
+            prefetch.next(into: net.input.ptr, labels: buffers.labels)
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps), state: state.schedule)
-            optimizer.step(params: model.params, grads: model.grads, lr: lr)
+            let r = try trainStep(net, buffers, loss: loss, step: state.step, lr: lr)
             state.step += 1
             lossSum += r.weightedLossSum; correct += r.correct
             let next = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n + carriedSamples))
@@ -181,7 +193,8 @@ public final class Trainer {
         // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
         let wait = dataParallel.takeWaitSeconds()
         try dataParallel.averageBatchNormStatistics()
-        let (valLoss, valAcc) = try validate()
+        try ema?.averageStatistics(comm)
+        let (valLoss, valAcc) = try withEvaluationWeights { try validate() }
         schedule.observe(validation: valAcc, state: &state.schedule)
         state.epoch = epoch + 1
         state.validationAccuracy = valAcc
@@ -194,6 +207,38 @@ public final class Trainer {
         if comm.rank == 0 { try record(m) }
         lastCheckpoint = Date()
         return m
+    }
+
+    func lossFunction() -> WeightedCrossEntropy {
+        WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
+    }
+
+    /// One optimizer step on the batch in `net.input` and `buffers.labels` (global step `step`): mix it
+    /// (train.mixup_alpha, train.cutmix_alpha), forward, loss, backward with the gradient allreduce,
+    /// update, then fold the new parameters and statistics into the moving average.
+    func trainStep(_ net: Network, _ buffers: StepBuffers, loss: WeightedCrossEntropy, step: Int, lr: Float) throws -> WeightedCrossEntropy.Result {
+        let n = slice.count
+        var mix: WeightedCrossEntropy.Mix?
+        if let m = mixer.draw(step: step, sliceStart: slice.lowerBound, count: n) {
+            mixer.apply(m, input: net.input.ptr, scratch: buffers.scratch, count: n, perImage: buffers.inputCount / n,
+                        labels: buffers.labels, partnerLabels: buffers.partnerLabels)
+            mix = .init(partnerLabels: buffers.partnerLabels, lambda: Float(m.lambda))
+        }
+        let key = StepKey(seed: config.train.seed, step: UInt64(step), globalOffset: slice.lowerBound)
+        net.forward(training: true, key: key)
+        let r = loss.evaluate(logits: net.logits, labels: buffers.labels, mix: mix, n: n, k: config.model.classes,
+                              globalBatch: config.train.batch, grad: net.logitsGrad)
+        try dataParallel.backward(key: key)
+        optimizer.step(params: model.params, grads: model.grads, lr: lr)
+        ema?.update(params: model.params, stats: model.stats, update: optimizer.t)
+        return r
+    }
+
+    /// Runs `body` with the model evaluation uses: the moving average under eval.use_ema (its parameters
+    /// and statistics swapped into the model's arenas and back), else the model itself.
+    public func withEvaluationWeights<T>(_ body: () throws -> T) rethrows -> T {
+        guard config.eval.useEMA, let ema else { return try body() }
+        return try ema.swappedIn(params: model.params, stats: model.stats, body)
     }
 
     /// Decodes and augments this rank's slice of each step's batch on a background thread.
@@ -237,20 +282,27 @@ public final class Trainer {
 
     /// Writes a checkpoint of the epoch in progress and trains on (train.checkpoint_every_*).
     func checkpointMidEpoch(_ epoch: Int) throws {
-        try dataParallel.withAveragedBatchNormStatistics {
+        try withAveragedAverageStatistics { try dataParallel.withAveragedBatchNormStatistics {
             guard let folder else { return }
             let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)
             log("checkpoint at step \(state.step), in epoch \(epoch): wrote \(path)")
-        }
+        } }
         if folder != nil { pruneCheckpoints() }
         lastCheckpoint = Date()
+    }
+
+    /// The moving average's statistics averaged over ranks during `body`, then each rank's own again.
+    func withAveragedAverageStatistics(_ body: () throws -> Void) throws {
+        guard let ema else { return try body() }
+        try ema.withAveragedStatistics(comm, body)
     }
 
     /// Writes the checkpoint of the epoch in progress and ends training.
     func stop(by signal: Int32, inEpoch epoch: Int) throws {
         interruptedBy = signal
         try dataParallel.averageBatchNormStatistics()
+        try ema?.averageStatistics(comm)
         if let folder {
             let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)
@@ -292,7 +344,8 @@ public final class Trainer {
 
     public func saveCheckpoint(_ path: String, metrics: EpochMetrics? = nil) throws {
         try Checkpoint.save(path: path, model: model, optimizer: optimizer, state: state, globalBatch: config.train.batch,
-                            datasetChecksum: datasetChecksum, configHash: configHash, config: config.yaml(), metrics: metrics)
+                            datasetChecksum: datasetChecksum, configHash: configHash, config: config.yaml(), metrics: metrics,
+                            ema: ema, evalUsesEMA: config.eval.useEMA)
     }
 
     /// Keeps the newest `keep_checkpoints` epoch checkpoints, and the newest `keep_checkpoints` mid-epoch
@@ -305,4 +358,18 @@ public final class Trainer {
         let inProgress = partial.filter { !done.contains($0) }
         for p in done + inProgress.dropLast(keep) + complete.dropLast(keep) { try? FileManager.default.removeItem(atPath: p) }
     }
+}
+
+/// A step's buffers besides the network's own, allocated once per epoch (the step loop allocates none):
+/// the labels, and for mixed steps the partners' labels and the unmixed batch.
+final class StepBuffers {
+    let inputCount: Int
+    let labels: UnsafeMutablePointer<Int32>, partnerLabels: UnsafeMutablePointer<Int32>
+    let scratch: UnsafeMutablePointer<Float>
+    init(inputCount: Int, batch: Int) {
+        self.inputCount = inputCount
+        labels = .allocate(capacity: batch); partnerLabels = .allocate(capacity: batch)
+        scratch = .allocate(capacity: inputCount)
+    }
+    deinit { labels.deallocate(); partnerLabels.deallocate(); scratch.deallocate() }
 }

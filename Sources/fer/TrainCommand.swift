@@ -18,6 +18,7 @@ struct TrainCommand: ParsableCommand {
             --set optimizer.lr=0.002
           fer train --config configs/paper.yaml --run runs/paper \\
             --resume latest --epochs 60
+          fer train --config configs/best.yaml --run runs/best3h --budget 3h
         """)
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
@@ -25,6 +26,9 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Total epochs (overrides train.epochs).") var epochs: Int?
     @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: String?
     @Option(help: "Stop after this epoch (the run can be resumed later).") var stopAfter: Int?
+    @Option(help: ArgumentHelp("Fit train.epochs to a time budget (3h, 90m, 1h30m, or seconds), counted from the start: the first steps are timed, and the epochs chosen are written into the run's config.yaml.",
+                               valueName: "duration"))
+    var budget: String?
     @Flag(help: "Start afresh in a run folder that holds a run: its contents move to RUN/replaced-<time>/ (never deleted).")
     var overwrite = false
     @Flag(help: "Resume even though settings that decide what the run learns changed (recorded in metrics.jsonl).")
@@ -36,9 +40,15 @@ struct TrainCommand: ParsableCommand {
         if overwrite, resume != nil { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
+        if let budget {
+            do { _ = try parseDuration(budget) } catch { throw ValidationError("\(error)") }
+            if resume != nil { throw ValidationError("--budget fixes the epochs of a new run; a resumed run keeps the epochs in its config.yaml (use --epochs to change them)") }
+            if epochs != nil { throw ValidationError("--budget chooses the number of epochs; it cannot be combined with --epochs") }
+        }
     }
 
     func run() throws {
+        let started = Date()
         Interrupt.install()
         try runDistributed { comm in
             let cfg = try config.load(epochs.map { ["train.epochs=\($0)"] } ?? [])
@@ -47,8 +57,9 @@ struct TrainCommand: ParsableCommand {
             let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(nil) } }
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: strict, comm: comm, log: log)
             let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
-                                       bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter)
+                                       bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter, budget: try budget.map { try parseDuration($0) })
             let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, log: log)
+            if let plan = try trainer.fitEpochsToBudget(started: started) { log(plan.description) }
             if tty { trainer.onStep = drawProgress }
             try trainer.run()
             log("run folder: \(trainer.runDir) (metrics.jsonl, checkpoints/, curves-*.png)")

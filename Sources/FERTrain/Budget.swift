@@ -1,0 +1,132 @@
+import FERCore
+import FERNet
+import Foundation
+
+// `fer train --budget 3h`: time the run's first steps and one validation, then fix train.epochs so the
+// whole schedule (steps and per-epoch validation) ends inside the budget. The number is written into the
+// run's config.yaml and checkpoints like any other setting, so a resumed or repeated run is exact. The
+// timed steps are trained and then undone (parameters, optimizer state, statistics and the average are
+// restored bit for bit): the run that follows is the run its config.yaml describes.
+
+/// "90m", "3h", "1h30m", "45s", "2h15m30s", or plain seconds ("5400"). Throws naming `flag` otherwise.
+public func parseDuration(_ text: String, flag: String = "--budget") throws -> Double {
+    let bad = FERError("\(flag): '\(text)' is not a duration (examples: 3h, 90m, 1h30m, 5400 seconds)")
+    if let s = Double(text) {
+        guard s.isFinite, s > 0 else { throw FERError("\(flag): \(text) must be a positive number of seconds") }
+        return s
+    }
+    // Units in the order h, m, s, each at most once, each after a number.
+    let units: [(Character, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
+    var total = 0.0, number = "", next = 0
+    for ch in text {
+        if ch.isASCII, ch.isNumber || ch == "." { number.append(ch); continue }
+        guard let u = units[next...].firstIndex(where: { $0.0 == ch }), let v = Double(number), v.isFinite else { throw bad }
+        total += v * units[u].1; number = ""; next = u + 1
+    }
+    guard number.isEmpty, next > 0, total > 0 else { throw bad }
+    return total
+}
+
+/// What the budget bought: the epochs, and the measurements and arithmetic behind them.
+public struct BudgetPlan: Equatable, Sendable {
+    public var epochs: Int
+    public var budgetSeconds: Double, spentSeconds: Double
+    public var secondsPerStep: Double, stepsPerEpoch: Int, secondsPerValidation: Double
+    public var secondsPerEpoch: Double { secondsPerStep * Double(stepsPerEpoch) + secondsPerValidation }
+
+    public var description: String {
+        "budget \(formatDuration(budgetSeconds)): "
+            + String(format: "%.3f s/step x %d steps + %.1f s validation = %.1f s/epoch; %.0f s spent so far; ",
+                     secondsPerStep, stepsPerEpoch, secondsPerValidation, secondsPerEpoch, spentSeconds)
+            + "train.epochs = \(epochs) (about \(formatDuration(Double(epochs) * secondsPerEpoch)) of training, written to config.yaml)"
+    }
+}
+
+/// The fraction of the remaining budget planned for; the rest absorbs checkpoints, plots and step-time noise.
+public let budgetSafety = 0.95
+
+/// The most epochs whose steps and validations fit in `budget - spent` seconds (times `budgetSafety`),
+/// capped at ScheduleConfig.maxEpochs. Throws if not even one epoch fits.
+public func planEpochs(budget: Double, spent: Double, secondsPerStep: Double, stepsPerEpoch: Int,
+                       secondsPerValidation: Double) throws -> BudgetPlan {
+    var plan = BudgetPlan(epochs: 0, budgetSeconds: budget, spentSeconds: spent, secondsPerStep: secondsPerStep,
+                          stepsPerEpoch: stepsPerEpoch, secondsPerValidation: secondsPerValidation)
+    guard secondsPerStep.isFinite, secondsPerStep > 0, secondsPerValidation.isFinite, secondsPerValidation >= 0, stepsPerEpoch > 0 else {
+        throw FERError("--budget: measured step times are not usable (\(secondsPerStep) s/step, \(secondsPerValidation) s/validation)")
+    }
+    let fits = (budget - spent) * budgetSafety / plan.secondsPerEpoch
+    guard fits >= 1 else {
+        throw FERError("--budget \(formatDuration(budget)) is too short: "
+                       + String(format: "one epoch takes about %.0f s and %.0f s are spent already", plan.secondsPerEpoch, spent))
+    }
+    plan.epochs = min(Int(fits), ScheduleConfig.maxEpochs)
+    return plan
+}
+
+/// 5400 -> "1h30m", 45 -> "45s".
+public func formatDuration(_ seconds: Double) -> String {
+    let s = Int(seconds.rounded()), h = s / 3600, m = s % 3600 / 60, r = s % 60
+    return (h > 0 ? "\(h)h" : "") + (m > 0 ? "\(m)m" : "") + (r > 0 || s == 0 ? "\(r)s" : "")
+}
+
+extension Trainer {
+    /// Steps timed after the warm-up step (which creates primitives and touches memory first).
+    static let budgetTimedSteps = 20
+
+    /// With --budget (`options.budget`; nil otherwise): times the first steps of epoch 1 and one validation
+    /// on every rank (rank 0's times decide), fixes train.epochs (and the schedule's length) to fit the
+    /// budget counted from `started`, rewrites config.yaml, and restores the state the timed steps changed.
+    /// Only for a run that has not trained.
+    public func fitEpochsToBudget(started: Date) throws -> BudgetPlan? {
+        guard let budget = options.budget else { return nil }
+        guard state.step == 0, options.resume == nil else {
+            throw FERError("--budget fixes train.epochs of a new run; a resumed run keeps its config's epochs (use --epochs to change them)")
+        }
+        let (perStep, perValidation) = try withStateRestored { try timeSteps() }
+        let times = try comm.allreduceSum(comm.rank == 0 ? [perStep, perValidation, Date().timeIntervalSince(started)] : [0, 0, 0])
+        let plan = try planEpochs(budget: budget, spent: times[2], secondsPerStep: times[0], stepsPerEpoch: stepsPerEpoch,
+                                  secondsPerValidation: times[1])
+        config.train.epochs = plan.epochs
+        schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: plan.epochs)
+        configHash = Checksum.of(Array(config.yaml().utf8))
+        if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
+        return plan
+    }
+
+    /// Trains one warm-up step and up to `budgetTimedSteps` more on epoch 1's first batches, then validates
+    /// once; returns seconds per timed step and per validation.
+    func timeSteps() throws -> (Double, Double) {
+        let net = try model.network(batch: slice.count)
+        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count)
+        let n = min(stepsPerEpoch, Self.budgetTimedSteps + 1)
+        let prefetch = prefetcher(epoch: 0, steps: 0..<n, inputCount: net.input.count)
+        defer { prefetch.finish() }
+        let loss = lossFunction()
+        var start = Date()
+        for s in 0..<n {
+            if s == 1 { start = Date() }   // a one-step epoch times its only step
+            prefetch.next(into: net.input.ptr, labels: buffers.labels)
+            _ = try trainStep(net, buffers, loss: loss, step: s, lr: schedule.lr(at: 0, state: state.schedule))
+        }
+        let perStep = Date().timeIntervalSince(start) / Double(max(n - 1, 1))
+        _ = dataParallel.takeWaitSeconds()
+        try dataParallel.averageBatchNormStatistics()
+        try ema?.averageStatistics(comm)
+        let v = Date()
+        _ = try withEvaluationWeights { try validate() }
+        return (perStep, Date().timeIntervalSince(v))
+    }
+
+    /// Runs `body`, then puts back everything a training step changes: parameters, batch-norm statistics,
+    /// optimizer state and step count, and the moving average.
+    func withStateRestored<T>(_ body: () throws -> T) throws -> T {
+        let arenas = [model.params, model.stats, optimizer.m, optimizer.v] + (ema.map { [$0.arena, $0.stats] } ?? [])
+        let saved = arenas.map { Array($0.buffer) }
+        let t = optimizer.t
+        defer {
+            for (a, s) in zip(arenas, saved) { _ = a.buffer.update(from: s) }
+            optimizer.t = t
+        }
+        return try body()
+    }
+}
