@@ -31,7 +31,7 @@ let package = Package(
         .target(name: "FERData", dependencies: ["FERCore", "CSTB", "CZlib"]),
         .target(name: "FERPlot", dependencies: ["FERCore", "CSTB"]),
         .target(name: "FERNet", dependencies: ["FERCore", "CDNNL"], swiftSettings: hot),
-        .target(name: "FERCluster", dependencies: ["FERCore", "CMPI"]),
+        .target(name: "FERCluster", dependencies: ["FERCore", "CMPI", "CDNNL"]),   // CDNNL: bf16 conversions of compressed gradients
         .target(name: "FERTrain", dependencies: ["FERData", "FERNet", "FERCluster", "FERPlot", "Yams"]),
         // Deployment: ONNX export (onnx.pb.swift is generated from the vendored onnx.proto).
         .target(name: "FERDeploy", dependencies: ["FERCore", "FERData", "FERNet", "FERTrain",

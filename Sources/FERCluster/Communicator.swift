@@ -14,6 +14,9 @@ import FERCore
 public protocol GradientReducer: AnyObject {
     /// Starts an in-place sum over all ranks; `buf` must stay alive and untouched until the request completes.
     func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest
+    /// The same over bf16 values (their bits in UInt16s): half the bytes. Each partial sum is formed in f32
+    /// and rounded to bf16 (BF16.accumulate); every rank receives the same bits.
+    func iallreduceSumBF16(_ buf: UnsafeMutablePointer<UInt16>, count: Int) throws -> CommRequest
     /// Polls a request (and drives MPI's progress engine, which has no thread of its own).
     func test(_ request: CommRequest) throws -> Bool
     func waitAll(_ requests: [CommRequest]) throws

@@ -11,6 +11,9 @@ public final class LocalCommunicator: Communicator {
     public func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest {
         CommRequest(handle: nil)
     }
+    public func iallreduceSumBF16(_ buf: UnsafeMutablePointer<UInt16>, count: Int) throws -> CommRequest {
+        CommRequest(handle: nil)
+    }
     public func test(_ request: CommRequest) throws -> Bool { true }
     public func waitAll(_ requests: [CommRequest]) throws {}
 

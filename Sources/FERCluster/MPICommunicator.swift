@@ -12,6 +12,8 @@ public final class MPICommunicator: Communicator {
     public var chunkBytes: Int = defaultChunkBytes
     private var comm: MPI_Comm?
     private let isWorld: Bool
+    /// The bf16 sum (a user op), created on first use and freed by `finalize`.
+    private var bf16Sum: MPI_Op?
 
     private init(comm: MPI_Comm?, isWorld: Bool) throws {
         self.comm = comm
@@ -55,6 +57,36 @@ public final class MPICommunicator: Communicator {
         try mpiCheck(MPI_Iallreduce(cmpi_in_place(), buf, Int32(count), cmpi_float(), cmpi_sum(), comm, &req),
                      "MPI_Iallreduce(\(count) floats)")
         return CommRequest(handle: req)
+    }
+
+    // bf16 sums. MPI has no bf16 type, so this is MPI_Iallreduce of 16-bit values with a user op whose
+    // callback widens both operands to f32, adds, and narrows the sum to bf16 (BF16.accumulate).
+    // The other exact way, a reduce-scatter and allgather of bf16 that accumulates in f32, rounds only once
+    // per element instead of once per partial sum: with P ranks, the op here may round up to P-1 times
+    // (about (P-1) * 2^-8 relative at worst). But it is P-1 point-to-point rounds driven by hand, so each
+    // bucket would become a chain of requests in DataParallel's overlap instead of the one non-blocking
+    // request it is now. On 2 ranks the two are the same: one rounding of the f32 sum of two bf16 values.
+    // Determinism holds as for floats: the op is commutative (a + b rounds like b + a), Open MPI's
+    // algorithm for a fixed size and count does not depend on timing, and where it has two ranks combine
+    // partial sums themselves, they combine the same two, so every rank holds the same bits.
+    public func iallreduceSumBF16(_ buf: UnsafeMutablePointer<UInt16>, count: Int) throws -> CommRequest {
+        guard count <= Int(Int32.max) else { throw FERError("iallreduceSumBF16: \(count) values exceeds one MPI call") }
+        var req: MPI_Request? = cmpi_request_null()
+        try mpiCheck(MPI_Iallreduce(cmpi_in_place(), buf, Int32(count), cmpi_uint16(), try bf16SumOp(), comm, &req),
+                     "MPI_Iallreduce(\(count) bf16)")
+        return CommRequest(handle: req)
+    }
+
+    private func bf16SumOp() throws -> MPI_Op? {
+        if let bf16Sum { return bf16Sum }
+        var op: MPI_Op? = nil
+        try mpiCheck(MPI_Op_create({ invec, inoutvec, len, _ in
+            guard let invec, let inoutvec, let len else { return }
+            BF16.accumulate(invec.assumingMemoryBound(to: UInt16.self), into: inoutvec.assumingMemoryBound(to: UInt16.self),
+                            count: Int(len.pointee))
+        }, 1, &op), "MPI_Op_create(bf16 sum)")
+        bf16Sum = op
+        return op
     }
 
     public func test(_ request: CommRequest) throws -> Bool {
@@ -182,6 +214,7 @@ public final class MPICommunicator: Communicator {
         var done: Int32 = 0
         MPI_Finalized(&done)
         guard done == 0, comm != nil else { return }
+        if bf16Sum != nil { MPI_Op_free(&bf16Sum) }
         if isWorld { MPI_Finalize() } else { MPI_Comm_free(&comm) }
         comm = nil
     }

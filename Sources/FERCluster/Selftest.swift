@@ -14,6 +14,7 @@ public func mpiSelftest(comm: Communicator, options o: MPISelftestOptions = .ini
     var log: [String] = []
     log.append(try checkAllreduce(comm, o.floats))
     log.append(try checkIallreduce(comm, o.floats, buckets: o.buckets))
+    log.append(try checkBF16Iallreduce(comm, o.floats, buckets: o.buckets))
     log.append(try checkSmallReductions(comm))
     for root in Set([0, comm.size - 1]).sorted() { log.append(try checkBroadcast(comm, o.broadcastBytes, root: root)) }
     log.append(try checkBroadcastFloats(comm, 100_003))
@@ -55,6 +56,41 @@ private func checkIallreduce(_ comm: Communicator, _ n: Int, buckets: Int) throw
         try expect(false, "iallreduce: element \(i) is \(buf[i]), want \(triangle(comm.size) * Float(i % 7 + 1))")
     }
     return "iallreduce: \(pieces.count) buckets completed after \(polls) polls"
+}
+
+/// Rank r's value i for the bf16 sum: every rank can compute all of them. Mixed signs and magnitudes
+/// (2^-12 ... 2^12), so sums cancel, and rounding shows in every element.
+private func bf16Input(_ r: Int, _ i: Int) -> Float {
+    let u = mix64(UInt64(r) << 32 | UInt64(i))
+    let mantissa = 1 + Float(u & 0xFFFFFF) / Float(1 << 24)
+    return (u >> 63 == 0 ? 1 : -1) * mantissa * Float(sign: .plus, exponent: Int((u >> 32) % 25) - 12, significand: 1)
+}
+
+/// The compressed sum: within bf16 rounding of the exact sum (each input and each partial sum rounds once,
+/// at most 2^-8 of the magnitudes summed), a bf16 value, and the same bits on every rank.
+private func checkBF16Iallreduce(_ comm: Communicator, _ n: Int, buckets: Int) throws -> String {
+    var f = (0..<n).map { bf16Input(comm.rank, $0) }
+    var bits = [UInt16](repeating: 0, count: n)
+    BF16.narrow(f, to: &bits, count: n)
+    let pieces = chunkRanges(total: n, chunk: (n + buckets - 1) / buckets)
+    try bits.withUnsafeMutableBufferPointer { p in
+        let reqs = try pieces.map { try comm.iallreduceSumBF16(p.baseAddress! + $0.lowerBound, count: $0.count) }
+        while try !reqs.allSatisfy({ try comm.test($0) }) {}
+        try comm.waitAll(reqs)
+    }
+    BF16.widen(bits, to: &f, count: n)
+    var worst = 0.0
+    for i in 0..<n {
+        let terms = (0..<comm.size).map { Double(bf16Input($0, i)) }
+        let exact = terms.reduce(0, +), magnitude = terms.reduce(0) { $0 + abs($1) }
+        let err = abs(Double(f[i]) - exact) / magnitude
+        worst = max(worst, err)
+        try expect(err <= Double(comm.size) * 0x1p-8 * (1 + 0x1p-7), "bf16 iallreduce: element \(i) is \(f[i]), exact sum \(exact): error \(err) of the magnitudes")
+        try expect(f[i].bitPattern & 0xFFFF == 0, "bf16 iallreduce: element \(i) (\(f[i])) is not a bf16 value")
+    }
+    let sum = Checksum.of(bits)
+    try expect(try comm.allEqual(sum), "bf16 iallreduce: ranks hold different sums (rank \(comm.rank): \(hex64(sum)))")
+    return "bf16 iallreduce: \(n) values in \(pieces.count) buckets, largest error \(worst) of the magnitudes summed, same on every rank"
 }
 
 private func checkSmallReductions(_ comm: Communicator) throws -> String {

@@ -13,6 +13,8 @@ public struct BenchResult: Codable, Sendable {
     /// oneDNN's effective instruction set on this CPU.
     public var isa: String
     public var allreduceWaitShare: Double
+    /// Gradient bytes each rank hands to the allreduce per step (half with train.gradient_compression: bf16).
+    public var allreduceBytesPerStep: Int
     public var trainImagesPerSecond: Double
     public var convBoundImagesPerSecond: Double
     public var inferImagesPerSecond: Double
@@ -31,7 +33,8 @@ public struct BenchResult: Codable, Sendable {
     /// optimizer timed inside the training step).
     public struct Component: Codable, Sendable { public var name: String; public var ms: Double }
     enum CodingKeys: String, CodingKey {
-        case batch, steps, threads, ranks, isa, allreduceWaitShare = "allreduce_wait_share", trainImagesPerSecond = "train_images_per_second",
+        case batch, steps, threads, ranks, isa, allreduceWaitShare = "allreduce_wait_share",
+             allreduceBytesPerStep = "allreduce_bytes_per_step", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
              trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components, gradientBytes = "gradient_bytes",
              backwardMs = "backward_ms", buckets
@@ -50,6 +53,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     model.initialize(seed: 1)
     let net = try model.network(batch: batch)
     let dataParallel = try DataParallel(model: model, batch: batch, comm: comm, bucketBytes: bucketBytes)
+    dataParallel.compress(config.train.gradientCompression)
     let optimizer = Optimizer(config: config.optimizer, count: model.params.count)
     var r = KeyedStream(42)
     let images = (0..<(batch * imagePixels)).map { _ in UInt8(truncatingIfNeeded: r.next()) }
@@ -82,11 +86,13 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     try trainStep(0)
     phase = [:]
     _ = dataParallel.takeWaitSeconds()
+    _ = dataParallel.takeSentBytes()
     var stepTimes: [Double] = []
     try comm.barrier()
     for s in 1...steps { stepTimes.append(try seconds { try trainStep(s) }) }
     let step = median(stepTimes)
     let waitShare = dataParallel.takeWaitSeconds() / stepTimes.reduce(0, +)
+    let sentPerStep = dataParallel.takeSentBytes() / steps
     try comm.barrier()
 
     let profile = trainOnly ? net.layerNames.map { (name: $0, forward: 0.0, backward: 0.0) }
@@ -116,6 +122,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
     return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA, allreduceWaitShare: waitShare,
+                       allreduceBytesPerStep: sentPerStep,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
                        inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },

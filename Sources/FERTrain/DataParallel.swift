@@ -19,6 +19,9 @@
 // Determinism: each bucket is one MPI_Iallreduce of a fixed count over a fixed communicator, and Open
 // MPI's reduction order for a fixed size and count does not depend on timing, so two runs with the same
 // number of ranks produce bit-identical sums.
+//
+// Compression (train.gradient_compression: bf16, Compression.swift): a bucket is narrowed to bf16 when it
+// starts, summed as 16-bit values, and widened back after the final wait; still one request per bucket.
 import FERCluster
 import FERCore
 import FERData
@@ -47,6 +50,10 @@ public final class DataParallel {
     private var failure: Error?
     /// Seconds spent in the final wait, summed over steps since the last `takeWaitSeconds`.
     private var waitSeconds = 0.0
+    /// The bf16 staging of the buckets when gradients are compressed (`compress`), else nil.
+    var compressed: BF16Buckets?
+    /// Gradient bytes handed to the allreduce since the last `takeSentBytes`.
+    private var sentBytes = 0
 
     /// Data parallelism for `model`'s training network of `batch` (this rank's slice of the global batch).
     public convenience init(model: Model, batch: Int, comm: Communicator, bucketBytes: Int) throws {
@@ -98,6 +105,23 @@ public final class DataParallel {
         let t = DispatchTime.now().uptimeNanoseconds
         try reducer.waitAll(requests)
         waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9
+        if let compressed { for b in buckets { compressed.finish(b.range, grads: model.grads.ptr) } }
+    }
+
+    /// train.gradient_compression. Alone there is nothing to send: gradients stay f32, so a one-rank run
+    /// equals an uncompressed one.
+    public func compress(_ compression: GradientCompression) {
+        compressed = compression == .bf16 && comm.size > 1 ? BF16Buckets(arenaCount: model.grads.count) : nil
+    }
+
+    /// Starts the sum of one bucket, in f32 or compressed.
+    private func startSum(_ r: Range<Int>) throws -> CommRequest {
+        if let compressed {
+            sentBytes += r.count * MemoryLayout<UInt16>.stride
+            return try compressed.start(r, grads: model.grads.ptr, reducer: reducer)
+        }
+        sentBytes += r.count * MemoryLayout<Float>.stride
+        return try reducer.iallreduceSum(model.grads.ptr + r.lowerBound, count: r.count)
     }
 
     /// After layer `layer`'s backward: starts the buckets it completed, and polls the ones in flight.
@@ -107,8 +131,7 @@ public final class DataParallel {
         guard inBackward, failure == nil else { return }
         do {
             while requests.count < buckets.count, layer <= buckets[requests.count].lowestLayer {
-                let r = buckets[requests.count].range
-                requests.append(try reducer.iallreduceSum(model.grads.ptr + r.lowerBound, count: r.count))
+                requests.append(try startSum(buckets[requests.count].range))
             }
             for r in requests where !r.isComplete { _ = try reducer.test(r) }
         } catch { failure = error }
@@ -118,6 +141,12 @@ public final class DataParallel {
     public func takeWaitSeconds() -> Double {
         defer { waitSeconds = 0 }
         return waitSeconds
+    }
+
+    /// Gradient bytes this rank handed to the allreduce (the payload, half with bf16), reset to zero.
+    public func takeSentBytes() -> Int {
+        defer { sentBytes = 0 }
+        return sentBytes
     }
 
     // MARK: - Between steps and epochs

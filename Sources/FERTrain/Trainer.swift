@@ -93,6 +93,7 @@ public final class Trainer {
         // since checkpoints store tensors in canonical layout, not per batch shape.
         model = try Model(config: config.model, batch: slice.count)
         dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: options.bucketBytes)
+        dataParallel.compress(t.gradientCompression)
         // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
         // with --resume recovers instead of failing again.
         fault = options.resume == nil ? try Fault.fromEnvironment() : nil

@@ -16,8 +16,12 @@ struct BenchCommand: ParsableCommand {
           OMP_NUM_THREADS=2 fer bench --config configs/paper.yaml --batch 64
           mpirun -np 2 fer bench --json --allreduce-bucket-kb 0
           cluster/run-multinode --rate 1gbit -np 2 bench --allreduce --sizes-kb 64,1024,4096 --json
+          mpirun -np 2 fer bench --set train.gradient_compression=bf16
         """)
     @Option(help: "Run config (YAML).") var config = "configs/paper.yaml"
+    @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key, e.g. train.gradient_compression=bf16 (repeatable).",
+                                                       valueName: "key=value"))
+    var overrides: [String] = []
     @Option(help: "Batch size.") var batch = 64
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @OptionGroup var output: JSONOutput
@@ -49,7 +53,7 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try runDistributed { comm in
             if allreduceOnly { return try runAllreduce(comm) }
-            let c = try loadRunConfig(path: config)
+            let c = try loadRunConfig(path: config, overrides: overrides)
             let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
                                   bucketBytes: allreduce.bucketBytes, trainOnly: trainOnly)
             guard comm.rank == 0 else { return }
@@ -61,7 +65,10 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
                 print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
             }
-            if r.ranks > 1 { print(String(format: "allreduce  %8.1f%% of the step waiting on gradient sums", 100 * r.allreduceWaitShare)) }
+            if r.ranks > 1 {
+                print(String(format: "allreduce  %8.1f%% of the step waiting on gradient sums", 100 * r.allreduceWaitShare))
+                print("allreduce  \(r.allreduceBytesPerStep) gradient bytes per rank per step (\(c.train.gradientCompression))")
+            }
             if profile { printProfile(r) }
         }
     }
