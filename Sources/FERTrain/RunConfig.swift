@@ -60,10 +60,12 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var checkEvery = 0              // steps between cross-rank parameter checksum checks (0: off)
     public var checkpointEverySteps = 0    // a mid-epoch checkpoint every K global steps (0: off)
     public var checkpointEveryMinutes = 0.0   // and/or once M minutes passed since the last checkpoint, by rank 0's clock (0: off)
+    public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
-             checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes"
+             checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes",
+             syncBatchNorm = "sync_batchnorm"
     }
     public init() {}
 
