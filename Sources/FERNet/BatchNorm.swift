@@ -41,8 +41,8 @@ final class BatchNorm: Layer {
     var replicaSum: ReplicaSum?
     private var syncTrain: Primitive?, syncBwd: Primitive?, rest: Primitive?
     private var scale: Memory!, gradGamma: Memory!, gradBeta: Memory!
-    // The allreduced vector ([2C + 1]), and the backward's per-channel coefficients a and b.
-    private var sums: Memory!, restA: Memory!, restB: Memory!
+    // The allreduced vector ([2C + 1]), and the backward's per-channel operands: mean, a and b.
+    private var sums: Memory!, restMean: Memory!, restA: Memory!, restB: Memory!
     private var globalCount: Float = 0   // N: samples per channel over all replicas, from the last forward
 
     init(name: String, src: MD, momentum: Float, epsilon: Float, layout: ParamLayout) {
@@ -71,7 +71,9 @@ final class BatchNorm: Layer {
         syncBwdPD = bwdPD(flags | given, hint: stpd, "synchronized backward")
         let c = s[1]
         // ds += (x - mean) * a + b, per channel: a binary subtraction with two binary post-ops and a sum.
-        let perChannel = md(s.count == 4 ? [1, c, 1, 1] : [1, c], plainTag(s.count))
+        // The per-channel operands take the data's format: oneDNN's jit binary kernels want it (with a
+        // plain [1, C, 1, 1] beside a blocked tensor it falls back to its slow reference kernel).
+        let perChannel = md(s.count == 4 ? [1, c, 1, 1] : [1, c], formatTag(of: src))
         var pc = perChannel
         var po: dnnl_post_ops_t?, attr: dnnl_primitive_attr_t?
         check(dnnl_post_ops_create(&po), "post ops create")
@@ -115,11 +117,11 @@ final class BatchNorm: Layer {
         let c = gamma.count
         sums = Memory(md([2 * c + 1], dnnl_a))
         let perChannel = restPD.query(dnnl_query_src_md, 1)
-        restA = Memory(perChannel); restB = Memory(perChannel)
+        restMean = Memory(perChannel); restA = Memory(perChannel); restB = Memory(perChannel)
         syncTrain = Primitive(syncTrainPD, stats + [(DNNL_ARG_DST, dst)])
         syncBwd = Primitive(syncBwdPD, stats + grads)
         let postOp = { (i: Int32) in DNNL_ARG_ATTR_MULTIPLE_POST_OP_BASE * (i + 1) | DNNL_ARG_SRC_1 }
-        rest = Primitive(restPD, [(DNNL_ARG_SRC_0, src), (DNNL_ARG_SRC_1, Memory(perChannel, view: mean.ptr)),
+        rest = Primitive(restPD, [(DNNL_ARG_SRC_0, src), (DNNL_ARG_SRC_1, restMean),
                                   (DNNL_ARG_DST, ds), (postOp(0), restA), (postOp(1), restB)])
     }
 
@@ -172,7 +174,10 @@ final class BatchNorm: Layer {
         replicaSum(v, 2 * c)
         // The rest of dx = gamma/sigma * (dy - B/N - xhat * G/N), with xhat = (x - mean)/sigma:
         // (x - mean) * a + b, a = -gamma * G / (N * sigma^2), b = -gamma * B / (N * sigma).
+        // In every format oneDNN picks here, channel i of a [1, C, 1, 1] tensor is element i (blocked ones
+        // pad the end).
         let a = restA.ptr, b = restB.ptr, g = scale.ptr, bv = variance.ptr
+        restMean.ptr.update(from: mean.ptr, count: c)
         for i in 0..<c {
             let sigma = (bv[i] + epsilon).squareRoot()
             let k = -g[i] / (globalCount * sigma)
@@ -181,4 +186,11 @@ final class BatchNorm: Layer {
         }
         rest!.execute()
     }
+}
+
+/// The format tag of `d` among those oneDNN picks for activations (plain, channels-last, 4-, 8- or 16-channel
+/// blocks; 2-D ones are plain); the plain one if none matches.
+func formatTag(of d: MD) -> dnnl_format_tag_t {
+    let candidates = d.ndims == 4 ? [dnnl_abcd, dnnl_acdb, dnnl_aBcd4b, dnnl_aBcd8b, dnnl_aBcd16b] : [dnnl_ab, dnnl_ba]
+    return candidates.first { md(d.shape, $0).same(d) } ?? plainTag(Int(d.ndims))
 }
