@@ -87,6 +87,13 @@ public final class Network {
     /// sets it (data parallelism starts summing them across ranks); the network does not care who.
     public var onLayerBackwardDone: ((Int) -> Void)?
 
+    /// Set: the batch-norm layers normalise over the global batch of all replicas, summing their
+    /// statistics with it (synchronized batch norm); nil: over this network's batch. Data parallelism sets
+    /// it; the network knows nothing of ranks.
+    public var batchNormSum: ReplicaSum? {
+        didSet { for case let bn as BatchNorm in layers { bn.replicaSum = batchNormSum } }
+    }
+
     /// Fills the gradient arena (overwriting it), last layer first.
     public func backward(key: StepKey) {
         for i in layers.indices.reversed() {

@@ -52,7 +52,8 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     let model = try Model(config: config.model, batch: batch)
     model.initialize(seed: 1)
     let net = try model.network(batch: batch)
-    let dataParallel = try DataParallel(model: model, batch: batch, comm: comm, bucketBytes: bucketBytes)
+    let dataParallel = try DataParallel(model: model, batch: batch, comm: comm, bucketBytes: bucketBytes,
+                                        syncBatchNorm: config.train.syncBatchNorm)
     dataParallel.compress(config.train.gradientCompression)
     let optimizer = Optimizer(config: config.optimizer, count: model.params.count)
     var r = KeyedStream(42)

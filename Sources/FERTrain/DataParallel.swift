@@ -1,9 +1,10 @@
 // Data parallelism, all of it (in the spirit of PyTorch DDP's Reducer). Every rank holds identical
 // parameters; each step, rank r computes the gradient of its contiguous slice of the global batch, the
 // gradients are summed across ranks while backward still runs, and every rank applies the same update.
-// Around that: the start-up handshake, rank 0's state broadcast, batch-norm statistics averaging, replica
-// checks, and the agreement on a signal. On one process the communicator is a LocalCommunicator whose
-// collectives are identities, so every call here is a no-op and training code has no rank branches.
+// Around that: the start-up handshake, rank 0's state broadcast, batch-norm statistics (averaged, or
+// synchronized every step), replica checks, and the agreement on a signal. On one process the
+// communicator is a LocalCommunicator whose collectives are identities, so every call here is a no-op and
+// training code has no rank branches.
 //
 // Overlap. Backward runs the layers last to first. Parameter tensors are registered while the layers are
 // built, so the gradient arena holds them in layer order, and the gradients of consecutive layers form one
@@ -48,6 +49,11 @@ public final class DataParallel {
     private var requests: [CommRequest] = []
     private var inBackward = false
     private var failure: Error?
+    /// Synchronized batch norm (train.sync_batchnorm on more than one rank): the layers sum their statistics
+    /// over ranks each step, so running statistics agree without averaging. The first error of those sums,
+    /// kept because a layer's forward and backward cannot throw; `backward` throws it.
+    let syncBatchNorm: Bool
+    private var statisticsFailure: Error?
     /// Seconds spent in the final wait, summed over steps since the last `takeWaitSeconds`.
     private var waitSeconds = 0.0
     /// The bf16 staging of the buckets when gradients are compressed (`compress`), else nil.
@@ -56,17 +62,22 @@ public final class DataParallel {
     private var sentBytes = 0
 
     /// Data parallelism for `model`'s training network of `batch` (this rank's slice of the global batch).
-    public convenience init(model: Model, batch: Int, comm: Communicator, bucketBytes: Int) throws {
-        self.init(model: model, network: try model.network(batch: batch), comm: comm, reducer: comm, bucketBytes: bucketBytes)
+    /// `syncBatchNorm`: batch statistics over the global batch (see BatchNorm).
+    public convenience init(model: Model, batch: Int, comm: Communicator, bucketBytes: Int, syncBatchNorm: Bool = false) throws {
+        self.init(model: model, network: try model.network(batch: batch), comm: comm, reducer: comm, bucketBytes: bucketBytes,
+                  syncBatchNorm: syncBatchNorm)
     }
 
     /// `reducer` sums the gradient buckets: the communicator itself, or a test's spy.
-    init(model: Model, network: Network, comm: Communicator, reducer: GradientReducer, bucketBytes: Int) {
+    init(model: Model, network: Network, comm: Communicator, reducer: GradientReducer, bucketBytes: Int, syncBatchNorm: Bool = false) {
         self.model = model; self.net = network; self.comm = comm; self.reducer = reducer
+        // Alone, the local batch is the global one: plain batch norm, bit for bit.
+        self.syncBatchNorm = syncBatchNorm && comm.size > 1
         buckets = makeBuckets(layout: model.layout, layerNames: network.layerNames, arenaCount: model.grads.count,
                               bucketFloats: max(bucketBytes / MemoryLayout<Float>.stride, 1))
         // Weak: the model keeps the network, and the network would keep us alive through the hook.
         network.onLayerBackwardDone = { [weak self] layer in self?.layerDone(layer) }
+        if self.syncBatchNorm { network.batchNormSum = { [weak self] values, count in self?.sumStatistics(values, count) } }
     }
 
     // MARK: - Start-up
@@ -95,12 +106,13 @@ public final class DataParallel {
 
     /// Backward with the gradient sum overlapped; on return `model.grads` holds the sum over ranks.
     public func backward(key: StepKey) throws {
+        if let statisticsFailure { throw statisticsFailure }   // the step's forward failed to sum
         requests.removeAll(keepingCapacity: true)
         failure = nil
         inBackward = true
         net.backward(key: key)
         inBackward = false
-        if let failure { throw failure }
+        if let failure = failure ?? statisticsFailure { throw failure }
         precondition(requests.count == buckets.count, "backward did not reach layer 0")
         let t = DispatchTime.now().uptimeNanoseconds
         try reducer.waitAll(requests)
@@ -151,10 +163,20 @@ public final class DataParallel {
 
     // MARK: - Between steps and epochs
 
+    /// Synchronized batch norm's per-channel sums: one blocking allreduce, in forward or backward. After a
+    /// failure no more MPI calls: the step throws at its end.
+    private func sumStatistics(_ values: UnsafeMutablePointer<Float>, _ count: Int) {
+        guard statisticsFailure == nil, failure == nil else { return }
+        do { try comm.allreduceSum(values, count: count) } catch { statisticsFailure = error }
+    }
+
     /// Batch-norm running statistics are per rank (each sees its own slices): average them before
     /// evaluation and checkpointing, so every rank and the checkpoint hold the same values. Averaging is
     /// linear, so averaging at an interruption too leaves the epoch's final average unchanged.
+    /// Synchronized, every rank already holds the same statistics: averaging would only round them (for 3
+    /// ranks, (x + x + x) / 3 need not be x).
     func averageBatchNormStatistics() throws {
+        guard !syncBatchNorm else { return }
         try comm.allreduceSum(model.stats.ptr, count: model.stats.count)
         let s = 1 / Float(comm.size)
         for i in 0..<model.stats.count { model.stats.ptr[i] *= s }

@@ -68,6 +68,7 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var mixProbability = 1.0        // chance that a step is mixed, when an alpha is set
     public var emaDecay: Float = 0         // decay of the weights' moving average, e.g. 0.999 (0: off); see EMA.swift
     public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
+    public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     public var gradientCompression = GradientCompression.none   // bf16: gradients summed across ranks in bf16 (Compression.swift)
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
@@ -75,7 +76,7 @@ public struct TrainSettings: Codable, Equatable, Sendable {
              checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes"
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
-        case gradientCompression = "gradient_compression"
+        case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm"
     }
     public init() {}
 

@@ -92,7 +92,8 @@ public final class Trainer {
         // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
         // since checkpoints store tensors in canonical layout, not per batch shape.
         model = try Model(config: config.model, batch: slice.count)
-        dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: options.bucketBytes)
+        dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: options.bucketBytes,
+                                        syncBatchNorm: t.syncBatchNorm)
         dataParallel.compress(t.gradientCompression)
         // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
         // with --resume recovers instead of failing again.
