@@ -96,7 +96,7 @@ final class ScalingModelTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let enc = JSONEncoder()
         func bench(ranks: Int, stepMs: Double, wait: Double) -> BenchResult {
-            BenchResult(batch: 64 * ranks, steps: 5, threads: 2, ranks: ranks, isa: "avx2", allreduceWaitShare: wait, trainImagesPerSecond: 0,
+            BenchResult(batch: 64 * ranks, steps: 5, threads: 2, ranks: ranks, isa: "avx2", allreduceWaitShare: wait, allreduceBytesPerStep: 40_000_000, trainImagesPerSecond: 0,
                         convBoundImagesPerSecond: 0, inferImagesPerSecond: 0, trainStepMs: stepMs, convMs: 0, layers: [], components: [],
                         gradientBytes: 40_000_000, backwardMs: 200,
                         buckets: [.init(bytes: 30_000_000, readyMs: 100), .init(bytes: 10_000_000, readyMs: 200)])
