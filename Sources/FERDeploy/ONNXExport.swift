@@ -7,7 +7,9 @@ import SwiftProtobuf
 
 /// `fer export --onnx`: a checkpoint's inference graph as an ONNX model, the way torch.onnx.export writes
 /// one. Input `input` [N, C, S, S] float (pixels x 1/255, N dynamic); output `probabilities` [N, classes]
-/// (softmax of the logits). Dropout is dropped; batch norm stays a BatchNormalization node with its running
+/// (softmax of the logits). A crop model (augment.crop) keeps its input side S < 48: the caller takes the
+/// centre crop of the 48x48 face, as `fer predict` does, and the metadata says so.
+/// Dropout is dropped; batch norm stays a BatchNormalization node with its running
 /// statistics (folding it is exact only for a batch norm right after a linear conv, and the seed's
 /// models put it after the ReLU); a conv's or dense layer's fused ReLU becomes a Relu node. Weights are the
 /// checkpoint's canonical tensors (OIHW, OI), which are ONNX's layouts too.
@@ -41,8 +43,9 @@ public enum ONNXExport {
         let names = c.classes == Emotion.names.count ? Emotion.names : (0..<c.classes).map { "class\($0)" }
         var m: [(String, String)] = [
             ("classes", names.joined(separator: ",")),
-            ("preprocessing", "grayscale, resized to \(c.inputSize)x\(c.inputSize) (a tight face crop, as FER-2013), "
-                + "float pixel = uint8 pixel * (1/255) in [0, 1]" + (c.inputChannels > 1 ? ", the gray plane repeated over \(c.inputChannels) channels" : "")),
+            ("preprocessing", "grayscale, resized to \(imageSide)x\(imageSide) (a tight face crop, as FER-2013)"
+                + (c.inputSize < imageSide ? ", then its centre \(c.inputSize)x\(c.inputSize) (offset \(CropWindow.centre(c.inputSize).x) from the top left)" : "")
+                + ", float pixel = uint8 pixel * (1/255) in [0, 1]" + (c.inputChannels > 1 ? ", the gray plane repeated over \(c.inputChannels) channels" : "")),
             ("input", "\(inputName): float32 [N, \(c.inputChannels), \(c.inputSize), \(c.inputSize)], NCHW"),
             ("output", "\(outputName): float32 [N, \(c.classes)], softmax probabilities in the order of 'classes'"),
             ("epoch", String(h.epoch)),

@@ -14,6 +14,8 @@ public struct EvalResult: Codable, Sendable {
     public var report: ClassificationReport
     /// Variants averaged; nil when TTA was not asked for. A TTA report exists only for more than one.
     public var tta: Int?
+    /// Which views they were (nil without TTA).
+    public var ttaMode: TTAMode?
     public var ttaReport: ClassificationReport?
     public var predictions: [Int]
     public var ttaPredictions: [Int]?
@@ -29,7 +31,7 @@ public struct EvalResult: Codable, Sendable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case checkpoints, split, tta, predictions, ttaPredictions = "tta_predictions", seconds, members
+        case checkpoints, split, tta, ttaMode = "tta_mode", predictions, ttaPredictions = "tta_predictions", seconds, members
         case ensembleGain = "ensemble_gain", ttaEnsembleGain = "tta_ensemble_gain"   // written, derived on reading
     }
 
@@ -40,6 +42,7 @@ public struct EvalResult: Codable, Sendable {
         try c.encode(checkpoints, forKey: .checkpoints)
         try c.encode(split, forKey: .split)
         try c.encodeIfPresent(tta, forKey: .tta)
+        try c.encodeIfPresent(ttaMode, forKey: .ttaMode)
         try c.encode(predictions, forKey: .predictions)
         try c.encodeIfPresent(ttaPredictions, forKey: .ttaPredictions)
         try c.encode(seconds, forKey: .seconds)
@@ -54,6 +57,7 @@ public struct EvalResult: Codable, Sendable {
         split = try c.decode(EvalSplit.self, forKey: .split)
         report = try ClassificationReport(from: d, prefix: "")
         tta = try c.decodeIfPresent(Int.self, forKey: .tta)
+        ttaMode = try c.decodeIfPresent(TTAMode.self, forKey: .ttaMode)
         predictions = try c.decode([Int].self, forKey: .predictions)
         ttaPredictions = try c.decodeIfPresent([Int].self, forKey: .ttaPredictions)
         ttaReport = ttaPredictions == nil ? nil : try ClassificationReport(from: d, prefix: "tta_")
@@ -61,9 +65,9 @@ public struct EvalResult: Codable, Sendable {
         members = try c.decode([MemberScore].self, forKey: .members)
     }
 
-    init(checkpoints: [String], split: EvalSplit, labels: [Int], predictions: [Int], tta: Int?,
+    init(checkpoints: [String], split: EvalSplit, labels: [Int], predictions: [Int], tta: Int?, ttaMode: TTAMode? = nil,
          ttaPredictions: [Int]?, seconds: Double, members: [MemberScore]) {
-        self.checkpoints = checkpoints; self.split = split; self.tta = tta; self.seconds = seconds; self.members = members
+        self.checkpoints = checkpoints; self.split = split; self.tta = tta; self.ttaMode = ttaMode; self.seconds = seconds; self.members = members
         self.predictions = predictions; self.ttaPredictions = ttaPredictions
         report = ClassificationReport(labels: labels, predictions: predictions)
         ttaReport = ttaPredictions.map { ClassificationReport(labels: labels, predictions: $0) }
@@ -86,19 +90,23 @@ public enum TTA: Equatable, Sendable, CustomStringConvertible {
         switch self { case .configured: "eval.tta"; case .variants(let n): "\(n)" }
     }
 
-    /// The variant count for `checkpoint`: `configured` reads eval.tta from the run config it recorded
-    /// (checkpoints without one get the default).
-    func count(checkpoint: String, header: CheckpointHeader) throws -> Int {
+    /// The views for `checkpoint`: their mode is eval.tta_mode of the run config it recorded, and
+    /// `configured` takes the count from there too (checkpoints without a config get the defaults).
+    func plan(checkpoint: String, header: CheckpointHeader) throws -> (count: Int, mode: TTAMode) {
+        let eval = try header.config.map { try parseRunConfig($0, source: "\(checkpoint) (its run config)").eval } ?? EvalSettings()
         switch self {
-        case .variants(let n): return n
-        case .configured:
-            guard let yaml = header.config else { return EvalSettings().tta }
-            return try parseRunConfig(yaml, source: "\(checkpoint) (its run config)").eval.tta
+        case .configured: return (eval.tta, eval.ttaMode)
+        case .variants(let n):
+            guard eval.ttaMode != .tenCrop || n <= tenCropViews else {
+                throw FERError("--tta \(n): \(checkpoint) evaluates with ten_crop (eval.tta_mode in its run config), which has \(tenCropViews) views")
+            }
+            return (n, eval.ttaMode)
         }
     }
 }
 
-/// `tta` nil: no TTA. `.configured` reads eval.tta from the first checkpoint's run, for every member.
+/// `tta` nil: no TTA. `.configured` reads eval.tta from the first checkpoint's run, for every member; the
+/// first checkpoint's eval.tta_mode holds for every member too, each at its own input side.
 public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, config: String? = nil, tta: TTA?, batch: Int,
                      comm: Communicator) throws -> EvalResult? {
     let start = Date()
@@ -113,19 +121,19 @@ public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, con
     let labels = indices.map { Int(data.labels[$0]) }
     var plain: [Float]?, augmented: [Float]?
     var members: [MemberScore] = []
-    var variants = 1
+    var variants = 1, mode = TTAMode.affine
     func accuracy(_ p: [Float]) -> Double { ClassificationReport(labels: labels, predictions: argmaxRows(p, k: 7)).accuracy }
     for path in checkpoints {
         let (model, header) = try loadModel(checkpoint: path, comm: comm)
-        if path == checkpoints[0], let tta { variants = try tta.count(checkpoint: path, header: header) }
-        guard let p = try predict(model: model, data: data, indices: indices, tta: variants, batch: batch, comm: comm) else { continue }
+        if path == checkpoints[0], let tta { (variants, mode) = try tta.plan(checkpoint: path, header: header) }
+        guard let p = try predict(model: model, data: data, indices: indices, tta: variants, mode: mode, batch: batch, comm: comm) else { continue }
         plain = add(plain, p.plain)
         if variants > 1 { augmented = add(augmented, p.mean) }
         members.append(MemberScore(checkpoint: path, accuracy: accuracy(p.plain), ttaAccuracy: variants > 1 ? accuracy(p.mean) : nil))
     }
     guard let plain else { return nil }   // not rank 0
     return EvalResult(checkpoints: checkpoints, split: split, labels: labels, predictions: argmaxRows(plain, k: 7),
-                      tta: tta == nil ? nil : variants, ttaPredictions: augmented.map { argmaxRows($0, k: 7) },
+                      tta: tta == nil ? nil : variants, ttaMode: tta == nil ? nil : mode, ttaPredictions: augmented.map { argmaxRows($0, k: 7) },
                       seconds: Date().timeIntervalSince(start), members: members)
 }
 

@@ -4,26 +4,26 @@ import FERData
 import FERNet
 import Foundation
 
-/// Class probabilities for `indices`, averaged over `tta` deterministic variants (variant 0 is the image
-/// itself). Ranks split the indices into contiguous slices; rank 0 gathers every prediction in order.
-/// Returns n x classes probabilities on rank 0, nil elsewhere.
-public func predictProbabilities(model: Model, data: Dataset, indices: [Int], tta: Int, batch: Int,
+/// Class probabilities for `indices`, averaged over `tta` deterministic views of `mode` (view 0 is the
+/// image itself, centre-cropped for a crop model). Ranks split the indices into contiguous slices; rank 0
+/// gathers every prediction in order. Returns n x classes probabilities on rank 0, nil elsewhere.
+public func predictProbabilities(model: Model, data: Dataset, indices: [Int], tta: Int, mode: TTAMode = .affine, batch: Int,
                                  comm: Communicator) throws -> [Float]? {
-    try predict(model: model, data: data, indices: indices, tta: tta, batch: batch, comm: comm)?.mean
+    try predict(model: model, data: data, indices: indices, tta: tta, mode: mode, batch: batch, comm: comm)?.mean
 }
 
 /// Per image (n x classes, row-major): the softmax of the image itself (variant 0) and the mean over
 /// all variants. One pass of TTA yields both, so evaluation without and with TTA costs K passes, not K+1.
 public struct Predictions { public var plain: [Float]; public var mean: [Float] }
 
-public func predict(model: Model, data: Dataset, indices: [Int], tta: Int, batch: Int,
+public func predict(model: Model, data: Dataset, indices: [Int], tta: Int, mode: TTAMode = .affine, batch: Int,
                     comm: Communicator) throws -> Predictions? {
     let mine = Array(indices[Sampler.slice(rank: comm.rank, size: comm.size, of: indices.count)])
     // Every rank runs the batch shape a single process would (from the total count, not its share):
     // oneDNN may pick other kernels for another shape, and the predictions must not depend on the ranks.
     let shape = max(1, min(batch, indices.count))
     let local = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
-        data.withImage(mine[i]) { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
+        data.withImage(mine[i]) { fillView(src: $0.baseAddress!, view: v, mode: mode, model: model, dst: dst) }
     }
     guard let parts = try comm.gather((local.plain + local.mean).withUnsafeBytes { Array($0) }, root: 0) else { return nil }
     var all = Predictions(plain: [], mean: [])
@@ -71,6 +71,12 @@ func probabilities(model: Model, count: Int, tta: Int, batch: Int, padTo: Int = 
     return out
 }
 
+/// TTA view v at `model`'s input side and channels.
+@inline(__always)
+func fillView(src: UnsafePointer<UInt8>, view v: Int, mode: TTAMode, model: Model, dst: UnsafeMutablePointer<Float>) {
+    fillView(src: src, view: v, mode: mode, side: model.config.inputSize, channels: model.config.inputChannels, dst: dst)
+}
+
 public func argmaxRows(_ p: [Float], k: Int) -> [Int] {
     stride(from: 0, to: p.count, by: k).map { r in (0..<k).max { p[r + $0] < p[r + $1] }! }
 }
@@ -82,22 +88,26 @@ public func meanLogLoss(_ p: [Float], labels: [Int], k: Int) -> Double {
 }
 
 /// A checkpoint ready to classify 48x48 grayscale images (`fer predict`, and faces found in pictures):
-/// the model, and the TTA variant count resolved once (`tta` nil: none; `.configured`: the run config's).
+/// the model, and the TTA views resolved once (`tta` nil: none; `.configured`: the run config's). A crop
+/// model (input side below 48) sees the 48x48 image's centre crop, as `fer eval` without TTA does.
 public struct Classifier {
     public let model: Model
     public let tta: Int
+    public let ttaMode: TTAMode
 
     public init(checkpoint: String, tta: TTA?) throws {
         let (model, header) = try loadModel(checkpoint: checkpoint)
         self.model = model
-        self.tta = try tta?.count(checkpoint: checkpoint, header: header) ?? 1
+        let plan = try tta?.plan(checkpoint: checkpoint, header: header)
+        self.tta = plan?.count ?? 1
+        ttaMode = plan?.mode ?? .affine
     }
 
-    /// Per image (imagePixels bytes each), the class probabilities averaged over the TTA variants.
+    /// Per image (imagePixels bytes each), the class probabilities averaged over the TTA views.
     public func probabilities(_ images: [[UInt8]]) throws -> [[Float]] {
         guard !images.isEmpty else { return [] }
-        let p = try FERTrain.probabilities(model: model, count: images.count, tta: tta, batch: 64) { i, v, dst in
-            images[i].withUnsafeBufferPointer { fillVariant(src: $0.baseAddress!, variant: v, channels: model.config.inputChannels, dst: dst) }
+        let p = try FERTrain.probabilities(model: model, count: images.count, tta: tta, batch: 64) { [ttaMode, model] i, v, dst in
+            images[i].withUnsafeBufferPointer { fillView(src: $0.baseAddress!, view: v, mode: ttaMode, model: model, dst: dst) }
         }.mean
         let k = model.config.classes
         return images.indices.map { Array(p[($0 * k)..<(($0 + 1) * k)]) }

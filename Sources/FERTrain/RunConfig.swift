@@ -21,16 +21,20 @@ public struct RunConfig: Codable, Equatable, Sendable {
 
     /// What ties a config to this dataset, every section's own checks, then what ties sections together.
     public func validate() throws {
-        // The data is 48x48 grayscale FER-2013 with 7 emotions; images are never resized. Checked first:
-        // the model's own checks would otherwise report a symptom (the head's width) instead.
-        guard model.inputSize == imageSide else {
-            throw FERError("model.input_size: \(model.inputSize) must be \(imageSide): FER-2013 images are \(imageSide)x\(imageSide) and are not resized")
+        // The data is 48x48 grayscale FER-2013 with 7 emotions; images are never resized, only cropped
+        // (augment.crop). Checked first: the model's own checks would otherwise report a symptom (the
+        // head's width) instead.
+        try augment.validate()
+        guard model.inputSize == augment.inputSide else {
+            throw FERError(augment.crop == 0
+                ? "model.input_size: \(model.inputSize) must be \(imageSide): FER-2013 images are \(imageSide)x\(imageSide) and are not resized (augment.crop trains on crops)"
+                : "model.input_size: \(model.inputSize) must equal augment.crop (\(augment.crop)): the model sees \(augment.crop)x\(augment.crop) crops of the \(imageSide)x\(imageSide) images")
         }
         guard model.classes == Emotion.allCases.count else {
             throw FERError("model.classes: \(model.classes) must be \(Emotion.allCases.count), the FER-2013 emotions")
         }
         try model.validate(); try optimizer.validate(); try schedule.validate()
-        try augment.validate(); try blankFilter.validate(); try train.validate(); try eval.validate()
+        try blankFilter.validate(); try train.validate(); try eval.validate()
         guard !eval.useEMA || train.emaDecay > 0 else {
             throw FERError("eval.use_ema: true needs train.ema_decay > 0 (the average it would use is off)")
         }
@@ -121,11 +125,13 @@ public struct EvalSettings: Codable, Equatable, Sendable {
     public var tta = 10       // variants for --tta without a number (the seed's 10)
     public var batch = 256    // inference batch: larger batches run the (Winograd) convolutions faster
     public var useEMA = false // validate, pick best.ckpt and evaluate checkpoints with the weights' average (train.ema_decay)
-    enum CodingKeys: String, CodingKey { case tta, batch, useEMA = "use_ema" }
+    public var ttaMode = TTAMode.affine   // which views --tta averages: affine variants or ten_crop
+    enum CodingKeys: String, CodingKey { case tta, batch, useEMA = "use_ema", ttaMode = "tta_mode" }
     public init() {}
 
     func validate() throws {
         try validateTTA(tta, flag: "eval.tta")
+        if ttaMode == .tenCrop { try require("eval.tta (with eval.tta_mode ten_crop)", tta, 1, tenCropViews) }
         try require("eval.batch", batch, 1, maxBatch)
     }
 }

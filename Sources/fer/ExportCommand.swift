@@ -7,7 +7,8 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write a checkpoint's model as ONNX (probabilities out, dynamic batch), for ONNX Runtime and others.",
         discussion: """
         The graph is the inference network: dropout removed, batch norm with its running statistics, \
-        softmax at the end. Input 'input' is float32 [N, C, 48, 48], pixels x 1/255 in [0, 1]; output \
+        softmax at the end. Input 'input' is float32 [N, C, 48, 48] (a crop model's: its centre crop, \
+        [N, C, S, S]), pixels x 1/255 in [0, 1]; output \
         'probabilities' is [N, 7] in the order of the metadata key 'classes'. metadata_props also record \
         the preprocessing, the epoch and the validation accuracy.
 

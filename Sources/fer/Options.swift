@@ -47,12 +47,13 @@ struct JSONOutput: ParsableArguments {
 }
 
 /// `--tta [N]`: average N test-time-augmentation variants (variant 0 is the image itself); `--tta` alone
-/// takes the count from the checkpoint's run config (eval.tta: 10 in the seed's configs).
+/// takes the count from the checkpoint's run config (eval.tta: 10 in the seed's configs). Which views
+/// they are (affine variants or ten crops) is the checkpoint's eval.tta_mode.
 struct TTAOptions: ParsableArguments {
     // `.next`: the value, if any, follows at once; anything else after it (another option, an image
     // name that is not a number) leaves --tta bare.
     @Option(defaultAsFlag: TTA.configured, parsing: .next,
-            help: ArgumentHelp("Average this many test-time augmentation variants, 1...\(maxTTA); alone, as many as the checkpoint's run config says.",
+            help: ArgumentHelp("Average this many test-time augmentation variants, 1...\(maxTTA) (ten_crop: 10); alone, as many as the checkpoint's run config says.",
                                valueName: "n"))
     var tta: TTA?
 

@@ -8,7 +8,8 @@ struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "predict",
         abstract: "The top emotion and all 7 probabilities for each image (JPEG/PNG/BMP, any size or colour).",
         discussion: """
-        Images are converted to grayscale and resized to 48x48. Every readable image is answered; the \
+        Images are converted to grayscale and resized to 48x48 (a crop model sees the centre crop). \
+        Every readable image is answered; the \
         unreadable ones are named on stderr and make the exit status non-zero.
 
         Examples:
