@@ -35,20 +35,12 @@ final class CompressionTrainingTests: XCTestCase {
     /// Every bucket goes out as bf16 (2 bytes a value, half of f32), and the gradients that come back are
     /// the f32 ones rounded to bf16. Alone, nothing is compressed.
     func testBucketsTravelAsBF16() throws {
-        let model = try Model(config: try tinyConfig().model, batch: 4)
-        model.initialize(seed: 3)
-        let net = try model.network(batch: 4)
-        for i in 0..<net.input.count { net.input.ptr[i] = Float(i % 97) / 97 }
-        let key = StepKey(seed: 1, step: 0, globalOffset: 0)
-        let labels: [Int32] = [0, 3, 5, 6]
+        let fixture = try TinyStep()
+        let model = fixture.model, net = fixture.net
         func step(_ dataParallel: DataParallel) throws -> [Float] {
             for i in 0..<model.grads.count { model.grads.ptr[i] = 0 }
-            net.forward(training: true, key: key)
-            _ = labels.withUnsafeBufferPointer {
-                WeightedCrossEntropy(classWeights: [Float](repeating: 1, count: 7))
-                    .evaluate(logits: net.logits, labels: $0.baseAddress!, n: 4, k: 7, globalBatch: 4, grad: net.logitsGrad)
-            }
-            try dataParallel.backward(key: key)
+            fixture.forwardLoss()
+            try dataParallel.backward(key: fixture.key)
             return Array(UnsafeBufferPointer(start: model.grads.ptr, count: model.grads.count))
         }
         let plainSpy = SpyReducer()

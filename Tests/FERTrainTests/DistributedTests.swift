@@ -259,19 +259,9 @@ final class DistributedGradientSyncTests: XCTestCase {
     /// Each sum starts only once its gradients are final (the data at start equals the data after the
     /// whole backward), the last layers' bucket starts first, and requests are polled between layers.
     func testSumsStartWhenGradientsAreFinal() throws {
-        let model = try Model(config: try tinyConfig().model, batch: 4)
-        model.initialize(seed: 3)
-        let net = try model.network(batch: 4)
-        for i in 0..<net.input.count { net.input.ptr[i] = Float(i % 97) / 97 }
-        let key = StepKey(seed: 1, step: 0, globalOffset: 0)
-        let labels: [Int32] = [0, 3, 5, 6]
-        func forwardLoss() {
-            net.forward(training: true, key: key)
-            _ = labels.withUnsafeBufferPointer {
-                WeightedCrossEntropy(classWeights: [Float](repeating: 1, count: 7))
-                    .evaluate(logits: net.logits, labels: $0.baseAddress!, n: 4, k: 7, globalBatch: 4, grad: net.logitsGrad)
-            }
-        }
+        let fixture = try TinyStep()
+        let model = fixture.model, net = fixture.net, key = fixture.key
+        let forwardLoss = fixture.forwardLoss
         // Zero-filled gradients first, so a bucket started too early would show zeros.
         for i in 0..<model.grads.count { model.grads.ptr[i] = 0 }
         let spy = SpyReducer(base: model.grads.ptr)

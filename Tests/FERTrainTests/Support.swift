@@ -1,8 +1,32 @@
 // Config helpers for FERTrain's tests; the datasets and folders come from FERTestSupport's fixtures.
+import FERNet
 import FERTestSupport
 import Foundation
 import XCTest
 @testable import FERTrain
+
+/// One fixed step of the tiny model for tests that drive DataParallel by hand: 4 images of a ramp, fixed
+/// labels and step key. `forwardLoss()` runs forward and puts the loss gradient into the network.
+struct TinyStep {
+    let model: Model, net: Network
+    let key = StepKey(seed: 1, step: 0, globalOffset: 0)
+    private let labels: [Int32] = [0, 3, 5, 6]
+
+    init() throws {
+        model = try Model(config: try tinyConfig().model, batch: 4)
+        model.initialize(seed: 3)
+        net = try model.network(batch: 4)
+        for i in 0..<net.input.count { net.input.ptr[i] = Float(i % 97) / 97 }
+    }
+
+    func forwardLoss() {
+        net.forward(training: true, key: key)
+        _ = labels.withUnsafeBufferPointer {
+            WeightedCrossEntropy(classWeights: [Float](repeating: 1, count: 7))
+                .evaluate(logits: net.logits, labels: $0.baseAddress!, n: 4, k: 7, globalBatch: 4, grad: net.logitsGrad)
+        }
+    }
+}
 
 /// configs/tiny.yaml with overrides.
 func tinyConfig(_ overrides: [String] = []) throws -> RunConfig {
