@@ -26,16 +26,31 @@ public struct WeightedCrossEntropy {
         public init(partnerLabels: UnsafePointer<Int32>, lambda: Float) { self.partnerLabels = partnerLabels; self.lambda = lambda }
     }
 
+    /// Knowledge distillation's second target (FERTrain's Distill.swift): the teachers' probabilities per
+    /// image (n x k, already softened by the temperature T), and their share `weight` of the loss. Image i's
+    /// loss is (1 - weight) * (its label term above) + weight * T^2 * CE(q_i, softmax(z_i / T)); the soft
+    /// term's gradient, T * (softmax(z_i / T) - q_i), keeps its scale whatever T (Hinton et al. 2015). The
+    /// soft term carries no class weight: the teachers' probabilities already hold the balance they learned.
+    public struct Distillation {
+        public var targets: UnsafePointer<Float>
+        public var weight: Float, temperature: Float
+        public init(targets: UnsafePointer<Float>, weight: Float, temperature: Float) {
+            self.targets = targets; self.weight = weight; self.temperature = temperature
+        }
+    }
+
     /// `logits` and `grad` are n x k row-major; `labels` n class ids. Returns the local weighted loss sum
     /// (divide by the global batch for the mean) and the number of correct argmax predictions; in a
     /// mixed batch a prediction is correct when it names the label with the larger share (y_a on a tie).
-    public func evaluate(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, mix: Mix? = nil, n: Int, k: Int,
-                         globalBatch: Int, grad: UnsafeMutablePointer<Float>?) -> Result {
+    public func evaluate(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, mix: Mix? = nil, distill: Distillation? = nil,
+                         n: Int, k: Int, globalBatch: Int, grad: UnsafeMutablePointer<Float>?) -> Result {
         var lossSum = 0.0, correct = 0
         let scale = 1 / Float(globalBatch)
         let eps = labelSmoothing, off = eps / Float(k), on = 1 - eps + eps / Float(k)
         func target(_ j: Int, _ y: Int) -> Double { eps > 0 ? Double(j == y ? on : off) : (j == y ? 1.0 : 0.0) }
         let lambda = mix?.lambda ?? 1
+        // The labels' share: exactly 1 without distillation, so nothing changes then.
+        let hard = 1 - (distill?.weight ?? 0)
         for i in 0..<n {
             let z = logits + i * k
             let y = Int(labels[i]), yb = mix.map { Int($0.partnerLabels[i]) } ?? y
@@ -47,8 +62,8 @@ public struct WeightedCrossEntropy {
             let logSum = Foundation.log(sum)
             var loss = 0.0, lossB = 0.0
             // Unmixed, the B term is skipped, so an unmixed step computes exactly what it did before mixing existed.
-            let coefA = mix == nil ? classWeights[y] * scale : classWeights[y] * scale * lambda
-            let coefB = classWeights[yb] * scale * (1 - lambda)
+            let coefA = hard * (mix == nil ? classWeights[y] * scale : classWeights[y] * scale * lambda)
+            let coefB = hard * classWeights[yb] * scale * (1 - lambda)
             for j in 0..<k {
                 let logp = Double(z[j] - maxZ) - logSum
                 loss -= target(j, y) * logp
@@ -60,10 +75,31 @@ public struct WeightedCrossEntropy {
                     grad[i * k + j] = g
                 }
             }
-            lossSum += mix == nil ? Double(classWeights[y]) * loss
-                : Double(lambda) * Double(classWeights[y]) * loss + Double(1 - lambda) * Double(classWeights[yb]) * lossB
+            lossSum += Double(hard) * (mix == nil ? Double(classWeights[y]) * loss
+                : Double(lambda) * Double(classWeights[y]) * loss + Double(1 - lambda) * Double(classWeights[yb]) * lossB)
+            if let distill { lossSum += distill.addSoftTerm(z: z, i: i, k: k, scale: scale, grad: grad) }
         }
         return Result(weightedLossSum: lossSum, correct: correct)
+    }
+}
+
+extension WeightedCrossEntropy.Distillation {
+    /// Image i's soft term: adds weight * T * (softmax(z / T) - q_i) / globalBatch to its gradient row and
+    /// returns weight * T^2 * CE(q_i, softmax(z / T)).
+    func addSoftTerm(z: UnsafePointer<Float>, i: Int, k: Int, scale: Float, grad: UnsafeMutablePointer<Float>?) -> Double {
+        let t = Double(temperature), q = targets + i * k
+        var maxZ = Double(z[0]) / t
+        for j in 1..<k { maxZ = max(maxZ, Double(z[j]) / t) }
+        var sum = 0.0
+        for j in 0..<k { sum += Foundation.exp(Double(z[j]) / t - maxZ) }
+        let logSum = Foundation.log(sum)
+        var ce = 0.0
+        for j in 0..<k {
+            let logs = Double(z[j]) / t - maxZ - logSum
+            ce -= Double(q[j]) * logs
+            grad?[i * k + j] += weight * temperature * scale * (Float(Foundation.exp(logs)) - q[j])
+        }
+        return Double(weight) * t * t * ce
     }
 }
 

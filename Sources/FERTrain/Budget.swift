@@ -97,15 +97,16 @@ extension Trainer {
     /// once; returns seconds per timed step and per validation.
     func timeSteps() throws -> (Double, Double) {
         let net = try model.network(batch: slice.count)
-        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count)
+        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count, classes: config.model.classes)
         let n = min(stepsPerEpoch, Self.budgetTimedSteps + 1)
-        let prefetch = prefetcher(epoch: 0, steps: 0..<n, inputCount: net.input.count)
+        let permutation = sampler.permutation(epoch: 0)
+        let prefetch = prefetcher(epoch: 0, permutation: permutation, steps: 0..<n, inputCount: net.input.count)
         defer { prefetch.finish() }
         let loss = lossFunction()
         var start = Date()
         for s in 0..<n {
             if s == 1 { start = Date() }   // a one-step epoch times its only step
-            prefetch.next(into: net.input.ptr, labels: buffers.labels)
+            nextBatch(prefetch, net, buffers, step: s, of: permutation)
             _ = try trainStep(net, buffers, loss: loss, step: s, lr: schedule.lr(at: 0, state: state.schedule))
         }
         let perStep = Date().timeIntervalSince(start) / Double(max(n - 1, 1))

@@ -14,8 +14,9 @@ public struct RunConfig: Codable, Equatable, Sendable {
     public var augment = AugmentConfig()
     public var blankFilter = BlankFilter()
     public var eval = EvalSettings()
+    public var distill = DistillSettings()
     enum CodingKeys: String, CodingKey {
-        case model, optimizer, schedule, train, augment, blankFilter = "blank_filter", eval
+        case model, optimizer, schedule, train, augment, blankFilter = "blank_filter", eval, distill
     }
     public init() {}
 
@@ -34,7 +35,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
             throw FERError("model.classes: \(model.classes) must be \(Emotion.allCases.count), the FER-2013 emotions")
         }
         try model.validate(); try optimizer.validate(); try schedule.validate()
-        try blankFilter.validate(); try train.validate(); try eval.validate()
+        try blankFilter.validate(); try train.validate(); try eval.validate(); try distill.validate()
         guard !eval.useEMA || train.emaDecay > 0 else {
             throw FERError("eval.use_ema: true needs train.ema_decay > 0 (the average it would use is off)")
         }

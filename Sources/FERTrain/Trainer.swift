@@ -41,6 +41,8 @@ public final class Trainer {
     public let ema: WeightAverage?
     /// Batch-level mixup / cutmix (train.mixup_alpha, train.cutmix_alpha).
     let mixer: Mixer
+    /// The teachers' probabilities for every training image, when distilling (distill.teachers).
+    public private(set) var teachers: TeacherTargets?
     public internal(set) var state: TrainingState
     public let runDir: String
     public let trainIndices: [Int], validationIndices: [Int], excluded: [(index: Int, reason: String)]
@@ -111,6 +113,11 @@ public final class Trainer {
         // Rank 0 opens the folder and reads the checkpoint; every rank gets the outcome, or rank 0's error.
         let resumed = try onCoordinator(comm) { try self.openRunFolder() }
         if let resumed { adopt(resumed) } else { model.initialize(seed: t.seed) }
+        // After the folder is open (a refused folder costs no teacher pass); its cache lives there.
+        if !config.distill.teachers.isEmpty {
+            teachers = try TeacherTargets(settings: config.distill, data: data, train: trainIndices, validation: validationIndices,
+                                          batch: config.eval.batch, runDir: self.runDir, comm: comm, log: log)
+        }
         try dataParallel.broadcastState(optimizer: optimizer)
         // A fresh average starts at the (broadcast) initial parameters; a resumed one is rank 0's.
         if let ema {
@@ -157,9 +164,10 @@ public final class Trainer {
     func trainEpoch(_ epoch: Int) throws -> EpochMetrics? {
         let start = Date()
         let net = try model.network(batch: slice.count)
-        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count)
+        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count, classes: config.model.classes)
         let steps = stepsPerEpoch, first = state.step - epoch * steps, n = slice.count, b = config.train.batch
-        let prefetch = prefetcher(epoch: epoch, steps: first..<steps, inputCount: net.input.count)
+        let permutation = sampler.permutation(epoch: epoch)
+        let prefetch = prefetcher(epoch: epoch, permutation: permutation, steps: first..<steps, inputCount: net.input.count)
         defer { prefetch.finish() }
         let loss = lossFunction()
         // An interrupted epoch's sums were summed over ranks into the checkpoint: rank 0 carries them.
@@ -171,7 +179,7 @@ public final class Trainer {
         var lr: Float = 0
         _ = dataParallel.takeWaitSeconds()
         for s in first..<steps {
-            prefetch.next(into: net.input.ptr, labels: buffers.labels)
+            nextBatch(prefetch, net, buffers, step: s, of: permutation)
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps), state: state.schedule)
             let r = try trainStep(net, buffers, loss: loss, step: state.step, lr: lr)
             state.step += 1
@@ -215,9 +223,10 @@ public final class Trainer {
         WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
     }
 
-    /// One optimizer step on the batch in `net.input` and `buffers.labels` (global step `step`): mix it
-    /// (train.mixup_alpha, train.cutmix_alpha), forward, loss, backward with the gradient allreduce,
-    /// update, then fold the new parameters and statistics into the moving average.
+    /// One optimizer step on the batch in `net.input` and `buffers.labels` (and, distilling, the teachers'
+    /// rows in `buffers.soft`), global step `step`: mix it (train.mixup_alpha, train.cutmix_alpha), forward,
+    /// loss, backward with the gradient allreduce, update, then fold the new parameters and statistics
+    /// into the moving average.
     func trainStep(_ net: Network, _ buffers: StepBuffers, loss: WeightedCrossEntropy, step: Int, lr: Float) throws -> WeightedCrossEntropy.Result {
         let n = slice.count
         var mix: WeightedCrossEntropy.Mix?
@@ -225,10 +234,11 @@ public final class Trainer {
             mixer.apply(m, input: net.input.ptr, scratch: buffers.scratch, count: n, perImage: buffers.inputCount / n,
                         labels: buffers.labels, partnerLabels: buffers.partnerLabels)
             mix = .init(partnerLabels: buffers.partnerLabels, lambda: Float(m.lambda))
+            teachers?.blend(buffers.soft, mix: m, scratch: buffers.softScratch, count: n)
         }
         let key = StepKey(seed: config.train.seed, step: UInt64(step), globalOffset: slice.lowerBound)
         net.forward(training: true, key: key)
-        let r = loss.evaluate(logits: net.logits, labels: buffers.labels, mix: mix, n: n, k: config.model.classes,
+        let r = loss.evaluate(logits: net.logits, labels: buffers.labels, mix: mix, distill: teachers?.loss(buffers.soft), n: n, k: config.model.classes,
                               globalBatch: config.train.batch, grad: net.logitsGrad)
         try dataParallel.backward(key: key)
         optimizer.step(params: model.params, grads: model.grads, lr: lr)
@@ -243,11 +253,17 @@ public final class Trainer {
         return try ema.swappedIn(params: model.params, stats: model.stats, body)
     }
 
+    /// Step s's batch into the network and buffers: the prefetched images and labels, and the teachers'
+    /// rows of the same images when distilling.
+    func nextBatch(_ prefetch: Prefetcher, _ net: Network, _ buffers: StepBuffers, step s: Int, of permutation: [Int32]) {
+        prefetch.next(into: net.input.ptr, labels: buffers.labels)
+        teachers?.fill(buffers.soft, positions: sampler.localBatch(step: s, rank: comm.rank, size: comm.size, of: permutation))
+    }
+
     /// Decodes and augments this rank's slice of each step's batch on a background thread.
-    func prefetcher(epoch: Int, steps: Range<Int>, inputCount: Int) -> Prefetcher {
+    func prefetcher(epoch: Int, permutation: [Int32], steps: Range<Int>, inputCount: Int) -> Prefetcher {
         let (data, augmenter, sampler, trainIndices) = (self.data, self.augmenter, self.sampler, self.trainIndices)
         let (rank, size, n, channels) = (comm.rank, comm.size, slice.count, config.model.inputChannels)
-        let permutation = sampler.permutation(epoch: epoch)
         let per = inputCount / n
         return Prefetcher(steps: steps, inputCount: inputCount, batch: n) { s, input, labels in
             for (j, position) in sampler.localBatch(step: s, rank: rank, size: size, of: permutation).enumerated() {
@@ -363,15 +379,18 @@ public final class Trainer {
 }
 
 /// A step's buffers besides the network's own, allocated once per epoch (the step loop allocates none):
-/// the labels, and for mixed steps the partners' labels and the unmixed batch.
+/// the labels, the teachers' rows when distilling, and for mixed steps the partners' labels, the unmixed
+/// batch and the unblended rows.
 final class StepBuffers {
     let inputCount: Int
     let labels: UnsafeMutablePointer<Int32>, partnerLabels: UnsafeMutablePointer<Int32>
     let scratch: UnsafeMutablePointer<Float>
-    init(inputCount: Int, batch: Int) {
+    let soft: UnsafeMutablePointer<Float>, softScratch: UnsafeMutablePointer<Float>
+    init(inputCount: Int, batch: Int, classes: Int) {
         self.inputCount = inputCount
         labels = .allocate(capacity: batch); partnerLabels = .allocate(capacity: batch)
         scratch = .allocate(capacity: inputCount)
+        soft = .allocate(capacity: batch * classes); softScratch = .allocate(capacity: batch * classes)
     }
-    deinit { labels.deallocate(); partnerLabels.deallocate(); scratch.deallocate() }
+    deinit { labels.deallocate(); partnerLabels.deallocate(); scratch.deallocate(); soft.deallocate(); softScratch.deallocate() }
 }

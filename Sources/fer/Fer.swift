@@ -16,6 +16,6 @@ struct Fer: ParsableCommand {
           fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt face.jpg
         """,
-        subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, EvalCommand.self,
+        subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, DistillCommand.self, EvalCommand.self,
                       PredictCommand.self, ExportCommand.self, SweepCommand.self, BenchCommand.self, ScalingCommand.self, SelftestCommand.self])
 }

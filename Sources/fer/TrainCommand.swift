@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERCluster
+import FERCore
 import FERTrain
 import Foundation
 
@@ -20,6 +21,46 @@ struct TrainCommand: ParsableCommand {
             --resume latest --epochs 60
           fer train --config configs/best.yaml --run runs/best3h --budget 3h
         """)
+    @OptionGroup var flags: TrainingFlags
+
+    func run() throws { try flags.train() }
+}
+
+/// `fer distill --teacher A --teacher B --config C --run R`: `fer train` with the teachers' averaged TTA
+/// probabilities as a second target (distill.teachers, .weight, .temperature, .cache; Distill.swift).
+struct DistillCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "distill",
+        abstract: "Train one student on the labels and on teachers' averaged test-time-augmented probabilities.",
+        discussion: """
+        Each teacher (a checkpoint) runs once over the training images with its own TTA (eval.tta and \
+        eval.tta_mode of its run); the averaged probabilities are cached (distill.cache, default RUN/teachers.probs), \
+        so --resume latest and other students of the same teachers skip that pass. The loss is \
+        (1 - distill.weight) x the labels' cross-entropy + distill.weight x T^2 x the cross-entropy to the \
+        teachers at temperature T (distill.temperature). A teacher that trained on the student's validation \
+        images (another split) is refused. Every other flag is fer train's.
+
+        Examples:
+          fer distill --teacher runs/a/checkpoints/best.ckpt --teacher runs/b/checkpoints/best.ckpt \\
+            --config configs/best.yaml --run runs/student --set distill.temperature=2
+          fer distill --config runs/student/config.yaml --run runs/student --resume latest
+        """)
+    @Option(name: .customLong("teacher"), help: ArgumentHelp("A teacher checkpoint (repeat for an ensemble); sets distill.teachers.", valueName: "checkpoint"))
+    var teachers: [String] = []
+    @OptionGroup var flags: TrainingFlags
+
+    func run() throws {
+        try flags.train { cfg in
+            if !teachers.isEmpty { cfg.distill.teachers = teachers }
+            guard !cfg.distill.teachers.isEmpty else {
+                throw FERError("fer distill needs teachers: pass --teacher CHECKPOINT (repeatable) or set distill.teachers in the config")
+            }
+            try cfg.validate()
+        }
+    }
+}
+
+/// What `fer train` and `fer distill` share: the config, data, run folder and how the run starts and stops.
+struct TrainingFlags: ParsableArguments {
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
     @Option(name: .customLong("run"), help: "Run folder for config, metrics, checkpoints and plots.") var runDir: String
@@ -47,11 +88,13 @@ struct TrainCommand: ParsableCommand {
         }
     }
 
-    func run() throws {
+    /// Trains (on every rank under mpirun) with the loaded config, changed by `adjust` (fer distill's teachers).
+    func train(adjust: (inout RunConfig) throws -> Void = { _ in }) throws {
         let started = Date()
         Interrupt.install()
         try runDistributed { comm in
-            let cfg = try config.load(epochs.map { ["train.epochs=\($0)"] } ?? [])
+            var cfg = try config.load(epochs.map { ["train.epochs=\($0)"] } ?? [])
+            try adjust(&cfg)
             // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
             let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
             let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(nil) } }

@@ -139,6 +139,25 @@ final class CommandLineTests: XCTestCase {
         return Self.predictRun + "/checkpoints/best.ckpt"
     }
 
+    /// `fer distill`: the teacher runs once and its probabilities are cached in the run folder, the config
+    /// records the teachers, and resuming reads the cache instead; without teachers it refuses.
+    func testDistillTrainsAStudentAndResumesFromTheCache() throws {
+        let teacher = try trainedCheckpoint(), run = Self.work + "/student"
+        var r = try fer(["distill", "--teacher", teacher, "--config", tiny, "--data", Self.csv, "--run", run, "--epochs", "1",
+                         "--set", "distill.temperature=2"] + quick)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("probabilities cached in \(run)/teachers.probs"), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/checkpoints/epoch-0001.ckpt"))
+        let config = try String(contentsOfFile: run + "/config.yaml", encoding: .utf8)
+        XCTAssertTrue(config.contains("distill:\n  teachers:\n  - \(teacher)\n"), config)
+        XCTAssertTrue(config.contains("  temperature: 2"), config)
+        r = try fer(["distill", "--config", run + "/config.yaml", "--data", Self.csv, "--run", run, "--resume", "latest", "--epochs", "2"])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("read from \(run)/teachers.probs"), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/checkpoints/epoch-0002.ckpt"))
+        try assertFails(["distill", "--config", tiny, "--data", Self.csv, "--run", Self.work + "/noteacher"], mentions: ["needs teachers", "--teacher"])
+    }
+
     func facePGM(_ name: String, klass: Int) throws -> String {
         let path = Self.work + "/" + name
         try syntheticFacePGM(path, klass: klass)
