@@ -83,7 +83,10 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var trainLoss: Double, trainAccuracy: Double
     public var valLoss: Double, valAccuracy: Double
     public var imagesPerSecond: Double
+    /// The epoch's training time (an interrupted epoch's parts summed), validation apart.
     public var seconds: Double
+    /// The epoch's validation time (nil: written by an older version).
+    public var validationSeconds: Double?
     /// Seconds of the epoch spent waiting for gradient sums backward could not hide (nil: one rank, or
     /// written by an older version).
     public var allreduceWaitSeconds: Double?
@@ -91,7 +94,7 @@ public struct EpochMetrics: Codable, Equatable, Sendable {
     public var configChanges: [String]?
     enum CodingKeys: String, CodingKey {
         case epoch, step, lr, trainLoss = "train_loss", trainAccuracy = "train_accuracy", valLoss = "val_loss",
-             valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds,
+             valAccuracy = "val_accuracy", imagesPerSecond = "images_per_second", seconds, validationSeconds = "validation_seconds",
              allreduceWaitSeconds = "allreduce_wait_seconds", configChanges = "config_changes"
     }
 }

@@ -204,6 +204,7 @@ public final class Trainer {
         let wait = dataParallel.takeWaitSeconds()
         try dataParallel.averageBatchNormStatistics()
         try ema?.averageStatistics(comm)
+        let validationStart = Date()
         let (valLoss, valAcc) = try withEvaluationWeights { try validate() }
         schedule.observe(validation: valAcc, state: &state.schedule)
         state.epoch = epoch + 1
@@ -212,6 +213,7 @@ public final class Trainer {
                              trainAccuracy: totals[1] / seen, valLoss: valLoss, valAccuracy: valAcc,
                              imagesPerSecond: Double((steps - first) * b) / Date().timeIntervalSince(start), seconds: seconds,
                              allreduceWaitSeconds: comm.size > 1 ? wait : nil)   // one rank sums nothing
+        m.validationSeconds = Date().timeIntervalSince(validationStart)
         m.configChanges = pendingChanges
         pendingChanges = nil
         if comm.rank == 0 { try record(m) }

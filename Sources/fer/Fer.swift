@@ -17,5 +17,5 @@ struct Fer: ParsableCommand {
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt face.jpg
         """,
         subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, DistillCommand.self, EvalCommand.self,
-                      PredictCommand.self, ExportCommand.self, SweepCommand.self, BenchCommand.self, ScalingCommand.self, SelftestCommand.self])
+                      PredictCommand.self, ExportCommand.self, SweepCommand.self, TimeToAccuracyCommand.self, BenchCommand.self, ScalingCommand.self, SelftestCommand.self])
 }

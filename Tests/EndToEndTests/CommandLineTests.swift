@@ -158,6 +158,17 @@ final class CommandLineTests: XCTestCase {
         try assertFails(["distill", "--config", tiny, "--data", Self.csv, "--run", Self.work + "/noteacher"], mentions: ["needs teachers", "--teacher"])
     }
 
+    /// `fer time-to-accuracy`: the table names the run and the threshold's epoch, and the plot is written.
+    func testTimeToAccuracyTableAndPlot() throws {
+        _ = try trainedCheckpoint()
+        let png = Self.work + "/tta.png"
+        let r = try fer(["time-to-accuracy", "--run", Self.predictRun, "--threshold", "0.01", "--png", png])
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("| \(Self.predictRun) | ") && r.output.contains("(epoch 1)"), r.output)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: png))
+        try assertFails(["time-to-accuracy", "--run", Self.work + "/nothing-here"], mentions: ["nothing-here/metrics.jsonl", "no such file"])
+    }
+
     func facePGM(_ name: String, klass: Int) throws -> String {
         let path = Self.work + "/" + name
         try syntheticFacePGM(path, klass: klass)

@@ -1,0 +1,48 @@
+import ArgumentParser
+import FERCore
+import FERTrain
+import Foundation
+
+struct TimeToAccuracyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "time-to-accuracy",
+        abstract: "How soon runs reached validation accuracies, in hours of training and validation, and a plot of it.",
+        discussion: """
+        Reads each RUN/metrics.jsonl; a run's clock is the sum of its epochs' training and validation \
+        seconds (time stopped between a checkpoint and a resume is not counted). Prints a Markdown table: \
+        per run, the hours and epoch at which validation first reached each threshold, the best validation \
+        accuracy and the total hours.
+
+        Example:
+          fer time-to-accuracy --run runs/paper --run runs/best --png docs/time-to-accuracy.png
+        """)
+    @Option(name: .customLong("run"), help: "A run folder (repeatable).") var runs: [String] = []
+    @Option(name: .customLong("name"), help: "The plot's name for each run, in order (default: the folder's name).") var names: [String] = []
+    @Option(name: .customLong("threshold"), help: "Validation accuracies to time, as fractions (repeatable; default: the seed's 0.6435, 0.66, 0.68).")
+    var thresholds: [Double] = []
+    @Option(help: "Write the accuracy vs hours plot here (PNG).") var png: String?
+    @OptionGroup var output: JSONOutput
+
+    func validate() throws {
+        guard !runs.isEmpty else { throw ValidationError("give at least one --run") }
+        guard runs.count <= 5 else { throw ValidationError("at most 5 runs fit one plot (\(runs.count) given)") }
+        guard names.isEmpty || names.count == runs.count else { throw ValidationError("give one --name per --run (\(names.count) for \(runs.count))") }
+        for t in thresholds where !(t > 0 && t <= 1) { throw ValidationError("--threshold \(t): a fraction in (0, 1] (e.g. 0.66)") }
+        guard thresholds.count <= 4 else { throw ValidationError("at most 4 thresholds") }
+    }
+
+    func run() throws {
+        let timelines = try runs.map { try loadTimeline(runDir: $0) }
+        let levels = thresholds.isEmpty ? [0.6435, 0.66, 0.68] : thresholds
+        if let png {
+            let labels = names.isEmpty ? runs.map { URL(fileURLWithPath: $0).lastPathComponent } : names
+            try plotTimeToAccuracy(timelines, thresholds: levels, names: labels, path: try outputPath(png, flag: "--png"))
+        }
+        if output.json {
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try enc.encode(timelines), as: UTF8.self))
+        } else {
+            print(timeToAccuracyTable(timelines, thresholds: levels), terminator: "")
+            if let png { print("wrote \(png)") }
+        }
+    }
+}

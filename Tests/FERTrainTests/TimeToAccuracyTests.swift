@@ -1,0 +1,57 @@
+import FERCluster
+import FERTestSupport
+import Foundation
+import XCTest
+@testable import FERTrain
+
+final class TimeToAccuracyTests: XCTestCase {
+    func line(_ epoch: Int, _ acc: Double, _ seconds: Double, _ validation: Double?) -> String {
+        var m = EpochMetrics(epoch: epoch, step: epoch * 10, lr: 0.01, trainLoss: 1, trainAccuracy: 0.5, valLoss: 1, valAccuracy: acc,
+                             imagesPerSecond: 100, seconds: seconds)
+        m.validationSeconds = validation
+        return try! metricsLine(m)
+    }
+
+    /// The clock sums training and validation seconds; a threshold is reached at the first epoch at or
+    /// above it; epochs without a validation time are counted and said.
+    func testHoursToThresholdsAndTable() throws {
+        let dir = tempDir("tta-table")
+        let text = line(1, 0.50, 1800, 0) + line(2, 0.66, 1700, 100) + line(3, 0.65, 3600, nil) + line(4, 0.70, 3600, 0)
+        try text.write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        let t = try loadTimeline(runDir: dir)
+        XCTAssertEqual(t.hours, [0.5, 1.0, 2.0, 3.0])
+        XCTAssertEqual(t.untimedValidations, 1)
+        XCTAssertEqual(t.reach(0.6435)?.epoch, 2); XCTAssertEqual(t.reach(0.66)?.hours, 1.0)
+        XCTAssertEqual(t.reach(0.68)?.epoch, 4); XCTAssertNil(t.reach(0.71))
+        XCTAssertEqual(t.best?.epoch, 4)
+        let table = timeToAccuracyTable([t], thresholds: [0.66, 0.75])
+        XCTAssertTrue(table.contains("| \(dir) | 1.00 h (epoch 2) | - | 0.7000 (4) | 3.00 |"), table)
+        XCTAssertTrue(table.contains("\(dir) (1 epochs)"), table)
+    }
+
+    /// A damaged metrics file is an error naming the file and line, never skipped or trusted.
+    func testBadMetricsAreRefused() throws {
+        for (text, message) in [("", "no epochs recorded"), (line(1, 0.5, 10, 1) + "{\"epoch\": 2}\n", "line 2 is not an epoch's metrics"),
+                                (line(1, 0.5, 10, 1) + line(1, 0.6, 10, 1), "recorded twice"),
+                                (line(1, 0.5, -10, 1), "line 1: epoch 1 has a negative or non-finite time")] {
+            let dir = tempDir("tta-bad")
+            try text.write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try loadTimeline(runDir: dir)) { XCTAssertTrue("\($0)".contains(message) && "\($0)".contains(dir), "\($0)") }
+        }
+        XCTAssertThrowsError(try loadTimeline(runDir: tempDir("tta-none"))) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+    }
+
+    /// A real run records each epoch's validation time, and its timeline plots.
+    func testTrainingRecordsValidationTime() throws {
+        let dir = tempDir("tta-run")
+        try Trainer(config: try tinyConfig(["train.batch=16", "train.validation_fraction=0.25", "train.epochs=2"]),
+                    data: syntheticDataset(perClass: 8), runDir: dir, comm: LocalCommunicator(), log: silent).run()
+        let t = try loadTimeline(runDir: dir)
+        XCTAssertEqual(t.epochs, [1, 2]); XCTAssertEqual(t.untimedValidations, 0)
+        let m = readMetrics(runDir: dir)
+        XCTAssertTrue(m.allSatisfy { ($0.validationSeconds ?? 0) > 0 }, "\(m)")
+        XCTAssertEqual(t.hours[1] * 3600, m.map { $0.seconds + $0.validationSeconds! }.reduce(0, +), accuracy: 1e-9)
+        try plotTimeToAccuracy([t], thresholds: [0.5], names: ["tiny"], path: dir + "/tta.png")
+        XCTAssertEqual(Array(try Data(contentsOf: URL(fileURLWithPath: dir + "/tta.png")).prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+    }
+}
