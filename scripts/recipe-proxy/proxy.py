@@ -13,6 +13,12 @@ p.add_argument("--variant", required=True); p.add_argument("--epochs", type=int,
 p.add_argument("--out", required=True); p.add_argument("--seed", type=int, default=1)
 p.add_argument("--limit", type=int, default=0)
 p.add_argument("--calibrate", action="store_true")
+p.add_argument("--save-probs", help="after training: write the TTA probabilities of the train and validation images (npz)")
+p.add_argument("--teachers", default="", help="comma-separated --save-probs files: distil from their averaged train probabilities")
+p.add_argument("--fold", default="", help="k/K: train without fold k of K of the training images (for out-of-fold teachers)")
+p.add_argument("--oof", action="store_true", help="--teachers are fold teachers 0..K-1: each image's target is the one that did not train on it")
+p.add_argument("--save-model", help="after training: write the model's state_dict")
+p.add_argument("--online", default="", help="comma-separated --save-model files: distil from their averaged probabilities of each augmented batch")
 a = p.parse_args()
 torch.manual_seed(a.seed); np.random.seed(a.seed)
 dev = "cuda" if torch.cuda.is_available() else "cpu"
@@ -41,11 +47,16 @@ tr = np.setdiff1d(np.arange(len(Y)), val)
 if a.limit: tr = tr[: a.limit]; val = val[: a.limit // 4]
 Xt = torch.tensor(X[tr], device=dev).float().div(255).unsqueeze(1); Yt = torch.tensor(Y[tr], device=dev).long()
 Xv = torch.tensor(X[val], device=dev).float().div(255).unsqueeze(1); Yv = torch.tensor(Y[val], device=dev).long()
+fold_of = np.random.default_rng(99).permutation(len(tr)) % 4   # each training image's fold (K = 4)
+train_rows = torch.arange(len(Xt), device=dev)
+if a.fold:
+    k, K = map(int, a.fold.split("/")); assert K == 4
+    train_rows = torch.tensor(np.where(fold_of != k)[0], device=dev)
 
-V = dict(width=[32, 64, 128, 256], convs=2, crop=48, erase=0.0, mix=0.0, ema=0.0, lr=0.04, head=256, ls=0.1)
+V = dict(width=[32, 64, 128, 256], convs=2, crop=48, erase=0.0, mix=0.0, ema=0.0, lr=0.04, head=256, ls=0.1, kd=0.0, T=1.0)
 for part in a.variant.split("+"):
     k, _, v = part.partition("=")
-    if k == "base": continue
+    if k == "base" or not v: continue   # a bare word labels the run
     if k == "width": V["width"] = [int(w) for w in v.split("-")]
     elif k in ("convs", "crop", "head"): V[k] = int(v)
     else: V[k] = float(v)
@@ -136,7 +147,7 @@ if ema: ema.load_state_dict(net.state_dict()); [q.requires_grad_(False) for q in
 decay_p = [q for n_, q in net.named_parameters() if q.ndim > 1]; other = [q for n_, q in net.named_parameters() if q.ndim <= 1]
 opt = torch.optim.SGD([{"params": decay_p, "weight_decay": 5e-4}, {"params": other, "weight_decay": 5e-4}],
                       lr=V["lr"], momentum=0.9, nesterov=True)
-B, steps = 64, len(Xt) // 64
+B, steps = 64, len(train_rows) // 64
 total = a.epochs * steps; warm = steps
 
 def lr_at(t):
@@ -145,6 +156,10 @@ def lr_at(t):
 
 @torch.no_grad()
 def evaluate(m, tta=False):
+    return (probabilities(m, Xv, tta).argmax(1) == Yv).float().mean().item()
+
+@torch.no_grad()
+def probabilities(m, X, tta):
     m.eval(); probs = 0
     if not tta: sets = [(None, None, False)]
     elif C < 48:                                   # ten-crop: 4 corners + centre, each flipped
@@ -152,20 +167,35 @@ def evaluate(m, tta=False):
     else: sets = [(None, None, False), (None, None, True)]
     for ox, oy, f in sets:
         out = []
-        for i in range(0, len(Xv), 1024):
-            xb = Xv[i:i + 1024]; n = len(xb)
+        for i in range(0, len(X), 1024):
+            xb = X[i:i + 1024]; n = len(xb)
             gx = None if ox is None else torch.full((n,), float(ox), device=dev)
             gy = None if oy is None else torch.full((n,), float(oy), device=dev)
             g = grid(n, False, gx, gy, torch.full((n,), f, dtype=torch.bool, device=dev))
             out.append(F.softmax(m(F.grid_sample(xb, g, mode="bilinear", padding_mode="border", align_corners=False)
                                    .contiguous(memory_format=torch.channels_last)), 1))
         probs = probs + torch.cat(out)
-    m.train(); return (probs.argmax(1) == Yv).float().mean().item()
+    m.train(); return probs / len(sets)
 
+# Distillation as fer distill does it: teachers' averaged TTA probabilities of the (unaugmented) training
+# images, softened as p^(1/T); loss (1 - kd) * label CE + kd * T^2 * CE(q, softmax(z / T)).
+Q = None
+if a.teachers:
+    files = a.teachers.split(",")
+    if a.oof:
+        P = np.zeros((len(Xt), 7), np.float32)
+        for k, f in enumerate(files): P[fold_of == k] = np.load(f)["train"][fold_of == k]
+    else: P = np.mean([np.load(f)["train"] for f in files], 0)
+    Q = torch.tensor(P, device=dev).clamp_min(1e-8).log().div(V["T"]).softmax(1)
+    assert V["mix"] == 0, "distillation with mixing is not in the proxy"
+
+online = []
+for f in filter(None, a.online.split(",")):
+    tm = model(); tm.load_state_dict(torch.load(f)); tm.eval(); online.append(tm)
 t0 = time.time(); t = 0; curve = []
 if a.calibrate: a.epochs = 2                      # time steps 30..230 of a run, as seconds per epoch
 for ep in range(a.epochs):
-    perm = torch.randperm(len(Xt), device=dev)
+    perm = train_rows[torch.randperm(len(train_rows), device=dev)]
     for s in range(steps):
         idx = perm[s * B:(s + 1) * B]
         x = views(Xt[idx], True)
@@ -174,6 +204,14 @@ for ep in range(a.epochs):
         for gp in opt.param_groups: gp["lr"] = lr_at(t)
         out = net(x.contiguous(memory_format=torch.channels_last))
         loss = lam * F.cross_entropy(out, ya, label_smoothing=V["ls"]) + (1 - lam) * F.cross_entropy(out, yb, label_smoothing=V["ls"])
+        q = Q[idx] if Q is not None else None
+        if online:
+            with torch.no_grad():
+                xin = x.contiguous(memory_format=torch.channels_last)
+                q = (sum(F.softmax(tm(xin), 1) for tm in online) / len(online)).clamp_min(1e-8).log().div(V["T"]).softmax(1)
+        if q is not None:
+            soft = -(q * F.log_softmax(out / V["T"], 1)).sum(1).mean() * V["T"] ** 2
+            loss = (1 - V["kd"]) * loss + V["kd"] * soft
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); t += 1
         if a.calibrate and t in (30, 230):
             if dev == "cuda": torch.cuda.synchronize()
@@ -194,4 +232,8 @@ res = dict(variant=a.variant, epochs=a.epochs, flops=flops(), val=evaluate(net),
            ema_val=evaluate(ema) if ema else None, ema_val_tta=evaluate(ema, True) if ema else None,
            curve=curve, seconds=round(time.time() - t0, 1), train=len(Xt), valn=len(Xv))
 with open(a.out, "a") as f: f.write(json.dumps(res) + "\n")
+if a.save_model: torch.save(net.state_dict(), a.save_model)
+if a.save_probs:
+    np.savez(a.save_probs, train=probabilities(net, Xt, True).cpu().numpy(), val=probabilities(net, Xv, True).cpu().numpy(),
+             yv=Yv.cpu().numpy())
 print(json.dumps(res), flush=True)
