@@ -62,6 +62,27 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertNotEqual(start.exportCanonical(w, from: start.params), try XCTUnwrap(one.first { $0.key.hasSuffix("/" + w.name) }).value)
     }
 
+    /// `fer distill` under mpirun: the ranks split the teacher's pass, rank 0 caches the same probabilities
+    /// a single process does (byte for byte), and the student matches the single process's up to rounding.
+    func testDistillOnRanksMatchesOneProcess() throws {
+        try trainOK(np: nil, config: noBN, run: "\(dir)/teacher")
+        let teacher = "\(dir)/teacher/checkpoints/epoch-0001.ckpt"
+        for np in [1, 2] {
+            let argv = (np == 1 ? [] : mpirun(np)) + [fer, "distill", "--teacher", teacher, "--config", noBN, "--data", csv,
+                                                      "--run", "\(dir)/student\(np)", "--set", "train.batch=16", "--set", "distill.temperature=2"]
+            let r = try runCommand(argv, timeout: 120)
+            XCTAssertFalse(r.timedOut, "hung:\n\(r.output)")
+            XCTAssertEqual(r.status, 0, r.output)
+            XCTAssertTrue(r.output.contains("probabilities cached in"), r.output)
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: "\(dir)/student1/teachers.probs"),
+                       FileManager.default.contents(atPath: "\(dir)/student2/teachers.probs"))
+        let ckpt = "/checkpoints/epoch-0001.ckpt"
+        let params = { (run: String) in try checkpointTensors(run + ckpt).filter { !$0.key.hasPrefix("opt.") } }
+        XCTAssertLessThan(maxRelativeDifference(try params("\(dir)/student1"), try params("\(dir)/student2")), 1e-5)
+        XCTAssertNotEqual(try params("\(dir)/student1"), try params("\(dir)/teacher"))
+    }
+
     /// Only rank 0 writes the run folder (each rank here is told its own folder), and the metrics carry
     /// the time spent waiting for gradient sums.
     func testOnlyRankZeroWritesAndWaitIsRecorded() throws {
