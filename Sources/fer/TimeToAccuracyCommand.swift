@@ -13,7 +13,8 @@ struct TimeToAccuracyCommand: ParsableCommand {
         accuracy and the total hours.
 
         Example:
-          fer time-to-accuracy --run runs/paper --run runs/best --png docs/time-to-accuracy.png
+          fer time-to-accuracy --run runs/paper --run runs/best \\
+            --png docs/time-to-accuracy.png
         """)
     @Option(name: .customLong("run"), help: "A run folder (repeatable).") var runs: [String] = []
     @Option(name: .customLong("name"), help: "The plot's name for each run, in order (default: the folder's name).") var names: [String] = []

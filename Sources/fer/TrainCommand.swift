@@ -40,9 +40,11 @@ struct DistillCommand: ParsableCommand {
         images (another split) is refused. Every other flag is fer train's.
 
         Examples:
-          fer distill --teacher runs/a/checkpoints/best.ckpt --teacher runs/b/checkpoints/best.ckpt \\
+          fer distill --teacher runs/a/checkpoints/best.ckpt \\
+            --teacher runs/b/checkpoints/best.ckpt \\
             --config configs/best.yaml --run runs/student --set distill.temperature=2
-          fer distill --config runs/student/config.yaml --run runs/student --resume latest
+          fer distill --config runs/student/config.yaml --run runs/student \\
+            --resume latest
         """)
     @Option(name: .customLong("teacher"), help: ArgumentHelp("A teacher checkpoint (repeat for an ensemble); sets distill.teachers.", valueName: "checkpoint"))
     var teachers: [String] = []
