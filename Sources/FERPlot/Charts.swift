@@ -62,9 +62,31 @@ public func barChart(title t: String, labels: [String], values: [Double], path: 
     try c.writePNG(path)
 }
 
+/// Where each legend entry (a 24 px swatch, then its name) goes: packed right-aligned into rows of at
+/// most `width` pixels, in order, a new row when the next name would not fit. Widths come from the
+/// names, so a long run name never runs into its neighbour.
+func legendLayout(_ names: [String], width: Int, scale: Int = 2) -> [(x: Int, row: Int)] {
+    let widths = names.map { 32 + Canvas.textWidth($0, scale: scale) + 24 }   // swatch + gap, name, spacing
+    var rows: [[Int]] = [[]], used = 0
+    for (k, w) in widths.enumerated() {
+        if used + w > width && !rows[rows.count - 1].isEmpty { rows.append([]); used = 0 }
+        rows[rows.count - 1].append(k); used += w
+    }
+    var out = [(x: Int, row: Int)](repeating: (0, 0), count: names.count)
+    for (r, members) in rows.enumerated() {
+        var x = width - members.reduce(0) { $0 + widths[$1] } + 24   // the last entry needs no spacing
+        for k in members { out[k] = (x, r); x += widths[k] }
+    }
+    return out
+}
+
 public func lineChart(title t: String, xLabel: String, yLabel: String,
                       series: [(name: String, points: [(x: Double, y: Double)])], path: String) throws {
-    var c = Canvas(width: 900, height: 520)
+    // The legend's rows end at the plot's right edge and keep clear of the y label on their left.
+    let legendLeft = 10 + Canvas.textWidth(yLabel, scale: 2) + 20
+    let legend = legendLayout(series.map(\.name), width: 870 - legendLeft)
+    let legendRows = (legend.map(\.row).max() ?? 0) + 1, extra = 24 * (legendRows - 1)
+    var c = Canvas(width: 900, height: 520 + extra)
     title(&c, t)
     let all = series.flatMap(\.points)
     let xs = all.map(\.x), ys = all.map(\.y)
@@ -72,7 +94,7 @@ public func lineChart(title t: String, xLabel: String, yLabel: String,
     if xr.upperBound == xr.lowerBound { xr = xr.lowerBound...(xr.lowerBound + 1) }
     if yhi <= ylo { yhi = ylo + 1 }
     yhi += (yhi - ylo) * 0.05
-    let f = Frame(x0: 100, y0: 60, w: 770, h: 380, xr: xr, yr: ylo...yhi)
+    let f = Frame(x0: 100, y0: 60 + extra, w: 770, h: 380, xr: xr, yr: ylo...yhi)
     f.drawAxes(&c, xTicks: ticks(xr.lowerBound, xr.upperBound))
     c.text(f.x0 + (f.w - Canvas.textWidth(xLabel, scale: 2)) / 2, f.y0 + f.h + 34, xLabel, scale: 2)
     c.text(10, f.y0 - 24, yLabel, scale: 2)
@@ -80,8 +102,8 @@ public func lineChart(title t: String, xLabel: String, yLabel: String,
         let col = RGB.palette[k % RGB.palette.count]
         for (a, b) in zip(s.points, s.points.dropFirst()) { c.line(f.px(a.x), f.py(a.y), f.px(b.x), f.py(b.y), col, thickness: 2) }
         if s.points.count == 1 { c.rect(Int(f.px(s.points[0].x)) - 2, Int(f.py(s.points[0].y)) - 2, 5, 5, col) }
-        // Legend in one row above the plot's top right, so it never covers a curve.
-        let ly = f.y0 - 26, lx = f.x0 + f.w - 170 * (series.count - k)
+        // Legend in rows above the plot's top right, so it never covers a curve.
+        let ly = f.y0 - 26 - 24 * (legendRows - 1 - legend[k].row), lx = legendLeft + legend[k].x
         c.rect(lx, ly + 5, 24, 4, col)
         c.text(lx + 32, ly, s.name, scale: 2)
     }

@@ -210,6 +210,11 @@ public enum Checkpoint {
 /// Under MPI only rank 0 reads the file (no shared filesystem is needed); every rank parses its bytes.
 public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator()) throws -> (Model, CheckpointHeader) {
     let bytes = try onCoordinator(comm, { try Checkpoint.bytes(path: checkpoint) }, encode: { $0 }, decode: { Array($0) })
+    return try loadModel(bytes: bytes, source: checkpoint)
+}
+
+/// The same from a checkpoint's bytes, already read (`source` names them in errors).
+func loadModel(bytes: [UInt8], source checkpoint: String) throws -> (Model, CheckpointHeader) {
     let (header, tensors) = try Checkpoint.parse(bytes: bytes, source: checkpoint)
     let model = try Model(config: header.model, batch: 1)
     try Checkpoint.apply(header, tensors, path: checkpoint, into: model, optimizer: nil)

@@ -61,15 +61,17 @@ public final class TeacherTargets {
         weight = settings.weight; temperature = settings.temperature
         let path = settings.cache.isEmpty ? runDir + "/teachers.probs" : settings.cache
         let start = Date()
-        // Every rank loads and checks the teachers (loadModel shares rank 0's bytes), so all agree on the key.
+        try onCoordinator(comm, { try checkCacheFolder(path) }, encode: { _ in [] }, decode: { _ in })
+        // Every rank loads and checks the teachers (rank 0 reads each file once and shares its bytes), so
+        // all agree on the key.
         var teachers: [(model: Model, views: Int, mode: TTAMode, path: String)] = []
         var key = Checksum()
         key.update(UInt64(data.checksum)); key.update(train.map(Int64.init))
         for t in settings.teachers {
-            let (model, header) = try loadModel(checkpoint: t, comm: comm)
+            let bytes = try onCoordinator(comm, { try Checkpoint.bytes(path: t) }, encode: { $0 }, decode: { Array($0) })
+            let (model, header) = try loadModel(bytes: bytes, source: t)
             try checkTeacher(t, header: header, data: data, validation: validation)
             let plan = try TTA.configured.plan(checkpoint: t, header: header)
-            let bytes = try onCoordinator(comm, { try Checkpoint.bytes(path: t) }, encode: { $0 }, decode: { Array($0) })
             key.update(Checksum.of(bytes)); key.update(UInt64(plan.count)); key.update(plan.mode.rawValue)
             teachers.append((model, plan.count, plan.mode, t))
         }
@@ -148,6 +150,17 @@ func checkTeacher(_ path: String, header: CheckpointHeader, data: Dataset, valid
         throw FERError(file: path, "trained on \(leaked) of the student's \(validation.count) validation images (its train.validation_fraction, "
                        + "train.split_seed or blank_filter differ): the student's validation accuracy would be inflated")
     }
+}
+
+/// The cache is written after the teachers' pass: a folder that is missing or not writable must fail
+/// before it, not minutes later.
+func checkCacheFolder(_ path: String) throws {
+    let dir = (path as NSString).deletingLastPathComponent, folder = dir.isEmpty ? "." : dir
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+        throw FERError(file: path, "distill.cache: its folder \(folder) does not exist")
+    }
+    guard access(folder, W_OK) == 0 else { throw FERError(file: path, "distill.cache: its folder \(folder) is not writable") }
 }
 
 /// The cache file: "FERTEACH" | u32 version 1 | u64 key | u64 rows x classes | floats | u64 checksum of all

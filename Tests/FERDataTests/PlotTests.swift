@@ -1,6 +1,6 @@
 import CSTB
 import FERData
-import FERPlot
+@testable import FERPlot
 import FERTestSupport
 import Foundation
 import XCTest
@@ -32,5 +32,28 @@ final class PlotTests: XCTestCase {
         try imageGrid(images: (0..<14).map { patternImage($0) }, columns: 7, rowLabels: ["a", "b"], scale: 2, path: dir + "/grid.png")
         for f in ["bar", "line", "heat", "grid"] { checkPNG(dir + "/\(f).png") }
         XCTAssertThrowsError(try imageGrid(images: [], columns: 3, path: dir + "/none.png"))
+    }
+
+    /// Legend entries are as wide as their names: short ones share a row, long run names wrap to more
+    /// rows, and no two entries of a row overlap or leave the legend's width.
+    func testLegendEntriesNeverOverlap() throws {
+        let short = legendLayout(["train loss", "val accuracy"], width: 700)
+        XCTAssertEqual(short.map(\.row), [0, 0])
+        XCTAssertLessThan(short[0].x, short[1].x)
+        let names = ["runs/best-crop44-3h", "runs/paper-seed-recipe", "runs/best-seed2-distilled", "b"]
+        let long = legendLayout(names, width: 700)
+        XCTAssertGreaterThan(long.map(\.row).max()!, 0, "four long names do not fit one 700 px row")
+        for (i, a) in long.enumerated() {
+            let end = a.x + 32 + Canvas.textWidth(names[i], scale: 2)
+            XCTAssertGreaterThanOrEqual(a.x, 0); XCTAssertLessThanOrEqual(end, 700, names[i])
+            for (j, b) in long.enumerated() where j > i && b.row == a.row {
+                XCTAssertLessThan(end, b.x, "\(names[i]) runs into \(names[j])")
+            }
+        }
+        let dir = ProcessInfo.processInfo.environment["FER_PLOT_DIR"] ?? tempDir()
+        let curve: [(x: Double, y: Double)] = (0..<10).map { (Double($0), Double($0) / 10) }
+        try lineChart(title: "Legend", xLabel: "hours", yLabel: "val accuracy",
+                      series: names.map { ($0, curve) }, path: dir + "/legend.png")
+        checkPNG(dir + "/legend.png")
     }
 }

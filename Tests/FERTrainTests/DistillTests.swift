@@ -159,7 +159,7 @@ final class DistillTests: XCTestCase {
     }
 
     /// A teacher that trained on the student's validation images (another split), or on another dataset,
-    /// is refused before it runs, naming the checkpoint and the reason.
+    /// or a cache in a missing folder, is refused before the teachers run, naming the file and the reason.
     func testLeakingOrForeignTeachersAreRefused() throws {
         let data = syntheticDataset(perClass: 12)
         let leaky = try teacher(data, ["train.split_seed=2"])
@@ -176,6 +176,14 @@ final class DistillTests: XCTestCase {
                                          runDir: tempDir("missing"), comm: LocalCommunicator(), log: silent)) {
             XCTAssertTrue("\($0)".contains("/nonexistent/t.ckpt"), "\($0)")
         }
+        // A cache that could not be written is refused before the teachers run, not after their pass.
+        let good = try teacher(data)
+        var notes: [String] = []
+        XCTAssertThrowsError(try Trainer(config: try tinyConfig(fast + ["distill.teachers=[\(good)]", "distill.cache=/nonexistent/dir/t.probs"]),
+                                         data: data, runDir: tempDir("nocache"), comm: LocalCommunicator(), log: { notes.append($0) })) {
+            XCTAssertTrue("\($0)".contains("/nonexistent/dir/t.probs") && "\($0)".contains("does not exist"), "\($0)")
+        }
+        XCTAssertFalse(notes.contains { $0.contains("teachers:") }, "the teachers ran: \(notes)")
     }
 
     func testDistillKeysAreValidated() throws {
