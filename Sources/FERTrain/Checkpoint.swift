@@ -209,8 +209,12 @@ public enum Checkpoint {
 /// batch 1 only to fix the parameter layout (inference networks of any batch come from `network`).
 /// Under MPI only rank 0 reads the file (no shared filesystem is needed); every rank parses its bytes.
 public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator()) throws -> (Model, CheckpointHeader) {
-    let bytes = try onCoordinator(comm, { try Checkpoint.bytes(path: checkpoint) }, encode: { $0 }, decode: { Array($0) })
-    return try loadModel(bytes: bytes, source: checkpoint)
+    try loadModel(bytes: try checkpointBytes(checkpoint, comm: comm), source: checkpoint)
+}
+
+/// A checkpoint file's bytes on every rank: rank 0 reads it and broadcasts them.
+func checkpointBytes(_ path: String, comm: Communicator) throws -> [UInt8] {
+    try onCoordinator(comm, { try Checkpoint.bytes(path: path) }, encode: { $0 }, decode: { Array($0) })
 }
 
 /// The same from a checkpoint's bytes, already read (`source` names them in errors).

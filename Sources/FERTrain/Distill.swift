@@ -68,7 +68,7 @@ public final class TeacherTargets {
         var key = Checksum()
         key.update(UInt64(data.checksum)); key.update(train.map(Int64.init))
         for t in settings.teachers {
-            let bytes = try onCoordinator(comm, { try Checkpoint.bytes(path: t) }, encode: { $0 }, decode: { Array($0) })
+            let bytes = try checkpointBytes(t, comm: comm)
             let (model, header) = try loadModel(bytes: bytes, source: t)
             try checkTeacher(t, header: header, data: data, validation: validation)
             let plan = try TTA.configured.plan(checkpoint: t, header: header)

@@ -177,13 +177,12 @@ final class DistillTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("/nonexistent/t.ckpt"), "\($0)")
         }
         // A cache that could not be written is refused before the teachers run, not after their pass.
+        // (Checked after the pass, the error would be the write's "cannot create" of its temporary file.)
         let good = try teacher(data)
-        var notes: [String] = []
         XCTAssertThrowsError(try Trainer(config: try tinyConfig(fast + ["distill.teachers=[\(good)]", "distill.cache=/nonexistent/dir/t.probs"]),
-                                         data: data, runDir: tempDir("nocache"), comm: LocalCommunicator(), log: { notes.append($0) })) {
+                                         data: data, runDir: tempDir("nocache"), comm: LocalCommunicator(), log: silent)) {
             XCTAssertTrue("\($0)".contains("/nonexistent/dir/t.probs") && "\($0)".contains("does not exist"), "\($0)")
         }
-        XCTAssertFalse(notes.contains { $0.contains("teachers:") }, "the teachers ran: \(notes)")
     }
 
     func testDistillKeysAreValidated() throws {
