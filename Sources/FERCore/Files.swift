@@ -7,29 +7,35 @@ import Foundation
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a torn one:
 /// write a temporary file in the same folder, fsync it, rename over the target, fsync the folder.
 public func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
+    let name = (path as NSString).lastPathComponent
+    guard !name.isEmpty, name != ".", name != "..", !path.hasSuffix("/") else { throw FERError(file: path, "names a folder, not a file to write") }
+    // Only a regular file is ever replaced: a folder, FIFO, device or socket there is refused, not renamed over.
+    try requireRegular(path, flag: "output", given: path)
     let dir = (path as NSString).deletingLastPathComponent
     let folder = dir.isEmpty ? "." : dir
-    let tmp = folder + "/." + (path as NSString).lastPathComponent + ".tmp-\(getpid())"
-    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    guard fd >= 0 else { throw FERError(file: tmp, "cannot create: \(String(cString: strerror(errno)))") }
-    var off = 0
-    while off < bytes.count {
-        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
-        if n < 0 {
-            if errno == EINTR { continue }
-            let why = String(cString: strerror(errno)); close(fd); unlink(tmp)
-            throw FERError(file: tmp, "write failed: \(why)")
-        }
-        off += n
-    }
+    let tmp = folder + "/." + name + ".tmp-\(getpid())"
+    let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw FERError(file: path, "cannot create a file in \(folder): \(String(cString: strerror(errno)))") }
+    do { try writeAll(fd, bytes, path: tmp) } catch { close(fd); unlink(tmp); throw error }
     guard fsync(fd) == 0 else { close(fd); unlink(tmp); throw FERError(file: tmp, "fsync failed") }
     close(fd)
     guard rename(tmp, path) == 0 else {
         let why = String(cString: strerror(errno)); unlink(tmp)
-        throw FERError(file: path, "rename failed: \(why)")
+        throw FERError(file: path, "cannot replace: \(why)")
     }
     let dfd = open(folder, O_RDONLY)
     if dfd >= 0 { fsync(dfd); close(dfd) }
+}
+
+/// Writes every byte to `fd`, retrying writes a signal interrupted; a full disk is an error naming `path`.
+public func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws {
+    var off = 0
+    while off < bytes.count {
+        let n = write(fd, bytes.baseAddress! + off, bytes.count - off)
+        if n < 0, errno == EINTR { continue }
+        guard n > 0 else { throw FERError(file: path, "write failed: \(String(cString: strerror(errno)))") }
+        off += n
+    }
 }
 
 public func writeAtomically(_ bytes: [UInt8], to path: String) throws {

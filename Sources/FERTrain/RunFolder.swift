@@ -46,14 +46,7 @@ public final class RunFolder {
         let fd = open(metrics, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw FERError(file: metrics, "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        let bytes = Array(line.utf8)
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else { throw FERError(file: metrics, "write failed: \(String(cString: strerror(errno)))") }
-            off += n
-        }
+        try Array(line.utf8).withUnsafeBytes { try writeAll(fd, $0, path: metrics) }
         guard fsync(fd) == 0 else { throw FERError(file: metrics, "fsync failed: \(String(cString: strerror(errno)))") }
     }
 
