@@ -47,15 +47,21 @@ public func writeAtomically(_ bytes: [UInt8], to path: String) throws {
 public func outputPath(_ given: String, flag: String) throws -> String {
     let trimmed = given.trimmingCharacters(in: .whitespaces)
     guard !trimmed.isEmpty else { throw FERError("\(flag): empty path") }
-    let absolute = trimmed.hasPrefix("/") ? trimmed : FileManager.default.currentDirectoryPath + "/" + trimmed
-    // Lexical clean-up only ("a//b/./c/.." -> "/a/b"): the user's spelling of symlinked folders is kept.
+    let path = absolutePath(trimmed)
+    guard path != "/" else { throw FERError("\(flag) \(given): refusing to write into the filesystem root") }
+    return path
+}
+
+/// `path` made absolute against the working directory, cleaned lexically ("a//b/./c/.." -> "/a/b"); the
+/// user's spelling of symlinked folders is kept. What a run records (teachers, caches) is stored so, and
+/// a resume from another working directory finds the same files.
+public func absolutePath(_ path: String) -> String {
+    let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
     var parts: [Substring] = []
     for c in absolute.split(separator: "/") where c != "." {
         if c == ".." { _ = parts.popLast() } else { parts.append(c) }
     }
-    let path = "/" + parts.joined(separator: "/")
-    guard path != "/" else { throw FERError("\(flag) \(given): refusing to write into the filesystem root") }
-    return path
+    return "/" + parts.joined(separator: "/")
 }
 
 /// Opens `path` for reading only if it is a regular file. O_NONBLOCK keeps opening a FIFO from blocking;

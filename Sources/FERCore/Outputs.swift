@@ -26,14 +26,15 @@ public struct FileIdentity: Hashable, Sendable {
 /// What a command reads (checkpoints, data, configs, teachers, photos, videos, metrics), so that no output
 /// of the same command can be one of them or lie inside an input folder.
 public struct CommandInputs: Sendable {
-    private var entries: [(identity: FileIdentity, name: String, path: String)] = []
+    private var entries: [(identity: FileIdentity, name: String, path: String, enclosed: Bool)] = []
 
     public init() {}
 
     /// `name` says which input it is in errors ("--checkpoint a.ckpt", "the data ../d.zip"). Paths that do
-    /// not exist yet are ignored: they cannot be overwritten.
-    public mutating func add(_ path: String, as name: String) {
-        if let id = FileIdentity(path) { entries.append((id, name, path)) }
+    /// not exist yet are ignored: they cannot be overwritten. `enclosed`: no output folder may hold it
+    /// either (the data: `--overwrite` or a later run must never move or mix it).
+    public mutating func add(_ path: String, as name: String, enclosed: Bool = false) {
+        if let id = FileIdentity(path) { entries.append((id, name, path, enclosed)) }
     }
 
     public mutating func add(_ paths: [String], as name: (String) -> String) {
@@ -56,13 +57,13 @@ public struct CommandInputs: Sendable {
     }
 
     /// Checks `given` as an output folder and returns it absolute: refused if it is not a folder, is an
-    /// input, or lies inside an input folder; with `holdsNoInput` (a run folder), also if any input lies
-    /// inside it. Made when missing (with `create`).
+    /// input, or lies inside an input folder; with `holdsNoInput` (a run folder), also if an input added
+    /// as `enclosed` (the data) lies inside it. Made when missing (with `create`).
     public func outputFolder(_ given: String, flag: String, holdsNoInput: Bool = false, create: Bool = true) throws -> String {
         let path = try outputPath(given, flag: flag)
         try checkNotInsideInput(path, flag: flag, given: given)
         if holdsNoInput, let id = FileIdentity(path) {
-            for e in entries where e.identity != id && ancestors(of: e.path).contains(id) {
+            for e in entries where e.enclosed && e.identity != id && ancestors(of: e.path).contains(id) {
                 throw FERError("\(flag) \(given): holds \(e.name), an input of this command: choose a folder apart from it")
             }
         }

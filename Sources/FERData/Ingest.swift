@@ -72,7 +72,7 @@ private func ingestFolder(_ root: String) throws -> (Dataset, [BadItem]) {
     let (files, skipped) = listFiles(root)
     let (refs, bad) = try classify(files, root: root)
     let special = skipped.filter { !$0.source.split(separator: "/").contains(where: isIgnored) }
-    return decodeImages(refs, bad: special + bad) { key, buf in
+    return try decodeImages(refs, bad: special + bad) { key, buf in
         try readRegularFile(root + "/" + files[key], limit: maxImageFileBytes, into: &buf)
     }
 }
@@ -96,7 +96,7 @@ private func ingestZip(_ zip: ZipArchive) throws -> (Dataset, [BadItem]) {
         return e.name
     }
     let (refs, bad) = try classify(files, root: zip.path)
-    return decodeImages(refs, bad: duplicates + bad) { key, buf in try zip.read(zip.entries[key], into: &buf) }
+    return try decodeImages(refs, bad: duplicates + bad) { key, buf in try zip.read(zip.entries[key], into: &buf) }
 }
 
 /// Relative paths of all regular files under `root`, via readdir (FileManager is slow for 30k files), and
@@ -183,8 +183,9 @@ func classify(_ paths: [String], root: String) throws -> ([ImageRef], [BadItem])
 }
 
 /// Decodes every ref in parallel over the cores; failures become bad items. Output order = refs order.
+/// A signal (SIGINT, SIGTERM, SIGUSR1) ends it within a chunk of images: nothing is cached half-decoded.
 func decodeImages(_ refs: [ImageRef], bad: [BadItem],
-                  read: @Sendable (Int, inout [UInt8]) throws -> Int) -> (Dataset, [BadItem]) {
+                  read: @Sendable (Int, inout [UInt8]) throws -> Int) throws -> (Dataset, [BadItem]) {
     let n = refs.count
     var pixels = [UInt8](repeating: 0, count: n * imagePixels)
     let errors = UnsafeMutableBufferPointer<String?>.allocate(capacity: n)
@@ -194,7 +195,7 @@ func decodeImages(_ refs: [ImageRef], bad: [BadItem],
         let (out, errs) = (Disjoint(px), Disjoint(errors))
         parallelChunks(n, chunk: 256) { range in
             var buf = [UInt8](repeating: 0, count: 1 << 16)
-            for i in range {
+            for i in range where Interrupt.received == 0 {
                 do {
                     let len = try read(refs[i].key, &buf)
                     errs.pointer[i] = buf.withUnsafeBytes {
@@ -208,6 +209,7 @@ func decodeImages(_ refs: [ImageRef], bad: [BadItem],
             }
         }
     }
+    try Interrupt.check("ingest")
     var data = Dataset.Builder(capacity: n)
     var skipped = bad
     pixels.withUnsafeBufferPointer { px in
@@ -248,6 +250,7 @@ private func ingestCSV(_ path: String) throws -> (Dataset, [BadItem]) { try inge
         var data = Dataset.Builder(), bad: [BadItem] = []
         var lineNumber = 1   // of the last line read
         while true {
+            try Interrupt.check("ingest")
             var rows: [Range<Int>] = []
             while rows.count < 8192, let r = nextLine() { rows.append(r) }
             if rows.isEmpty { break }

@@ -65,12 +65,23 @@ public struct LayerSpec: Codable, Equatable, Sendable {
     /// Caps on widths: far above any FER model, low enough that a typo cannot allocate without bound.
     static let maxFilters = 4096, maxUnits = 65536
 
-    /// Names of the fields that are set.
-    public var setFields: [String] {
-        let pairs: [(String, Any?)] = [("filters", filters), ("kernel", kernel), ("stride", stride), ("padding", padding),
-            ("activation", activation), ("units", units), ("rate", rate), ("size", size),
+    /// The fields that are set, with their values as a config spells them.
+    public var setValues: [(name: String, value: String)] {
+        let pairs: [(String, Any?)] = [("filters", filters), ("kernel", kernel), ("stride", stride), ("padding", padding?.rawValue),
+            ("activation", activation?.rawValue), ("units", units), ("rate", rate), ("size", size),
             ("momentum", momentum), ("epsilon", epsilon)]
-        return pairs.compactMap { $0.1 == nil ? nil : $0.0 }
+        return pairs.compactMap { p in p.1.map { (p.0, "\($0)") } }
+    }
+
+    /// Names of the fields that are set.
+    public var setFields: [String] { setValues.map(\.name) }
+
+    /// How `other` differs, field by field, values shown: "type conv -> dense", "filters 32 -> 64", "rate (unset) -> 0.3".
+    public func differences(to other: LayerSpec) -> [String] {
+        if type != other.type { return ["type \(type.rawValue) -> \(other.type.rawValue)"] }
+        let a = Dictionary(uniqueKeysWithValues: setValues.map { ($0.name, $0.value) })
+        let b = Dictionary(uniqueKeysWithValues: other.setValues.map { ($0.name, $0.value) })
+        return Set(a.keys).union(b.keys).sorted().compactMap { k in a[k] == b[k] ? nil : "\(k) \(a[k] ?? "(unset)") -> \(b[k] ?? "(unset)")" }
     }
 
     // The fields with Keras's defaults filled in, in one place: the model checks and the network read these.

@@ -63,11 +63,20 @@ public struct Canvas {
         s.withCString { Int(stb_easy_font_width(UnsafeMutablePointer(mutating: $0))) } * scale
     }
 
+    /// Encodes in memory, then `writeAtomically`: only a regular file is ever replaced, never torn.
     public func writePNG(_ path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
-        if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        guard stbi_write_png(path, Int32(width), Int32(height), 3, pixels, Int32(width * 3)) != 0 else {
-            throw FERError(file: path, "cannot write PNG")
+        if !dir.isEmpty { try makeFolder(dir, flag: "PNG", given: path) }
+        final class Sink { var bytes: [UInt8] = [] }
+        let sink = Sink()
+        let ok = withExtendedLifetime(sink) {
+            stbi_write_png_to_func({ context, data, size in
+                guard let context, let data, size > 0 else { return }
+                let sink = Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue()
+                sink.bytes.append(contentsOf: UnsafeRawBufferPointer(start: data, count: Int(size)))
+            }, Unmanaged.passUnretained(sink).toOpaque(), Int32(width), Int32(height), 3, pixels, Int32(width * 3))
         }
+        guard ok != 0 else { throw FERError(file: path, "cannot encode PNG") }
+        try writeAtomically(sink.bytes, to: path)
     }
 }

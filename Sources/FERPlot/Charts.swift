@@ -6,7 +6,7 @@ import Foundation
 
 /// Round tick positions covering lo...hi: steps of 1, 2 or 5 times a power of ten.
 func ticks(_ lo: Double, _ hi: Double, count: Int = 5) -> [Double] {
-    guard hi > lo else { return [lo] }
+    guard lo.isFinite, hi.isFinite, (hi - lo).isFinite, hi > lo else { return lo.isFinite ? [lo] : [] }
     let raw = (hi - lo) / Double(count), mag = pow(10, floor(log10(raw)))
     let step = [1.0, 2, 5, 10].map { $0 * mag }.first { $0 >= raw }!
     return stride(from: (lo / step).rounded(.up) * step, through: hi + step * 1e-9, by: step).map { $0 }
@@ -46,7 +46,19 @@ private func title(_ c: inout Canvas, _ s: String) {
     c.text((c.width - Canvas.textWidth(s, scale: 2)) / 2, 12, s, scale: 2)
 }
 
+/// The largest magnitude a chart plots: beyond it pixel arithmetic would overflow, and no value this
+/// project plots (accuracies, losses, hours, counts, efficiencies) comes near it.
+let plottable = 1e12
+
+/// Refuses a value no chart can draw (NaN, infinity, beyond `plottable`), naming the chart's file and the series.
+func checkPlottable(_ values: [Double], _ what: String, path: String) throws {
+    if let v = values.first(where: { !($0.isFinite && abs($0) <= plottable) }) {
+        throw FERError(file: path, "cannot plot \(what): the value \(v) is not a finite number of magnitude at most 1e12")
+    }
+}
+
 public func barChart(title t: String, labels: [String], values: [Double], path: String) throws {
+    try checkPlottable(values, "the bars", path: path)
     var c = Canvas(width: 900, height: 480)
     title(&c, t)
     let top = max(1, (values.max() ?? 1) * 1.12)
@@ -82,6 +94,7 @@ func legendLayout(_ names: [String], width: Int, scale: Int = 2) -> [(x: Int, ro
 
 public func lineChart(title t: String, xLabel: String, yLabel: String,
                       series: [(name: String, points: [(x: Double, y: Double)])], path: String) throws {
+    for s in series { try checkPlottable(s.points.flatMap { [$0.x, $0.y] }, "'\(s.name)'", path: path) }
     // The legend's rows end at the plot's right edge and keep clear of the y label on their left.
     let legendLeft = 10 + Canvas.textWidth(yLabel, scale: 2) + 20
     let legend = legendLayout(series.map(\.name), width: 870 - legendLeft)
@@ -114,6 +127,10 @@ public func lineChart(title t: String, xLabel: String, yLabel: String,
 public func heatmap(title t: String, rowLabels: [String], colLabels: [String], matrix: [[Double]],
                     rowNormalised: Bool = true, path: String) throws {
     let rows = matrix.count, cols = matrix.first?.count ?? 0
+    try checkPlottable(Array(matrix.joined()), "the matrix", path: path)
+    guard matrix.allSatisfy({ $0.count == cols }), rowLabels.count >= rows, colLabels.count >= cols else {
+        throw FERError(file: path, "cannot plot a ragged matrix or one with fewer labels than rows and columns")
+    }
     let cell = 70, left = 20 + (rowLabels.map { Canvas.textWidth($0, scale: 2) }.max() ?? 0), top = 80
     var c = Canvas(width: max(left + cols * cell + 20, Canvas.textWidth(t, scale: 2) + 40), height: top + rows * cell + 20)
     title(&c, t)

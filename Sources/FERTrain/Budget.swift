@@ -8,22 +8,32 @@ import Foundation
 // timed steps are trained and then undone (parameters, optimizer state, statistics and the average are
 // restored bit for bit): the run that follows is the run its config.yaml describes.
 
-/// "90m", "3h", "1h30m", "45s", "2h15m30s", or plain seconds ("5400"). Throws naming `flag` otherwise.
+/// The longest budget: 30 days. Past it a duration is a typo, and the arithmetic stays far from overflow.
+public let maxBudgetSeconds = 30.0 * 24 * 3600
+
+/// "90m", "3h", "1h30m", "45s", "2h15m30s", "1.5h", or plain seconds "5400" / "5400.5": digits with at most
+/// one decimal point, each unit at most once in the order h, m, s; above 0 and at most 30 days. Nothing
+/// else (no exponents, hex, signs or "inf": Double's own parser would take them). Throws naming `flag`.
 public func parseDuration(_ text: String, flag: String = "--budget") throws -> Double {
     let bad = FERError("\(flag): '\(text)' is not a duration (examples: 3h, 90m, 1h30m, 5400 seconds)")
-    if let s = Double(text) {
-        guard s.isFinite, s > 0 else { throw FERError("\(flag): \(text) must be a positive number of seconds") }
-        return s
+    func number(_ s: Substring) throws -> Double {
+        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 12 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+              let v = Double(s) else { throw bad }
+        return v
     }
-    // Units in the order h, m, s, each at most once, each after a number.
+    var total = 0.0, rest = Substring(text), next = 0
     let units: [(Character, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
-    var total = 0.0, number = "", next = 0
-    for ch in text {
-        if ch.isASCII, ch.isNumber || ch == "." { number.append(ch); continue }
-        guard let u = units[next...].firstIndex(where: { $0.0 == ch }), let v = Double(number), v.isFinite else { throw bad }
-        total += v * units[u].1; number = ""; next = u + 1
+    if let last = rest.last, last.isASCII, last.isNumber { total = try number(rest); rest = "" ; next = 3 }
+    while !rest.isEmpty {
+        guard let end = rest.firstIndex(where: { !($0.isASCII && ($0.isNumber || $0 == ".")) }),
+              let u = units[next...].firstIndex(where: { $0.0 == rest[end] }) else { throw bad }
+        total += try number(rest[..<end]) * units[u].1
+        rest = rest[rest.index(after: end)...]; next = u + 1
     }
-    guard number.isEmpty, next > 0, total > 0 else { throw bad }
+    guard next > 0 else { throw bad }
+    guard total > 0 else { throw FERError("\(flag): \(text) must be more than 0 seconds") }
+    guard total <= maxBudgetSeconds else { throw FERError("\(flag): \(text) is more than 30 days") }
     return total
 }
 
@@ -55,17 +65,17 @@ public func planEpochs(budget: Double, spent: Double, secondsPerStep: Double, st
         throw FERError("--budget: measured step times are not usable (\(secondsPerStep) s/step, \(secondsPerValidation) s/validation)")
     }
     let fits = (budget - spent) * budgetSafety / plan.secondsPerEpoch
-    guard fits >= 1 else {
+    guard fits.isFinite, fits >= 1 else {
         throw FERError("--budget \(formatDuration(budget)) is too short: "
                        + String(format: "one epoch takes about %.0f s and %.0f s are spent already", plan.secondsPerEpoch, spent))
     }
-    plan.epochs = min(Int(fits), ScheduleConfig.maxEpochs)
+    plan.epochs = Int(min(fits, Double(ScheduleConfig.maxEpochs)))   // capped before the conversion: it cannot overflow
     return plan
 }
 
 /// 5400 -> "1h30m", 45 -> "45s".
 public func formatDuration(_ seconds: Double) -> String {
-    let s = Int(seconds.rounded()), h = s / 3600, m = s % 3600 / 60, r = s % 60
+    let s = Int(min(max(seconds, 0), 1e12).rounded()), h = s / 3600, m = s % 3600 / 60, r = s % 60
     return (h > 0 ? "\(h)h" : "") + (m > 0 ? "\(m)m" : "") + (r > 0 || s == 0 ? "\(r)s" : "")
 }
 
@@ -82,6 +92,10 @@ extension Trainer {
         guard state.step == 0, options.resume == nil else {
             throw FERError("--budget fixes train.epochs of a new run; a resumed run keeps its config's epochs (use --epochs to change them)")
         }
+        do { return try planBudget(budget, started: started) } catch { folder?.discardIfUnused(); throw error }
+    }
+
+    private func planBudget(_ budget: Double, started: Date) throws -> BudgetPlan {
         let (perStep, perValidation) = try withStateRestored { try timeSteps() }
         let times = try comm.allreduceSum(comm.rank == 0 ? [perStep, perValidation, Date().timeIntervalSince(started)] : [0, 0, 0])
         let plan = try planEpochs(budget: budget, spent: times[2], secondsPerStep: times[0], stepsPerEpoch: stepsPerEpoch,
@@ -105,6 +119,7 @@ extension Trainer {
         let loss = lossFunction()
         var start = Date()
         for s in 0..<n {
+            try Interrupt.check("the budget's timing steps")
             if s == 1 { start = Date() }   // a one-step epoch times its only step
             nextBatch(prefetch, net, buffers, step: s, of: permutation)
             _ = try trainStep(net, buffers, loss: loss, step: s, lr: schedule.lr(at: 0, state: state.schedule))

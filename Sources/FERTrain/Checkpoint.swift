@@ -200,7 +200,10 @@ public enum Checkpoint {
         if a.inputSize != b.inputSize { return "input_size \(a.inputSize) vs \(b.inputSize)" }
         if a.classes != b.classes { return "classes \(a.classes) vs \(b.classes)" }
         if a.layers.count != b.layers.count { return "\(a.layers.count) layers vs \(b.layers.count)" }
-        for (i, (x, y)) in zip(a.layers, b.layers).enumerated() where x != y { return "layer \(i): checkpoint \(x.type) \(x.setFields) vs config \(y.type) \(y.setFields)" }
+        let names = LayerSpec.names(ofTypes: a.layers.map(\.type.rawValue))
+        for (i, (x, y)) in zip(a.layers, b.layers).enumerated() where x != y {
+            return "\(names[i]) (model.layers.\(i)) \(x.differences(to: y).joined(separator: ", ")) (checkpoint -> config)"
+        }
         return "init \(a.initializer) vs \(b.initializer)"
     }
 }

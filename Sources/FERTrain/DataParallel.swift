@@ -239,7 +239,7 @@ func makeBuckets(layout: ParamLayout, layerNames: [String], arenaCount: Int, buc
 // (as an error message in place of the outcome), so all stop cleanly together.
 
 /// Runs `work` on rank 0 and gives every rank its result, sent as `encode`'s bytes and rebuilt by `decode`.
-func onCoordinator<T>(_ comm: Communicator, _ work: () throws -> T,
+public func onCoordinator<T>(_ comm: Communicator, _ work: () throws -> T,
                       encode: (T) throws -> [UInt8], decode: (UnsafeRawBufferPointer) throws -> T) throws -> T {
     // Alone, there is no one to send to: the result is not serialised (a dataset is ~74 MB) and an
     // error keeps its type.
@@ -261,7 +261,7 @@ func onCoordinator<T>(_ comm: Communicator, _ work: () throws -> T,
 }
 
 /// The same for a Codable result, sent as JSON.
-func onCoordinator<T: Codable>(_ comm: Communicator, _ work: () throws -> T) throws -> T {
+public func onCoordinator<T: Codable>(_ comm: Communicator, _ work: () throws -> T) throws -> T {
     try onCoordinator(comm, work, encode: { Array(try JSONEncoder().encode($0)) },
                       decode: { try JSONDecoder().decode(T.self, from: Data($0)) })
 }

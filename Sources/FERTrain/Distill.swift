@@ -55,13 +55,15 @@ public final class TeacherTargets {
     /// Loads the teachers' probabilities from the cache, or runs the teachers (ranks split the images)
     /// and caches them on rank 0. `runDir` holds the default cache; `validation`: the student's held-out
     /// images, which no teacher may have trained on.
+    /// `inputs`: the command's inputs, which the cache must not be (a teacher, the data, the config).
     public init(settings: DistillSettings, data: Dataset, train: [Int], validation: [Int], batch: Int, runDir: String,
-                comm: Communicator, log: @escaping (String) -> Void) throws {
+                inputs: CommandInputs = .init(), comm: Communicator, log: @escaping (String) -> Void) throws {
         classes = Emotion.allCases.count
         weight = settings.weight; temperature = settings.temperature
         let path = settings.cache.isEmpty ? runDir + "/teachers.probs" : settings.cache
         let start = Date()
-        try onCoordinator(comm, { try checkCacheFolder(path) }, encode: { _ in [] }, decode: { _ in })
+        // The cache is written after the teachers' pass: a bad path must fail before it, not minutes later.
+        try onCoordinator(comm, { try checkCacheFolder(path, inputs: inputs) }, encode: { _ in [] }, decode: { _ in })
         // Every rank loads and checks the teachers (rank 0 reads each file once and shares its bytes), so
         // all agree on the key.
         var teachers: [(model: Model, views: Int, mode: TTAMode, path: String)] = []
@@ -79,13 +81,20 @@ public final class TeacherTargets {
         var raw = [Float](repeating: 0, count: count)
         // Rank 0 reads the cache; every rank learns whether it did.
         var cached: [Float]?
-        if comm.rank == 0 { cached = TeacherCache.read(path, key: key.value, count: count, log: log) }
-        let hit = try comm.allreduceSum([cached == nil ? 0 : 1])[0] > 0
+        let hit = try onCoordinator(comm) { () -> Bool in
+            cached = try TeacherCache.read(path, key: key.value, count: count, log: log)
+            return cached != nil
+        }
         if hit { raw = cached ?? raw } else {
-            for t in teachers {
-                guard let p = try predictProbabilities(model: t.model, data: data, indices: train, tta: t.views, mode: t.mode,
-                                                       batch: batch, comm: comm) else { continue }
-                for j in 0..<count { raw[j] += p[j] / Float(teachers.count) }
+            do {
+                for t in teachers {
+                    guard let p = try predictProbabilities(model: t.model, data: data, indices: train, tta: t.views, mode: t.mode,
+                                                           batch: batch, comm: comm) else { continue }
+                    for j in 0..<count { raw[j] += p[j] / Float(teachers.count) }
+                }
+            } catch let e as TrainingInterrupted {
+                // Within one forward of the signal; the cache is all or nothing, so none is written.
+                throw TrainingInterrupted(signal: e.signal, advice: "stopped during the teachers' pass; no cache was written and the run has not started: run the same command again")
             }
             if comm.rank == 0 {
                 try TeacherCache.write(path, key: key.value, rows: raw)
@@ -152,15 +161,13 @@ func checkTeacher(_ path: String, header: CheckpointHeader, data: Dataset, valid
     }
 }
 
-/// The cache is written after the teachers' pass: a folder that is missing or not writable must fail
-/// before it, not minutes later.
-func checkCacheFolder(_ path: String) throws {
+/// distill.cache must be a writable file that is none of the command's inputs (a teacher, the data, the
+/// config): refused before the teachers' pass, not overwritten after it. Its folder must exist already.
+func checkCacheFolder(_ path: String, inputs: CommandInputs) throws {
     let dir = (path as NSString).deletingLastPathComponent, folder = dir.isEmpty ? "." : dir
-    var isDir: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
-        throw FERError(file: path, "distill.cache: its folder \(folder) does not exist")
-    }
+    guard FileIdentity(folder)?.isDirectory == true else { throw FERError(file: path, "distill.cache: its folder \(folder) does not exist") }
     guard access(folder, W_OK) == 0 else { throw FERError(file: path, "distill.cache: its folder \(folder) is not writable") }
+    _ = try inputs.outputFile(path, flag: "distill.cache")
 }
 
 /// The cache file: "FERTEACH" | u32 version 1 | u64 key | u64 rows x classes | floats | u64 checksum of all
@@ -169,9 +176,17 @@ func checkCacheFolder(_ path: String) throws {
 enum TeacherCache {
     static let magic = Array("FERTEACH".utf8)
 
-    /// The cached rows, or nil (absent, damaged or for other teachers: logged, and recomputed).
-    static func read(_ path: String, key: UInt64, count: Int, log: (String) -> Void) -> [Float]? {
-        guard FileManager.default.fileExists(atPath: path) else { return nil }
+    /// The cached rows, or nil (absent, damaged or for other teachers: logged, and recomputed). A file that
+    /// is not a teachers' cache at all is someone else's: an error, never replaced.
+    static func read(_ path: String, key: UInt64, count: Int, log: (String) -> Void) throws -> [Float]? {
+        guard FileIdentity(path) != nil else { return nil }
+        let (fd, _) = try openRegularFile(path)
+        var head = [UInt8](repeating: 0, count: 8)
+        let n = Glibc.read(fd, &head, 8)   // the C read, not this type's
+        close(fd)
+        guard n == 8, head == magic else {
+            throw FERError(file: path, "distill.cache: this file is not a teachers' cache (it does not start with FERTEACH): refusing to replace it; choose another distill.cache")
+        }
         do {
             // The size is known before reading: a file of another size is not this cache.
             let expected = 8 + 4 + 8 + 8 + count * 4 + 8

@@ -1,38 +1,8 @@
 import FERCore
 import FERNet
 import Foundation
-import Synchronization
 
-// What stops a run before its last epoch: SIGINT, SIGTERM and SIGUSR1 (a checkpoint at the next step
-// boundary), and, in tests, injected faults.
-
-/// Training stopped at a step boundary by a signal, its checkpoint written: the command exits as the
-/// signal would have (128 + signal), which scripts/launch does not restart.
-public struct TrainingInterrupted: Error, CustomStringConvertible {
-    public let signal: Int32
-    public init(signal: Int32) { self.signal = signal }
-    public var description: String { "interrupted by signal \(signal); continue with --resume latest" }
-}
-
-/// SIGINT, SIGTERM and SIGUSR1 ask training to stop at the next step boundary, with a checkpoint; a second
-/// one ends the process at once. SIGUSR1 is what Slurm sends ahead of a time limit or preemption with
-/// `--signal=USR1@SECONDS` (cluster/slurm/fer.sbatch): its default action would kill the process
-/// without a checkpoint. Only a flag is set in the handler: everything else happens on the training thread.
-public enum Interrupt {
-    public static let signals = [SIGINT, SIGTERM, SIGUSR1]
-
-    public static func install() {
-        interruptSignal.store(0, ordering: .relaxed)   // initialise the global before any handler can run
-        for s in signals {
-            signal(s) { sig in
-                // A lock-free atomic: the only kind of shared state a signal handler may touch.
-                if interruptSignal.exchange(sig, ordering: .relaxed) != 0 { _exit(128 + sig) }
-            }
-        }
-    }
-    public static var received: Int32 { interruptSignal.load(ordering: .relaxed) }
-}
-private let interruptSignal = Atomic<Int32>(0)
+// What stops a run before its last epoch besides the signals (FERCore/Signals.swift): injected faults, in tests.
 
 /// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
 /// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C

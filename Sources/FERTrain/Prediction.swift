@@ -7,9 +7,11 @@ import Foundation
 /// Class probabilities for `indices`, averaged over `tta` deterministic views of `mode` (view 0 is the
 /// image itself, centre-cropped for a crop model). Ranks split the indices into contiguous slices; rank 0
 /// gathers every prediction in order. Returns n x classes probabilities on rank 0, nil elsewhere.
+/// `interruptible`: a signal ends the pass within one forward (a long phase of its own: evaluation, the
+/// teachers' pass); false inside training, whose validation finishes so the epoch's checkpoint is written.
 public func predictProbabilities(model: Model, data: Dataset, indices: [Int], tta: Int, mode: TTAMode = .affine, batch: Int,
-                                 comm: Communicator) throws -> [Float]? {
-    try predict(model: model, data: data, indices: indices, tta: tta, mode: mode, batch: batch, comm: comm)?.mean
+                                 comm: Communicator, interruptible: Bool = true) throws -> [Float]? {
+    try predict(model: model, data: data, indices: indices, tta: tta, mode: mode, batch: batch, comm: comm, interruptible: interruptible)?.mean
 }
 
 /// Per image (n x classes, row-major): the softmax of the image itself (variant 0) and the mean over
@@ -17,12 +19,12 @@ public func predictProbabilities(model: Model, data: Dataset, indices: [Int], tt
 public struct Predictions { public var plain: [Float]; public var mean: [Float] }
 
 public func predict(model: Model, data: Dataset, indices: [Int], tta: Int, mode: TTAMode = .affine, batch: Int,
-                    comm: Communicator) throws -> Predictions? {
+                    comm: Communicator, interruptible: Bool = true) throws -> Predictions? {
     let mine = Array(indices[Sampler.slice(rank: comm.rank, size: comm.size, of: indices.count)])
     // Every rank runs the batch shape a single process would (from the total count, not its share):
     // oneDNN may pick other kernels for another shape, and the predictions must not depend on the ranks.
     let shape = max(1, min(batch, indices.count))
-    let local = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape) { i, v, dst in
+    let local = try probabilities(model: model, count: mine.count, tta: tta, batch: shape, padTo: shape, interruptible: interruptible) { i, v, dst in
         data.withImage(mine[i]) { fillView(src: $0.baseAddress!, view: v, mode: mode, model: model, dst: dst) }
     }
     guard let parts = try comm.gather((local.plain + local.mean).withUnsafeBytes { Array($0) }, root: 0) else { return nil }
@@ -43,7 +45,7 @@ public func predict(model: Model, data: Dataset, indices: [Int], tta: Int, mode:
 /// Softmax over TTA variants for `count` images: variant 0's, and the mean over all. `fill(i, variant,
 /// dst)` writes image i's variant as network input. The last batch is padded (inference batch norm makes
 /// samples independent). `padTo`: the batch shape to use even when `count` is smaller.
-func probabilities(model: Model, count: Int, tta: Int, batch: Int, padTo: Int = 1,
+func probabilities(model: Model, count: Int, tta: Int, batch: Int, padTo: Int = 1, interruptible: Bool = true,
                    fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) throws -> Predictions {
     let k = model.config.classes, variants = max(tta, 1)
     let b = max(padTo, min(batch, count), 1)
@@ -55,6 +57,7 @@ func probabilities(model: Model, count: Int, tta: Int, batch: Int, padTo: Int = 
     while start < count {
         let n = min(b, count - start)
         for v in 0..<variants {
+            if interruptible { try Interrupt.check("prediction") }
             for j in 0..<n { fill(start + j, v, net.input.ptr + j * per) }
             net.forward(training: false, key: key)
             for j in 0..<n {

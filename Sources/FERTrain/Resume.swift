@@ -18,11 +18,10 @@ struct ResumePoint: Codable {
 
 extension Trainer {
     /// Rank 0: opens (and locks) the run folder and, when resuming, restores the model from a checkpoint.
-    /// config.yaml is written only after that succeeded, so a refused resume leaves the folder as it was.
+    /// config.yaml is written only when training starts (`run`), so a refused start leaves the folder as it was.
     func openRunFolder() throws -> ResumePoint? {
-        let folder = try RunFolder(runDir, mode: options.folderMode, log: log)
+        let folder = try RunFolder(runDir, mode: options.folderMode, inputs: inputs, log: log)
         let point = try options.resume.flatMap { try restore($0, folder: folder) }
-        try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml")
         self.folder = folder
         return point
     }
@@ -63,7 +62,9 @@ extension Trainer {
                 try folder.append(line: metricsLine(m))
                 history.append(m)
             }
-            log("resumed from \(path) at epoch \(h.epoch), step \(h.step)")
+            // Epochs are counted from 1 in every message: "in epoch N" is the one in progress.
+            log(h.partial != nil ? "resumed from \(path) in epoch \(h.epoch + 1), at step \(h.step)"
+                                 : "resumed from \(path) after epoch \(h.epoch) (step \(h.step))")
             return ResumePoint(path: path, epoch: h.epoch, step: h.step, schedule: h.schedule, validationAccuracy: h.validationAccuracy,
                                partial: h.partial, optimizerSteps: h.optimizerSteps, history: history, changes: changes)
         }

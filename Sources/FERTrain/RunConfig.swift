@@ -279,7 +279,7 @@ func describe(_ error: Error) -> String {
         return "\(c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): \(c.debugDescription)"
     case DecodingError.keyNotFound(let k, let c):
         return "\((c.codingPath + [k]).map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): missing"
-    default: return "\(error)"
+    default: return userMessage(error)
     }
 }
 

@@ -1,4 +1,5 @@
 import FERCore
+import FERNet
 import Foundation
 
 /// A training run's folder: config.yaml, metrics.jsonl, checkpoints/ and plots. Rank 0 opens it for the
@@ -14,13 +15,24 @@ public final class RunFolder {
 
     public let path: String
     private let lock: Int32
+    /// Whether this process made the folder: a refused start removes it again (`discardIfUnused`).
+    private let created: Bool
 
     public var checkpoints: String { path + "/checkpoints" }
     public var metrics: String { path + "/metrics.jsonl" }
 
-    public init(_ given: String, mode: Mode, log: (String) -> Void) throws {
-        path = try outputPath(given, flag: "--run")
-        try FileManager.default.createDirectory(atPath: path + "/checkpoints", withIntermediateDirectories: true)
+    /// What fer writes into a run folder, and so all that `--overwrite` moves aside: everything else in
+    /// the folder (the user's data, configs, logs) stays where it is. A feature that writes a new file
+    /// into run folders adds its name here.
+    public static let written = ["config.yaml", "metrics.jsonl", "checkpoints", "curves-loss.png", "curves-accuracy.png",
+                                 "eval.json", "confusion.png", "confusion-tta.png", "data", "teachers.probs", "sweep.json"]
+
+    /// `inputs`: what the command reads (its data above all): the folder must not be one, lie inside one
+    /// (a dataset folder), or hold one.
+    public init(_ given: String, mode: Mode, inputs: CommandInputs = .init(), log: (String) -> Void) throws {
+        path = try inputs.outputFolder(given, flag: "--run", holdsNoInput: true, create: false)
+        created = FileIdentity(path) == nil
+        try makeFolder(path + "/checkpoints", flag: "--run", given: given)
         lock = try lockFolder(path)
         do {
             let held = RunFolder.heldRun(path)
@@ -36,7 +48,17 @@ public final class RunFolder {
             }
             let stale = removeStaleTemporaries(path) + removeStaleTemporaries(checkpoints)
             if stale > 0 { log("removed \(stale) temporary file(s) left by an interrupted write") }
-        } catch { close(lock); throw error }
+        } catch { discardIfUnused(); throw error }   // deinit closes the lock
+    }
+
+    /// After a refused start (a budget too short, a teacher refused, a signal before the first step): if
+    /// the folder holds no run, what opening it made goes again (the lock file, an empty checkpoints/,
+    /// the folder itself if this process made it), so the same command can be run again as if never tried.
+    public func discardIfUnused() {
+        guard RunFolder.heldRun(path).isEmpty else { return }
+        rmdir(checkpoints)
+        unlink(path + "/.lock")
+        if created { rmdir(path) }
     }
 
     deinit { close(lock) }   // releases the flock
@@ -54,7 +76,7 @@ public final class RunFolder {
     /// checkpoint a run resumes from: those epochs train again and write their lines anew.
     func truncateMetrics(after epoch: Int) throws -> [EpochMetrics] {
         var byEpoch: [Int: EpochMetrics] = [:]
-        for m in readMetrics(runDir: path) where m.epoch <= epoch { byEpoch[m.epoch] = m }
+        for m in try readMetrics(runDir: path) where m.epoch <= epoch { byEpoch[m.epoch] = m }
         let kept = byEpoch.keys.sorted().map { byEpoch[$0]! }
         let text = try kept.map(metricsLine).joined()
         if FileManager.default.fileExists(atPath: metrics) { try writeAtomically(Array(text.utf8), to: metrics) }
@@ -97,9 +119,45 @@ func metricsLine(_ m: EpochMetrics) throws -> String {
     return String(decoding: try enc.encode(m), as: UTF8.self) + "\n"
 }
 
-public func readMetrics(runDir: String) -> [EpochMetrics] {
-    guard let text = try? String(contentsOfFile: runDir + "/metrics.jsonl", encoding: .utf8) else { return [] }
-    return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(EpochMetrics.self, from: Data($0.utf8)) }
+/// The one reader of RUN/metrics.jsonl (resume, plots, time-to-accuracy): every line must be an epoch's
+/// metrics with values in range, or the error names the file, the line and the field. The one exception is a
+/// last line cut short without its newline (a crash mid-append): it is left out, and the epoch's
+/// checkpoint still carries it. No file: no epochs yet.
+public func readMetrics(runDir: String) throws -> [EpochMetrics] {
+    let path = runDir + "/metrics.jsonl"
+    guard FileIdentity(path) != nil else { return [] }
+    // A line per epoch, a few hundred bytes each: 64 MiB is far beyond any run.
+    let text = String(decoding: try readRegularFile(path, limit: 64 << 20), as: UTF8.self)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+    var out: [EpochMetrics] = []
+    for (i, line) in lines.enumerated() where !line.isEmpty {
+        let torn = i == lines.count - 1   // no newline after it
+        let m: EpochMetrics
+        do { m = try JSONDecoder().decode(EpochMetrics.self, from: Data(line.utf8)) } catch {
+            if torn { continue }
+            throw FERError(file: path, line: i + 1, "not an epoch's metrics: \(describe(error))")
+        }
+        if let why = m.problem { throw FERError(file: path, line: i + 1, why) }
+        out.append(m)
+    }
+    return out
+}
+
+extension EpochMetrics {
+    /// Why this line cannot be an epoch's metrics (a field out of range), or nil. Plots and sums read these
+    /// numbers: a non-finite or absurd one must be refused here, not drawn or added.
+    var problem: String? {
+        func bad(_ name: String, _ v: Double?, _ lo: Double, _ hi: Double) -> String? {
+            guard let v else { return nil }
+            return v.isFinite && v >= lo && v <= hi ? nil : "\(name) \(v) is not in [\(lo), \(hi)]"
+        }
+        if !(1...ScheduleConfig.maxEpochs).contains(epoch) { return "epoch \(epoch) is not in 1...\(ScheduleConfig.maxEpochs)" }
+        if step < 0 { return "step \(step) is negative" }
+        return bad("train_accuracy", trainAccuracy, 0, 1) ?? bad("val_accuracy", valAccuracy, 0, 1)
+            ?? bad("train_loss", trainLoss, 0, 1e9) ?? bad("val_loss", valLoss, 0, 1e9) ?? bad("lr", lr, 0, 1e9)
+            ?? bad("images_per_second", imagesPerSecond, 0, 1e9) ?? bad("seconds", seconds, 0, 1e9)
+            ?? bad("validation_seconds", validationSeconds, 0, 1e9) ?? bad("allreduce_wait_seconds", allreduceWaitSeconds, 0, 1e9)
+    }
 }
 
 /// Epoch checkpoints of a run, oldest first.
@@ -143,18 +201,25 @@ extension RunFolder {
     }
 }
 
-/// Moves every entry but the lock and earlier set-asides into `replaced-<time>/`; returns that folder.
+/// Moves what fer wrote (`RunFolder.written`) into `replaced-<time>/`, never anything else; returns that folder.
 private func moveAside(_ path: String) throws -> String {
     let f = DateFormatter(); f.dateFormat = "yyyyMMdd-HHmmss"; f.timeZone = TimeZone(identifier: "UTC")
     var target = path + "/replaced-" + f.string(from: Date())
     var n = 1
-    while FileManager.default.fileExists(atPath: target) { n += 1; target = path + "/replaced-" + f.string(from: Date()) + "-\(n)" }
-    try FileManager.default.createDirectory(atPath: target, withIntermediateDirectories: false)
-    for name in try FileManager.default.contentsOfDirectory(atPath: path) where name != ".lock" && !name.hasPrefix("replaced-") {
-        try FileManager.default.moveItem(atPath: path + "/" + name, toPath: target + "/" + name)
+    while FileIdentity(target) != nil { n += 1; target = path + "/replaced-" + f.string(from: Date()) + "-\(n)" }
+    try makeFolder(target, flag: "--overwrite", given: path)
+    for name in RunFolder.written where FileIdentity(path + "/" + name) != nil || isSymlink(path + "/" + name) {
+        guard rename(path + "/" + name, target + "/" + name) == 0 else {
+            throw FERError(file: path + "/" + name, "cannot move it aside to \(target): \(String(cString: strerror(errno)))")
+        }
     }
-    try FileManager.default.createDirectory(atPath: path + "/checkpoints", withIntermediateDirectories: true)
+    try makeFolder(path + "/checkpoints", flag: "--overwrite", given: path)
     return target
+}
+
+private func isSymlink(_ path: String) -> Bool {
+    var st = stat()
+    return lstat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFLNK
 }
 
 /// Temporary files of writeAtomically (".NAME.tmp-PID") whose writer died; the lock says none is alive.

@@ -39,11 +39,17 @@ public struct ScalingReport: Codable, Sendable {
 public func writeScalingReport(run: String, perRankBatch: Int, config: RunConfig, trainImages: Int = 28_709,
                                gbits: [Double] = [10, 25, 100], nodes: [Int] = (0...8).map { 1 << $0 }) throws -> ScalingReport {
     let raw = run + "/raw"
-    let names = try FileManager.default.contentsOfDirectory(atPath: raw).filter { $0.hasSuffix(".json") }.sorted()
-    func load<T: Decodable>(_ name: String, as: T.Type) throws -> T {
+    guard FileIdentity(raw)?.isDirectory == true else { throw FERError(file: raw, "no such folder (scripts/scaling writes its measurements there)") }
+    guard let listed = try? FileManager.default.contentsOfDirectory(atPath: raw) else { throw FERError(file: raw, "cannot list the folder") }
+    let names = listed.filter { $0.hasSuffix(".json") }.sorted()
+    func load<T: Decodable & BenchFile>(_ name: String, as: T.Type) throws -> T {
         let path = raw + "/" + name
-        do { return try JSONDecoder().decode(T.self, from: Data(readRegularFile(path, limit: 64 << 20))) }
-        catch { throw FERError(file: path, "not a fer bench JSON result: \(error)") }
+        let r: T
+        do { r = try JSONDecoder().decode(T.self, from: Data(readRegularFile(path, limit: 64 << 20))) }
+        catch { throw FERError(file: path, "not a fer bench JSON result: \(describe(error))") }
+        // Times and sizes feed a fit and predictions: a negative, zero or absurd one must be refused here.
+        if let why = r.problem { throw FERError(file: path, why) }
+        return r
     }
     // Name fields after the prefix: "1gbit-n2-overlap" -> ["1gbit", "n2", "overlap"].
     func fields(_ name: String, _ prefix: String) -> [String] { name.dropFirst(prefix.count).dropLast(5).split(separator: "-").map(String.init) }
@@ -132,8 +138,8 @@ public func writeScalingReport(run: String, perRankBatch: Int, config: RunConfig
                                predictions: predictions, byBatch: byBatch)
     let enc = JSONEncoder()
     enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try enc.encode(report).write(to: URL(fileURLWithPath: run + "/scaling.json"))
-    try scalingMarkdown(report).write(toFile: run + "/scaling.md", atomically: true, encoding: .utf8)
+    try writeAtomically(Array(try enc.encode(report)), to: run + "/scaling.json")
+    try writeAtomically(Array(scalingMarkdown(report).utf8), to: run + "/scaling.md")
     try lineChart(title: "Predicted scaling efficiency, \(perRankBatch) images per rank, 1 rank per node",
                   xLabel: "log2(nodes)", yLabel: "efficiency (speedup / nodes)",
                   series: gbits.map { g in (name: "\(label(g)) Gbit", points: predictions.filter { $0.gbit == g }.map { (x: log2(Double($0.nodes)), y: $0.efficiency) }) },
@@ -186,4 +192,46 @@ public func scalingMarkdown(_ r: ScalingReport) -> String {
         }
     }
     return s
+}
+
+/// A `fer bench --json` result as scripts/scaling stores it: `problem` names the first field out of range.
+protocol BenchFile { var problem: String? { get } }
+
+/// "name v is not in [lo, hi]" unless v is finite and inside.
+private func outOfRange(_ name: String, _ v: Double, _ lo: Double, _ hi: Double) -> String? {
+    v.isFinite && v >= lo && v <= hi ? nil : "\(name) \(v) is not in [\(lo), \(hi)]"
+}
+
+extension BenchResult: BenchFile {
+    var problem: String? {
+        let counts: [(String, Int, Int)] = [("batch", batch, 1 << 20), ("steps", steps, 1 << 20), ("threads", threads, 4096), ("ranks", ranks, 1 << 20)]
+        if let c = counts.first(where: { !(1...$0.2).contains($0.1) }) { return "\(c.0) \(c.1) is not in 1...\(c.2)" }
+        guard (0...(1 << 40)).contains(gradientBytes), (0...(1 << 40)).contains(allreduceBytesPerStep) else { return "gradient bytes out of range" }
+        guard layers.count <= 10_000, components.count <= 10_000, buckets.count <= 1 << 20 else { return "too many layers, components or buckets" }
+        if !(trainStepMs > 0) { return "train_step_ms \(trainStepMs) must be positive" }
+        var times: [(String, Double)] = [("train_step_ms", trainStepMs), ("conv_ms", convMs), ("backward_ms", backwardMs),
+                                         ("train_images_per_second", trainImagesPerSecond),
+                                         ("conv_bound_images_per_second", convBoundImagesPerSecond),
+                                         ("infer_images_per_second", inferImagesPerSecond)]
+        for l in layers { times += [("layer \(l.name) forward_ms", l.forwardMs), ("layer \(l.name) backward_ms", l.backwardMs)] }
+        for c in components { times.append(("component \(c.name) ms", c.ms)) }
+        for b in buckets {
+            guard (0...(1 << 40)).contains(b.bytes) else { return "bucket bytes \(b.bytes) out of range" }
+            times.append(("bucket ready_ms", b.readyMs))
+        }
+        if let bad = times.first(where: { outOfRange($0.0, $0.1, 0, 1e9) != nil }) { return outOfRange(bad.0, bad.1, 0, 1e9) }
+        return outOfRange("allreduce_wait_share", allreduceWaitShare, 0, 1)
+    }
+}
+
+extension AllreduceBenchResult: BenchFile {
+    var problem: String? {
+        guard (1...(1 << 20)).contains(ranks) else { return "ranks \(ranks) is not in 1...1048576" }
+        guard !points.isEmpty, points.count <= 10_000 else { return "\(points.count) points (1...10000 expected)" }
+        for p in points {
+            guard (1...(1 << 40)).contains(p.bytes) else { return "bytes \(p.bytes) is not in 1...2^40" }
+            guard p.seconds.isFinite, p.seconds > 0, p.seconds <= 1e9 else { return "seconds \(p.seconds) must be positive and at most 1e9" }
+        }
+        return nil
+    }
 }

@@ -57,9 +57,12 @@ public func sweepGroup(rank: Int, size: Int, groups: Int) -> Int { rank * groups
 /// Trains every point of the grid for `epochs` epochs from the config at `configPath` (plus `overrides`),
 /// each into `runDir/<point name>`. `groups`: how many points train at once under mpirun (default: one
 /// per rank, at most one per point). Returns the results in grid order on rank 0, nil on other ranks.
+/// `resume`: continue an interrupted sweep: finished points are read back from their run folders, the
+/// others resume from their newest checkpoint (or start). A signal stops the sweep at the next step
+/// boundary inside a point, or between points; the advice it prints continues it.
 public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis], epochs: Int, data: Dataset,
-                     runDir: String, comm: Communicator, groups requested: Int? = nil,
-                     log: @escaping (String) -> Void) throws -> [SweepResult]? {
+                     runDir: String, comm: Communicator, groups requested: Int? = nil, resume: Bool = false,
+                     inputs: CommandInputs = .init(), log: @escaping (String) -> Void) throws -> [SweepResult]? {
     let points = sweepPoints(axes)
     guard !points.isEmpty else { throw FERError("fer sweep: the grid is empty (give --grid key=v1,v2)") }
     let keys = axes.map { $0.key }
@@ -78,15 +81,18 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
     // Every rank must sweep the same grid, or the groups would train different points and never meet.
     try agree(on: 0, describing: [AgreementPart(name: "sweep", value: "\(axes.map { "\($0.key)=\($0.values)" }) epochs \(epochs) groups \(requested ?? 0)"),
                                   AgreementPart(name: "base config", value: configs[0].yaml())], comm: comm)
-    let runDir = try outputPath(runDir, flag: "--run")
+    let runDir = try inputs.outputFolder(runDir, flag: "--run", holdsNoInput: true, create: false)
     let names = points.map { p in p.map { "\(shortKey($0.key))=\($0.value)" }.joined(separator: " ") }
     // A point's folder that holds a run would refuse that point hours in: refuse the sweep now.
-    _ = try onCoordinator(comm) { () -> Bool in
-        if let held = names.first(where: { !RunFolder.heldRun(runDir + "/" + folderName($0)).isEmpty }) {
-            throw FERError(file: runDir + "/" + folderName(held), "already holds a run: sweep into another --run")
+    if !resume {
+        _ = try onCoordinator(comm) { () -> Bool in
+            if let held = names.first(where: { !RunFolder.heldRun(runDir + "/" + folderName($0)).isEmpty }) {
+                throw FERError(file: runDir + "/" + folderName(held), "already holds a run: continue the sweep with --resume, or sweep into another --run")
+            }
+            return true
         }
-        return true
     }
+    let advice = "continue the sweep with the same command and --resume"
     let groups = min(max(requested ?? comm.size, 1), comm.size, points.count)
     let color = sweepGroup(rank: comm.rank, size: comm.size, groups: groups)
     let group = try comm.split(color: color, key: comm.rank)
@@ -97,18 +103,24 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
     var mine: [SweepResult] = []
     let leader = group.rank == 0
     for i in stride(from: color, to: points.count, by: groups) {
+        // Between points too: the group's ranks agree, so none starts a point the others left.
+        let signal = Int32(try group.allreduceMax([UInt64(Interrupt.received)])[0])
+        if signal != 0 { throw TrainingInterrupted(signal: signal, advice: advice) }
         let p = points[i], name = names[i]
-        let start = Date()
         let trainer = try Trainer(config: configs[i], data: data, runDir: runDir + "/" + folderName(name), comm: group,
+                                  options: TrainOptions(resume: resume ? "latest" : nil), inputs: inputs,
                                   log: { if leader { log("[\(name)] " + $0) } })
         try trainer.run()
-        if let signal = trainer.interruptedBy { throw TrainingInterrupted(signal: signal) }
+        if let signal = trainer.interruptedBy { throw TrainingInterrupted(signal: signal, advice: advice) }
         let h = trainer.history
         guard let last = h.last, let best = h.max(by: { $0.valAccuracy < $1.valAccuracy }) else { continue }
+        // Time from the point's own metrics: a point finished before a resume keeps the time it took.
         mine.append(SweepResult(name: name, settings: p.map { "\($0.key)=\($0.value)" }, ranks: group.size,
                                 bestValAccuracy: best.valAccuracy, bestEpoch: best.epoch,
                                 finalValAccuracy: last.valAccuracy, finalValLoss: last.valLoss,
-                                seconds: Date().timeIntervalSince(start)))
+                                seconds: h.reduce(0) { $0 + $1.seconds + ($1.validationSeconds ?? 0) }))
+        // One group: sweep.json grows point by point, so an interrupted sweep keeps what it finished.
+        if groups == 1, comm.rank == 0 { try writeSweepJSON(mine, to: runDir) }
     }
     // Each group's leader reports its points; rank 0 puts them back in grid order.
     let payload = leader ? try JSONEncoder().encode(mine) : Data()
@@ -116,10 +128,14 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
     var all = try parts.filter { !$0.isEmpty }.flatMap { try JSONDecoder().decode([SweepResult].self, from: Data($0)) }
     let order = Dictionary(uniqueKeysWithValues: points.enumerated().map { ($0.element.map { "\($0.key)=\($0.value)" }, $0.offset) })
     all.sort { order[$0.settings]! < order[$1.settings]! }
-    let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-    try FileManager.default.createDirectory(atPath: runDir, withIntermediateDirectories: true)
-    try writeAtomically(Array(try enc.encode(all)), to: runDir + "/sweep.json")
+    try writeSweepJSON(all, to: runDir)
     return all
+}
+
+func writeSweepJSON(_ results: [SweepResult], to runDir: String) throws {
+    let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+    try makeFolder(runDir, flag: "--run", given: runDir)
+    try writeAtomically(Array(try enc.encode(results)), to: runDir + "/sweep.json")
 }
 
 /// The sweep as a table, one row per point in grid order, the best validation accuracy marked.

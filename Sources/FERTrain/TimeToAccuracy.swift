@@ -42,22 +42,11 @@ public struct RunTimeline: Codable, Sendable {
     }
 }
 
-/// Reads RUN/metrics.jsonl strictly: a line that is not an epoch's metrics is an error naming it, not skipped.
+/// A run's timeline from RUN/metrics.jsonl (`readMetrics`: every line checked, errors name it).
 public func loadTimeline(runDir: String) throws -> RunTimeline {
     let path = runDir + "/metrics.jsonl"
-    guard FileManager.default.fileExists(atPath: path) else { throw FERError(file: path, "no such file (is \(runDir) a run folder?)") }
-    // A line per epoch, a few hundred bytes each: 64 MiB is far beyond any run.
-    let text = String(decoding: try readRegularFile(path, limit: 64 << 20), as: UTF8.self)
-    var history: [EpochMetrics] = []
-    for (i, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() where !line.isEmpty {
-        do { history.append(try JSONDecoder().decode(EpochMetrics.self, from: Data(line.utf8))) } catch {
-            throw FERError(file: path, "line \(i + 1) is not an epoch's metrics: \(describe(error))")
-        }
-        let m = history.last!
-        guard m.seconds.isFinite, m.seconds >= 0, (m.validationSeconds ?? 0).isFinite, (m.validationSeconds ?? 0) >= 0 else {
-            throw FERError(file: path, "line \(i + 1): epoch \(m.epoch) has a negative or non-finite time")
-        }
-    }
+    guard FileIdentity(path) != nil else { throw FERError(file: path, "no such file (is \(runDir) a run folder?)") }
+    let history = try readMetrics(runDir: runDir)
     guard !history.isEmpty else { throw FERError(file: path, "no epochs recorded yet") }
     guard Set(history.map(\.epoch)).count == history.count else { throw FERError(file: path, "an epoch is recorded twice") }
     return RunTimeline(run: runDir, history: history)

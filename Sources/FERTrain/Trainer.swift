@@ -72,9 +72,15 @@ public final class Trainer {
     /// far this epoch on this rank): the command line draws a progress bar from it on a terminal.
     public var onStep: ((Int, Int, Int, Double) -> Void)?
 
+    /// What the command reads (data, config, teachers): the run folder and the teachers' cache must not be
+    /// or replace any of it (FERCore/Outputs.swift).
+    let inputs: CommandInputs
+
+    /// `inputs`: the command's input files and folders (its data above all), checked against every
+    /// output before anything is written.
     public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: TrainOptions = .init(),
-                log: @escaping (String) -> Void = { print($0) }) throws {
-        self.config = config; self.options = options; self.data = data; self.comm = comm; self.log = log
+                inputs: CommandInputs = .init(), log: @escaping (String) -> Void = { print($0) }) throws {
+        self.config = config; self.options = options; self.data = data; self.comm = comm; self.log = log; self.inputs = inputs
         self.runDir = try outputPath(runDir, flag: "--run")
         let t = config.train
         guard t.batch >= comm.size else {
@@ -113,10 +119,13 @@ public final class Trainer {
         // Rank 0 opens the folder and reads the checkpoint; every rank gets the outcome, or rank 0's error.
         let resumed = try onCoordinator(comm) { try self.openRunFolder() }
         if let resumed { adopt(resumed) } else { model.initialize(seed: t.seed) }
-        // After the folder is open (a refused folder costs no teacher pass); its cache lives there.
+        // After the folder is open (a refused folder costs no teacher pass); its cache lives there. A
+        // refused or interrupted pass leaves the folder as if never opened: the same command runs again.
         if !config.distill.teachers.isEmpty {
-            teachers = try TeacherTargets(settings: config.distill, data: data, train: trainIndices, validation: validationIndices,
-                                          batch: config.eval.batch, runDir: self.runDir, comm: comm, log: log)
+            do {
+                teachers = try TeacherTargets(settings: config.distill, data: data, train: trainIndices, validation: validationIndices,
+                                              batch: config.eval.batch, runDir: self.runDir, inputs: inputs, comm: comm, log: log)
+            } catch { folder?.discardIfUnused(); throw error }
         }
         try dataParallel.broadcastState(optimizer: optimizer)
         // A fresh average starts at the (broadcast) initial parameters; a resumed one is rank 0's.
@@ -134,8 +143,11 @@ public final class Trainer {
     public func run(untilEpoch: Int? = nil) throws {
         lastCheckpoint = Date()
         // The folder stays locked while training, and only then: another trainer may continue it after.
-        if comm.rank == 0, folder == nil { folder = try RunFolder(runDir, mode: .resume, log: log) }
+        if comm.rank == 0, folder == nil { folder = try RunFolder(runDir, mode: .resume, inputs: inputs, log: log) }
         defer { folder = nil }
+        // Written when training starts (or resumes, once the checkpoint was accepted), not when the folder
+        // opens: a start refused before this (a budget too short, a teacher refused) leaves no config.yaml.
+        if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
         let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
         if comm.rank == 0, state.step == 0 {
             log("training on \(trainIndices.count) images, validating on \(validationIndices.count); \(excluded.count) blank images excluded; \(comm.size) rank(s), global batch \(config.train.batch)")
@@ -335,7 +347,7 @@ public final class Trainer {
     public func validate() throws -> (Double, Double) {
         guard !validationIndices.isEmpty else { return (0, 0) }
         let p = try predictProbabilities(model: model, data: data, indices: validationIndices, tta: 1,
-                                         batch: config.eval.batch, comm: comm)
+                                         batch: config.eval.batch, comm: comm, interruptible: false)
         var result = [0.0, 0.0]
         if let p {
             let labels = validationIndices.map { Int(data.labels[$0]) }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERCluster
+import FERCore
 import FERTrain
 import Foundation
 
@@ -10,8 +11,8 @@ func runReporting(_ comm: Communicator? = nil, _ body: () throws -> Void) throws
         if (comm?.rank ?? 0) == 0 { FileHandle.standardError.write(Data("fer: \(e)\n".utf8)) }
         throw ExitCode(128 + e.signal)   // every rank stopped at the same step: no abort needed
     } catch {
-        if let comm, comm.size > 1 { comm.abort("error: \(error)") }
-        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        if let comm, comm.size > 1 { comm.abort("error: \(userMessage(error))") }
+        FileHandle.standardError.write(Data("error: \(userMessage(error))\n".utf8))
         throw ExitCode.failure
     }
 }

@@ -38,10 +38,13 @@ struct DataCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
+            var inputs = CommandInputs()
+            inputs.add(data.path, as: "the data \(data.path)", enclosed: true)
+            let out = try out.map { try inputs.outputFolder($0, flag: "--out") }
             let (dataset, report) = try loadDataset(path: data.path, strict: strict)
             let summary = summarize(dataset)
             if output.json { try printJSON(Output(summary: summary, ingest: report)) } else { printReport(summary, report) }
-            if let out { try writePlots(dataset, summary, to: try outputPath(out, flag: "--out")) }
+            if let out { try writePlots(dataset, summary, to: out) }
         }
     }
 

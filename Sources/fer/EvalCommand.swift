@@ -33,32 +33,45 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Images per forward pass.") var batch = 256
 
     func run() throws {
+        Interrupt.install()   // a signal ends the TTA passes within one forward; nothing is written
         try runDistributed { comm in
-            // Absolute from the start: "--json ev.json" must put its plots beside it, not in "/".
-            let json = try json.map { try outputPath($0, flag: "--json") }
-            let out = try out.map { try outputPath($0, flag: "--out") }
+            // Every output is checked against every input before anything runs (rank 0 writes them all).
+            let outputs = comm.rank == 0 ? try checkOutputs() : nil
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { print($0) } }
             guard let r = try evaluate(checkpoints: checkpoint, data: dataset, split: split, config: config, tta: tta.tta,
-                                       batch: batch, comm: comm) else { return }
-            let dir = out ?? json.map { ($0 as NSString).deletingLastPathComponent } ?? runFolder(of: checkpoint[0])
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-            try printReport(r, plotsIn: dir)
-            if let json {
+                                       batch: batch, comm: comm), let outputs else { return }
+            try printReport(r, plots: outputs.plots)
+            if let json = outputs.json {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try enc.encode(r).write(to: URL(fileURLWithPath: json), options: .atomic)
+                try writeAtomically(Array(try enc.encode(r)), to: json)
             }
         }
     }
 
+    /// The JSON file and the two confusion-matrix PNGs (in --out, else beside --json, else the first
+    /// checkpoint's run folder), each refused if it is an input or not a regular file.
+    private func checkOutputs() throws -> (json: String?, plots: [String]) {
+        var inputs = CommandInputs()
+        inputs.add(checkpoint, as: { "--checkpoint \($0)" })
+        inputs.add(data.path, as: "the data \(data.path)", enclosed: true)
+        if let config { inputs.add(config, as: "--config \(config)") }
+        let json = try json.map { try inputs.outputFile($0, flag: "--json") }
+        let dir = try out.map { try inputs.outputFolder($0, flag: "--out") }
+            ?? json.map { ($0 as NSString).deletingLastPathComponent } ?? runFolder(of: checkpoint[0])
+        let plots = try ["confusion.png", "confusion-tta.png"].map { try inputs.outputFile(dir + "/" + $0, flag: "--out") }
+        if let json, plots.contains(json) { throw ValidationError("--json \(json) would be replaced by a confusion-matrix plot: choose another name") }
+        return (json, plots)
+    }
+
     /// The text report, with the confusion matrices plotted into `dir`.
-    private func printReport(_ r: EvalResult, plotsIn dir: String) throws {
+    private func printReport(_ r: EvalResult, plots: [String]) throws {
         print("\(split): \(r.report.count) images, \(checkpoint.count) checkpoint(s)\n")
         print(r.report.table())
-        try plotConfusion(r.report, title: "Confusion matrix (\(split))", path: dir + "/confusion.png")
+        try plotConfusion(r.report, title: "Confusion matrix (\(split))", path: plots[0])
         if let t = r.ttaReport, let n = r.tta {
             print("with TTA (\(n) variants)\n" + t.table())
-            try plotConfusion(t, title: "Confusion matrix (\(split), TTA \(n))", path: dir + "/confusion-tta.png")
+            try plotConfusion(t, title: "Confusion matrix (\(split), TTA \(n))", path: plots[1])
         }
         print(String(format: "accuracy %.4f", r.report.accuracy) + (r.ttaReport.map { String(format: "   with TTA %.4f", $0.accuracy) } ?? "")
               + String(format: "   (%.1f s)", r.seconds))
@@ -69,6 +82,6 @@ struct EvalCommand: ParsableCommand {
             }
             print(String(format: "ensemble gain over the best member: %+.4f", gain.plain) + (gain.tta.map { String(format: "   with TTA %+.4f", $0) } ?? ""))
         }
-        print("confusion matrices: \(dir)/confusion*.png")
+        print("confusion matrices: \((plots[0] as NSString).deletingLastPathComponent)/confusion*.png")
     }
 }

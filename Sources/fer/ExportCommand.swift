@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERCore
 import FERDeploy
 import Foundation
 
@@ -20,7 +21,9 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            let s = try ONNXExport.export(checkpoint: checkpoint, to: onnx)
+            var inputs = CommandInputs()
+            inputs.add(checkpoint, as: "--checkpoint \(checkpoint)")
+            let s = try ONNXExport.export(checkpoint: checkpoint, to: try inputs.outputFile(onnx, flag: "--onnx"))
             print("wrote \(onnx): \(s.nodes.count) nodes (\(Set(s.nodes).sorted().joined(separator: ", "))), "
                   + "\(s.parameters.formatted()) parameters, \(s.bytes.formatted()) bytes, opset \(ONNXExport.opset)")
         }

@@ -15,15 +15,16 @@ struct DataOptions: ParsableArguments {
 
 /// A run config and `--set` overrides applied on top of it.
 struct ConfigOptions: ParsableArguments {
-    @Option(help: "Run config (YAML), e.g. configs/paper.yaml.")
-    var config: String
+    @Option(help: "Run config (YAML), e.g. configs/paper.yaml (a resumed run reads its own RUN/config.yaml).")
+    var config: String?
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a config key by name, e.g. optimizer.lr=0.01 (repeatable).",
                                                        valueName: "key=value"))
     var overrides: [String] = []
 
     /// The config with the overrides, then `extra` ones (a command's own flags, such as --epochs), applied.
     func load(_ extra: [String] = []) throws -> RunConfig {
-        try loadRunConfig(path: config, overrides: overrides + extra)
+        guard let config else { throw ValidationError("--config is needed") }
+        return try loadRunConfig(path: config, overrides: overrides + extra)
     }
 }
 

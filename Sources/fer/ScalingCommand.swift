@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERCore
 import FERTrain
 import Foundation
 
@@ -23,7 +24,13 @@ struct ScalingCommand: ParsableCommand {
         guard (1...1 << 16).contains(batch) else { throw ValidationError("--batch must be in 1...65536") }
     }
 
-    func run() throws {
+    func run() throws { try runReporting { try report() } }
+
+    private func report() throws {
+        var inputs = CommandInputs()
+        inputs.add(folder + "/raw", as: "the measurements \(folder)/raw", enclosed: true)
+        inputs.add(config, as: "--config \(config)")
+        for name in ["scaling.json", "scaling.md", "efficiency.png"] { _ = try inputs.outputFile(folder + "/" + name, flag: "--run") }
         let r = try writeScalingReport(run: folder, perRankBatch: batch, config: try loadRunConfig(path: config))
         print(scalingMarkdown(r))
         print("wrote \(folder)/scaling.json, \(folder)/scaling.md, \(folder)/efficiency.png")

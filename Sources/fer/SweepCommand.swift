@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERCluster
+import FERCore
 import FERTrain
 import Foundation
 
@@ -16,6 +17,7 @@ struct SweepCommand: ParsableCommand {
             --grid lr=0.001,0.003 --grid optimizer=adam,sgd
           mpirun -np 4 fer sweep --config configs/paper.yaml --epochs 5 \\
             --grid weight_decay=0,1e-4 --groups 2
+          fer sweep ... --resume      (the same command again, after an interruption)
         """)
     @OptionGroup var config: ConfigOptions
     @Option(help: ArgumentHelp("An axis: key=v1,v2,... (lr, batch, weight_decay, momentum, optimizer, schedule, label_smoothing, class_weights, seed, or any config path). Repeatable.",
@@ -25,6 +27,8 @@ struct SweepCommand: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Option(name: .customLong("run"), help: "Folder for the points' runs and sweep.json.") var runDir = "runs/sweep"
     @Option(help: "Under mpirun: points trained at once (default: one per rank, at most one per point).") var groups: Int?
+    @Flag(help: "Continue an interrupted sweep: finished points are kept, unfinished ones resume from their newest checkpoint.")
+    var resume = false
 
     func run() throws {
         Interrupt.install()
@@ -33,9 +37,14 @@ struct SweepCommand: ParsableCommand {
             guard epochs > 0 else { throw ValidationError("--epochs must be positive") }
             if let g = groups, g < 1 { throw ValidationError("--groups must be positive") }
             let log: (String) -> Void = { print($0); fflush(nil) }
+            guard let configPath = config.config else { throw ValidationError("--config is needed") }
+            var inputs = CommandInputs()
+            inputs.add(data.path, as: "the data \(data.path)", enclosed: true)
+            inputs.add(configPath, as: "--config \(configPath)")
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { log($0) } }
-            guard let results = try runSweep(configPath: config.config, overrides: config.overrides, axes: axes, epochs: epochs,
-                                             data: dataset, runDir: runDir, comm: comm, groups: groups, log: log) else { return }
+            guard let results = try runSweep(configPath: configPath, overrides: config.overrides, axes: axes, epochs: epochs,
+                                             data: dataset, runDir: runDir, comm: comm, groups: groups, resume: resume,
+                                             inputs: inputs, log: log) else { return }
             print("\n" + sweepTable(results))
             print("sweep: \(runDir)/sweep.json; each point's run folder is under \(runDir)/")
         }

@@ -31,12 +31,17 @@ struct TimeToAccuracyCommand: ParsableCommand {
         guard thresholds.count <= 4 else { throw ValidationError("at most 4 thresholds") }
     }
 
-    func run() throws {
+    func run() throws { try runReporting { try report() } }
+
+    private func report() throws {
+        var inputs = CommandInputs()
+        inputs.add(runs.map { $0 + "/metrics.jsonl" }, as: { "the metrics \($0)" })
+        let png = try png.map { try inputs.outputFile($0, flag: "--png") }
         let timelines = try runs.map { try loadTimeline(runDir: $0) }
         let levels = thresholds.isEmpty ? [0.6435, 0.66, 0.68] : thresholds
         if let png {
             let labels = names.isEmpty ? runs.map { URL(fileURLWithPath: $0).lastPathComponent } : names
-            try plotTimeToAccuracy(timelines, thresholds: levels, names: labels, path: try outputPath(png, flag: "--png"))
+            try plotTimeToAccuracy(timelines, thresholds: levels, names: labels, path: png)
         }
         if output.json {
             let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -80,6 +80,7 @@ struct TrainingFlags: ParsableArguments {
     @OptionGroup var allreduce: AllreduceOptions
 
     func validate() throws {
+        if resume == nil, config.config == nil { throw ValidationError("--config is needed to start a run (a resumed run reads its own RUN/config.yaml)") }
         if overwrite, resume != nil { throw ValidationError("--overwrite starts afresh; it cannot be combined with --resume") }
         if let stopAfter, stopAfter < 1 { throw ValidationError("--stop-after must be at least 1") }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
@@ -90,26 +91,68 @@ struct TrainingFlags: ParsableArguments {
         }
     }
 
-    /// Trains (on every rank under mpirun) with the loaded config, changed by `adjust` (fer distill's teachers).
+    /// Trains (on every rank under mpirun) with the resolved config, changed by `adjust` (fer distill's teachers).
     func train(adjust: (inout RunConfig) throws -> Void = { _ in }) throws {
         let started = Date()
         Interrupt.install()
         try runDistributed { comm in
-            var cfg = try config.load(epochs.map { ["train.epochs=\($0)"] } ?? [])
-            try adjust(&cfg)
             // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
             let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
             let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(nil) } }
+            var cfg = try resolveConfig(comm: comm, log: log)
+            try adjust(&cfg)
+            // Recorded absolute: a resume from another working directory must find the same files.
+            cfg.distill.teachers = cfg.distill.teachers.map(absolutePath)
+            if !cfg.distill.cache.isEmpty { cfg.distill.cache = absolutePath(cfg.distill.cache) }
+            let inputs = commandInputs(cfg)
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: strict, comm: comm, log: log)
             let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
                                        bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter, budget: try budget.map { try parseDuration($0) })
-            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, log: log)
+            let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, inputs: inputs, log: log)
             if let plan = try trainer.fitEpochsToBudget(started: started) { log(plan.description) }
             if tty { trainer.onStep = drawProgress }
             try trainer.run()
             log("run folder: \(trainer.runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
             if let signal = trainer.interruptedBy { throw TrainingInterrupted(signal: signal) }
         }
+    }
+
+    /// What the run reads: the data (which no run folder may be, hold or lie inside), the config and the teachers.
+    func commandInputs(_ cfg: RunConfig) -> CommandInputs {
+        var inputs = CommandInputs()
+        inputs.add(data.path, as: "the data \(data.path)", enclosed: true)
+        if let c = config.config { inputs.add(c, as: "--config \(c)") }
+        for t in cfg.distill.teachers { inputs.add(t, as: "the teacher \(t)") }
+        return inputs
+    }
+
+    /// The run's settings. A new run: --config with --set and --epochs. A resumed run: its own
+    /// RUN/config.yaml (with --set and --epochs), so `--resume latest` needs no --config; a --config given
+    /// anyway is compared with the checkpoint as usual, but its train.epochs does not change the run's
+    /// length (only --epochs does).
+    func resolveConfig(comm: Communicator, log: (String) -> Void) throws -> RunConfig {
+        let extra = epochs.map { ["train.epochs=\($0)"] } ?? []
+        guard resume != nil else {
+            guard config.config != nil else { throw ValidationError("--config is needed to start a run (a resumed run reads its own RUN/config.yaml)") }
+            return try config.load(extra)
+        }
+        let own = try outputPath(runDir, flag: "--run") + "/config.yaml"
+        // Rank 0 reads the run folder; every rank parses the same text.
+        let text: String? = try onCoordinator(comm) {
+            FileIdentity(own) == nil ? nil : String(decoding: try readRegularFile(own, limit: 1 << 20), as: UTF8.self)
+        }
+        guard let text else {
+            guard config.config != nil else { throw FERError(file: own, "no such file: the run has not started, so pass --config to start it") }
+            return try config.load(extra)
+        }
+        let runs = try parseRunConfig(text, source: own, overrides: config.overrides + extra)
+        guard let path = config.config else { return runs }
+        var given = try config.load(extra)
+        if epochs == nil, given.train.epochs != runs.train.epochs {
+            log("note: \(path) says train.epochs \(given.train.epochs); the run keeps its \(runs.train.epochs) (pass --epochs to change its length)")
+            given.train.epochs = runs.train.epochs
+        }
+        return given
     }
 }
 

@@ -91,7 +91,7 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rank0/checkpoints/epoch-0001.ckpt"))
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(dir)/rank0/metrics.jsonl"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/rank1"), "rank 1 wrote a run folder")
-        let m = readMetrics(runDir: "\(dir)/rank0")
+        let m = try readMetrics(runDir: "\(dir)/rank0")
         XCTAssertEqual(m.count, 1)
         let wait = try XCTUnwrap(m.first?.allreduceWaitSeconds, "allreduce_wait_seconds missing")
         XCTAssertGreaterThanOrEqual(wait, 0)
@@ -106,7 +106,7 @@ final class DistributedTrainingTests: XCTestCase {
     /// which it could not if rank 1 had validated its half with statistics other than the checkpoint's.
     func testBatchNormStatisticsAgreeAcrossRanks() throws {
         try trainOK(np: 2, config: tiny, run: "\(dir)/bn", ["--epochs", "1"])
-        let recorded = try XCTUnwrap(readMetrics(runDir: "\(dir)/bn").first)
+        let recorded = try XCTUnwrap(try readMetrics(runDir: "\(dir)/bn").first)
         let config = try loadRunConfig(path: tiny, overrides: ["train.batch=16", "train.epochs=1"])
         let (data, _) = try loadDataset(path: csv)
         let t = try Trainer(config: config, data: data, runDir: "\(dir)/bn-check", comm: LocalCommunicator(),
@@ -130,7 +130,7 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertTrue(r.output.contains("resumed from \(run)/checkpoints/epoch-0001.ckpt at epoch 1, step \(stepsPerEpoch)"), r.output)
             let h = try Checkpoint.read(path: "\(run)/checkpoints/epoch-0002.ckpt").0
             XCTAssertEqual(h.epoch, 2); XCTAssertEqual(h.step, 2 * stepsPerEpoch)
-            XCTAssertEqual(readMetrics(runDir: run).map { $0.epoch }, [1, 2])
+            XCTAssertEqual(try readMetrics(runDir: run).map { $0.epoch }, [1, 2])
         }
     }
 

@@ -77,7 +77,7 @@ final class PreemptionTests: TinyRunTestCase {
         XCTAssertTrue(single.output.contains("resumed from \(onOne)/checkpoints/\(midEpoch(2, step: 12)) at epoch 1, step 12"), single.output)
         let h = try Checkpoint.read(path: "\(onOne)/checkpoints/epoch-0003.ckpt").0
         XCTAssertEqual(h.step, 3 * stepsPerEpoch)
-        XCTAssertEqual(readMetrics(runDir: onOne).map { $0.epoch }, [1, 2, 3])
+        XCTAssertEqual(try readMetrics(runDir: onOne).map { $0.epoch }, [1, 2, 3])
     }
 
     /// A real one-node Slurm (cluster/slurm/test-requeue, about 45 s): cluster/slurm/fer.sbatch's 2-rank job

@@ -22,7 +22,7 @@ final class RunFolderTests: XCTestCase {
     }
 
     func contents(_ path: String) -> Data? { FileManager.default.contents(atPath: path) }
-    func epochs(_ dir: String) -> [Int] { readMetrics(runDir: dir).map { $0.epoch } }
+    func epochs(_ dir: String) throws -> [Int] { try readMetrics(runDir: dir).map { $0.epoch } }
 
     /// A second fresh run into the same folder used to replace best.ckpt, prune the first run's
     /// checkpoints and append to its metrics. Now it is refused, and --overwrite moves the old run aside.
@@ -35,11 +35,11 @@ final class RunFolderTests: XCTestCase {
         }
         XCTAssertEqual(contents(dir + "/checkpoints/best.ckpt"), best)
         XCTAssertEqual(contents(dir + "/metrics.jsonl"), metrics)
-        XCTAssertEqual(epochs(dir), [1, 2])
+        XCTAssertEqual(try epochs(dir), [1, 2])
 
         var logs: [String] = []
         _ = try train(dir, ["train.epochs=1", "train.seed=9"], options: TrainOptions(overwrite: true), log: { logs.append($0) })
-        XCTAssertEqual(epochs(dir), [1])
+        XCTAssertEqual(try epochs(dir), [1])
         let aside = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("replaced-") })
         XCTAssertTrue(logs.contains { $0.contains(aside) }, "\(logs)")
         XCTAssertEqual(contents("\(dir)/\(aside)/checkpoints/best.ckpt"), best, "--overwrite must move the old run, not delete it")
@@ -80,7 +80,7 @@ final class RunFolderTests: XCTestCase {
         // More epochs: allowed. A deliberate change: allowed when asked, and recorded with the next epoch.
         _ = try train(dir, ["train.epochs=4"], options: TrainOptions(resume: "latest"), until: 2)
         _ = try train(dir, ["train.epochs=4", "optimizer.lr=0.01"], options: TrainOptions(resume: "latest", allowConfigChange: true), until: 3)
-        let m = readMetrics(runDir: dir)
+        let m = try readMetrics(runDir: dir)
         XCTAssertEqual(m.map { $0.epoch }, [1, 2, 3])
         XCTAssertEqual(m[1].configChanges, ["train.epochs: 3 -> 4"])
         XCTAssertEqual(m[2].configChanges, ["optimizer.lr: 0.003 -> 0.01"])
@@ -99,13 +99,13 @@ final class RunFolderTests: XCTestCase {
         try ([lines[0], lines[1], lines[1], lines[2]].joined(separator: "\n") + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
         let t = try train(dir, ["train.epochs=4"], options: TrainOptions(resume: "latest"))
         XCTAssertEqual(t.history.map { $0.epoch }, [1, 2, 3, 4])
-        XCTAssertEqual(epochs(dir), [1, 2, 3, 4])
+        XCTAssertEqual(try epochs(dir), [1, 2, 3, 4])
 
         // A crash between epoch 4's checkpoint and its line: the checkpoint carries the line.
         try ([lines[0], lines[1], lines[2]].joined(separator: "\n") + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
         _ = try train(dir, ["train.epochs=4"], options: TrainOptions(resume: "latest"))
-        XCTAssertEqual(epochs(dir), [1, 2, 3, 4])
-        XCTAssertEqual(readMetrics(runDir: dir)[3], try Checkpoint.read(path: dir + "/checkpoints/epoch-0004.ckpt").0.metrics)
+        XCTAssertEqual(try epochs(dir), [1, 2, 3, 4])
+        XCTAssertEqual(try readMetrics(runDir: dir)[3], try Checkpoint.read(path: dir + "/checkpoints/epoch-0004.ckpt").0.metrics)
     }
 
     /// The lock is held while a trainer trains, so a trainer can train in steps and others can follow it.
@@ -114,7 +114,7 @@ final class RunFolderTests: XCTestCase {
         let t = try train(dir, ["train.epochs=2"], until: 1)
         XCTAssertNoThrow(try RunFolder(dir, mode: .resume, log: silent), "the lock must go when run returns")
         try t.run()
-        XCTAssertEqual(epochs(dir), [1, 2])
+        XCTAssertEqual(try epochs(dir), [1, 2])
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/checkpoints/epoch-0002.ckpt"))
     }
 
@@ -126,7 +126,7 @@ final class RunFolderTests: XCTestCase {
         for s in stale { try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: s)) }
         _ = try train(dir, ["train.epochs=2"], options: TrainOptions(resume: "latest"))
         for s in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: s), s) }
-        XCTAssertEqual(epochs(dir), [1, 2])
+        XCTAssertEqual(try epochs(dir), [1, 2])
     }
 
     /// An empty --run used to write config.yaml, metrics.jsonl and checkpoints/ into "/".

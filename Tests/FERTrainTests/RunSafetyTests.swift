@@ -21,14 +21,14 @@ final class RunSafetyTests: TinyRunTestCase {
         let partial = String(format: "epoch-0002-partial-s%09d.ckpt", step)
         XCTAssertTrue(r.output.contains("interrupted (signal 15) at step \(step), in epoch 2: wrote \(run)/checkpoints/\(partial)"), r.output)
         XCTAssertEqual(try checkpoints(run), ["best.ckpt", "epoch-0001.ckpt", partial])
-        XCTAssertEqual(readMetrics(runDir: run).map { $0.epoch }, [1], "a metrics line for every checkpointed epoch, no more")
+        XCTAssertEqual(try readMetrics(runDir: run).map { $0.epoch }, [1], "a metrics line for every checkpointed epoch, no more")
 
         let resumed = try train(np: nil, run, ["--resume", "latest"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
         XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/\(partial) at epoch 1, step \(step)"), resumed.output)
         XCTAssertEqual(try checkpointTensors("\(run)/checkpoints/epoch-0003.ckpt"), try checkpointTensors("\(dir)/clean/checkpoints/epoch-0003.ckpt"))
         XCTAssertFalse(try checkpoints(run).contains(partial), "the interrupted epoch's checkpoint goes once the epoch is complete")
-        let (a, b) = (readMetrics(runDir: run), readMetrics(runDir: dir + "/clean"))
+        let (a, b) = (try readMetrics(runDir: run), try readMetrics(runDir: dir + "/clean"))
         XCTAssertEqual(a.map { $0.epoch }, [1, 2, 3])
         XCTAssertEqual(a.map { [$0.trainLoss, $0.trainAccuracy, $0.valLoss, $0.valAccuracy] },
                        b.map { [$0.trainLoss, $0.trainAccuracy, $0.valLoss, $0.valAccuracy] })

@@ -51,7 +51,7 @@ final class SweepTests: XCTestCase {
             let r = try runCommand([fer, "train", "--config", tiny, "--data", csv, "--run", run, "--epochs", "2",
                                     "--set", "train.batch=16", "--set", "optimizer.lr=\(lr)"], timeout: 120)
             XCTAssertEqual(r.status, 0, r.output)
-            let m = readMetrics(runDir: run)
+            let m = try readMetrics(runDir: run)
             expected.append(m.map { $0.valAccuracy }.max()!)
             // best.ckpt is the first epoch with the highest validation accuracy.
             let (h, _) = try Checkpoint.read(path: run + "/checkpoints/best.ckpt")
@@ -167,7 +167,7 @@ final class SweepTests: XCTestCase {
         let p = try Data(contentsOf: URL(fileURLWithPath: dump)).withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
         XCTAssertEqual(p.count, 2 * 28 * 7)
         let plain = Array(p[..<(28 * 7)]), labels = heldOut.map { Int(data.labels[$0]) }
-        let trained = readMetrics(runDir: a)[0]
+        let trained = try readMetrics(runDir: a)[0]
         XCTAssertEqual(meanLogLoss(plain, labels: labels, k: 7), trained.valLoss, accuracy: 1e-6)
         let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/val.json"))) as! [String: Any]
         XCTAssertEqual(o["split"] as? String, "val")

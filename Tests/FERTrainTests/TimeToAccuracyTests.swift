@@ -29,16 +29,31 @@ final class TimeToAccuracyTests: XCTestCase {
         XCTAssertTrue(table.contains("\(dir) (1 epochs)"), table)
     }
 
-    /// A damaged metrics file is an error naming the file and line, never skipped or trusted.
+    /// A damaged metrics file is an error naming the file, line and field, never skipped or trusted: the
+    /// one reader (`readMetrics`) that resume and the plots share checks every value's range.
     func testBadMetricsAreRefused() throws {
-        for (text, message) in [("", "no epochs recorded"), (line(1, 0.5, 10, 1) + "{\"epoch\": 2}\n", "line 2 is not an epoch's metrics"),
+        for (text, message) in [("", "no epochs recorded"), (line(1, 0.5, 10, 1) + "{\"epoch\": 2}\n", "metrics.jsonl:2: not an epoch's metrics"),
                                 (line(1, 0.5, 10, 1) + line(1, 0.6, 10, 1), "recorded twice"),
-                                (line(1, 0.5, -10, 1), "line 1: epoch 1 has a negative or non-finite time")] {
+                                (line(1, 0.5, -10, 1), "metrics.jsonl:1: seconds -10.0 is not in"),
+                                (line(1, 1.5, 10, 1), "metrics.jsonl:1: val_accuracy 1.5 is not in [0.0, 1.0]"),
+                                (line(1, 0.5, 10, 2e9), "validation_seconds 2000000000.0 is not in"),
+                                (line(0, 0.5, 10, 1), "epoch 0 is not in"),
+                                (line(1, 0.5, 10, 1).replacingOccurrences(of: "\"seconds\":10", with: "\"seconds\":1e999"), "metrics.jsonl:1:")] {
             let dir = tempDir("tta-bad")
             try text.write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
-            XCTAssertThrowsError(try loadTimeline(runDir: dir)) { XCTAssertTrue("\($0)".contains(message) && "\($0)".contains(dir), "\($0)") }
+            XCTAssertThrowsError(try loadTimeline(runDir: dir), text) { XCTAssertTrue("\($0)".contains(message) && "\($0)".contains(dir), "\($0)") }
+            if message.contains("metrics.jsonl:") || message.contains("is not in") {   // what a resume reads, just as strict
+                XCTAssertThrowsError(try readMetrics(runDir: dir), text)
+            }
         }
         XCTAssertThrowsError(try loadTimeline(runDir: tempDir("tta-none"))) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+        // A last line cut short mid-append (no newline) is left out; the same bytes followed by more lines are not.
+        let dir = tempDir("tta-torn")
+        let torn = String(line(2, 0.6, 10, 1).prefix(30))
+        try (line(1, 0.5, 10, 1) + torn).write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try readMetrics(runDir: dir).map(\.epoch), [1])
+        try (line(1, 0.5, 10, 1) + torn + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try readMetrics(runDir: dir))
     }
 
     /// A real run records each epoch's validation time, and its timeline plots.
@@ -48,7 +63,7 @@ final class TimeToAccuracyTests: XCTestCase {
                     data: syntheticDataset(perClass: 8), runDir: dir, comm: LocalCommunicator(), log: silent).run()
         let t = try loadTimeline(runDir: dir)
         XCTAssertEqual(t.epochs, [1, 2]); XCTAssertEqual(t.untimedValidations, 0)
-        let m = readMetrics(runDir: dir)
+        let m = try readMetrics(runDir: dir)
         XCTAssertTrue(m.allSatisfy { ($0.validationSeconds ?? 0) > 0 }, "\(m)")
         XCTAssertEqual(t.hours[1] * 3600, m.map { $0.seconds + $0.validationSeconds! }.reduce(0, +), accuracy: 1e-9)
         try plotTimeToAccuracy([t], thresholds: [0.5], names: ["tiny"], path: dir + "/tta.png")

@@ -27,7 +27,7 @@ final class TrainingTests: XCTestCase {
         let x = try paramBytes(a + "/checkpoints/epoch-0004.ckpt"), y = try paramBytes(b + "/checkpoints/epoch-0004.ckpt")
         XCTAssertEqual(x.count, y.count)
         for (k, v) in x { XCTAssertEqual(v, y[k], "tensor \(k) differs after resume") }
-        XCTAssertEqual(readMetrics(runDir: b).map { $0.epoch }, [1, 2, 3, 4])
+        XCTAssertEqual(try readMetrics(runDir: b).map { $0.epoch }, [1, 2, 3, 4])
         // And training did something: the parameters moved from their initial values.
         let c = tempDir("resumeInit")
         let init0 = try Trainer(config: cfg, data: data, runDir: c, comm: LocalCommunicator(), log: silent)
@@ -64,12 +64,12 @@ final class TrainingTests: XCTestCase {
         try resumed.run()
         XCTAssertEqual(FileManager.default.contents(atPath: newest + ".corrupt"), Data(bytes))
         XCTAssertNoThrow(try Checkpoint.read(path: newest))
-        XCTAssertEqual(readMetrics(runDir: dir).map { $0.epoch }, [1, 2])
+        XCTAssertEqual(try readMetrics(runDir: dir).map { $0.epoch }, [1, 2])
 
         let wider = try tinyConfig(fast + ["model.layers.conv1.filters=32"])
         let m = try Model(config: wider.model, batch: 4)
         XCTAssertThrowsError(try Checkpoint.load(path: dir + "/checkpoints/epoch-0001.ckpt", into: m, optimizer: nil)) {
-            XCTAssertTrue("\($0)".contains("architecture mismatch: layer 0"), "\($0)")
+            XCTAssertTrue("\($0)".contains("architecture mismatch: conv1 (model.layers.0) filters 16 -> 32 (checkpoint -> config)"), "\($0)")
         }
     }
 
