@@ -81,6 +81,7 @@ public func fileKind(_ mode: mode_t) -> String {
     case S_IFIFO: return "a FIFO"
     case S_IFSOCK: return "a socket"
     case S_IFCHR, S_IFBLK: return "a device"
+    case S_IFREG: return "a regular file"
     default: return "not a regular file"
     }
 }

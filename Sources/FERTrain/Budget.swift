@@ -96,6 +96,7 @@ extension Trainer {
     }
 
     private func planBudget(_ budget: Double, started: Date) throws -> BudgetPlan {
+        if comm.rank == 0 { log("budget \(formatDuration(budget)): timing the first \(min(stepsPerEpoch, Self.budgetTimedSteps + 1)) steps and one validation") }
         let (perStep, perValidation) = try withStateRestored { try timeSteps() }
         let times = try comm.allreduceSum(comm.rank == 0 ? [perStep, perValidation, Date().timeIntervalSince(started)] : [0, 0, 0])
         let plan = try planEpochs(budget: budget, spent: times[2], secondsPerStep: times[0], stepsPerEpoch: stepsPerEpoch,
@@ -129,7 +130,7 @@ extension Trainer {
         try dataParallel.averageBatchNormStatistics()
         try ema?.averageStatistics(comm)
         let v = Date()
-        _ = try withEvaluationWeights { try validate() }
+        _ = try withEvaluationWeights { try validate(interruptible: true) }
         return (perStep, Date().timeIntervalSince(v))
     }
 

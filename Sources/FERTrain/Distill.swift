@@ -86,6 +86,9 @@ public final class TeacherTargets {
             return cached != nil
         }
         if hit { raw = cached ?? raw } else {
+            if comm.rank == 0 {
+                log("teachers: running \(teachers.count) teacher(s) over \(train.count) training images (\(teachers.map { "\($0.views)" }.joined(separator: ", ")) views)")
+            }
             do {
                 for t in teachers {
                     guard let p = try predictProbabilities(model: t.model, data: data, indices: train, tta: t.views, mode: t.mode,

@@ -108,7 +108,7 @@ public enum TTA: Equatable, Sendable, CustomStringConvertible {
 /// `tta` nil: no TTA. `.configured` reads eval.tta from the first checkpoint's run, for every member; the
 /// first checkpoint's eval.tta_mode holds for every member too, each at its own input side.
 public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, config: String? = nil, tta: TTA?, batch: Int,
-                     comm: Communicator) throws -> EvalResult? {
+                     comm: Communicator, log: (String) -> Void = { _ in }) throws -> EvalResult? {
     let start = Date()
     // Ranks split the images between them: with other checkpoints, a split or a TTA count they would
     // compute different things and meet in the wrong collectives.
@@ -126,6 +126,7 @@ public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, con
     for path in checkpoints {
         let (model, header) = try loadModel(checkpoint: path, comm: comm)
         if path == checkpoints[0], let tta { (variants, mode) = try tta.plan(checkpoint: path, header: header) }
+        log("scoring \(indices.count) \(split) images with \(path) (\(variants) view\(variants == 1 ? "" : "s") each)")
         guard let p = try predict(model: model, data: data, indices: indices, tta: variants, mode: mode, batch: batch, comm: comm) else { continue }
         plain = add(plain, p.plain)
         if variants > 1 { augmented = add(augmented, p.mean) }

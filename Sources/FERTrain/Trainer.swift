@@ -343,11 +343,12 @@ public final class Trainer {
         }
     }
 
-    /// Validation loss and accuracy (no augmentation, no TTA), computed across ranks.
-    public func validate() throws -> (Double, Double) {
+    /// Validation loss and accuracy (no augmentation, no TTA), computed across ranks. Not `interruptible`
+    /// inside training: an epoch's validation finishes, so its checkpoint is written before the stop.
+    public func validate(interruptible: Bool = false) throws -> (Double, Double) {
         guard !validationIndices.isEmpty else { return (0, 0) }
         let p = try predictProbabilities(model: model, data: data, indices: validationIndices, tta: 1,
-                                         batch: config.eval.batch, comm: comm, interruptible: false)
+                                         batch: config.eval.batch, comm: comm, interruptible: interruptible)
         var result = [0.0, 0.0]
         if let p {
             let labels = validationIndices.map { Int(data.labels[$0]) }

@@ -39,7 +39,8 @@ struct EvalCommand: ParsableCommand {
             let outputs = comm.rank == 0 ? try checkOutputs() : nil
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { print($0) } }
             guard let r = try evaluate(checkpoints: checkpoint, data: dataset, split: split, config: config, tta: tta.tta,
-                                       batch: batch, comm: comm), let outputs else { return }
+                                       batch: batch, comm: comm, log: { if comm.rank == 0 { print($0); fflush(nil) } }),
+                  let outputs else { return }
             try printReport(r, plots: outputs.plots)
             if let json = outputs.json {
                 let enc = JSONEncoder()

@@ -10,7 +10,12 @@ final class BudgetTests: TinyRunTestCase {
         for (text, seconds) in [("90m", 5400.0), ("3h", 10_800), ("1h30m", 5400), ("5400", 5400), ("45s", 45), ("2h15m30s", 8130), ("1.5h", 5400)] {
             XCTAssertEqual(try parseDuration(text), seconds, text)
         }
-        for text in ["", "h", "3x", "-5", "0", "0m", "1m1h", "3h3h", "nan", "inf", "3 h", "h3"] {
+        XCTAssertEqual(try parseDuration("5400.5"), 5400.5)
+        XCTAssertEqual(try parseDuration("720h"), 30 * 24 * 3600)   // the longest budget, exactly
+        // Double's own parser takes exponents, hex, signs, "inf": each used to become a budget (1e300 then
+        // overflowed Int and crashed the trainer; 0x10 ran 16 s).
+        for text in ["", "h", "3x", "-5", "0", "0m", "1m1h", "3h3h", "nan", "inf", "3 h", "h3", "1e3", "1e300", "1e19", "0x10",
+                     "+5", "5.", ".5", "1..5", "1h30", "99999999999999999h", "721h", "2592001", "1.5.5m"] {
             XCTAssertThrowsError(try parseDuration(text), text) { XCTAssertTrue("\($0)".contains("--budget"), "\($0)") }
         }
         XCTAssertEqual(formatDuration(5400), "1h30m")
@@ -19,6 +24,15 @@ final class BudgetTests: TinyRunTestCase {
 
     /// Epochs = what fits of the remaining budget (less the safety share), each epoch its steps and one
     /// validation; too short a budget is an error naming the epoch's cost.
+    /// A budget far beyond what the steps need is capped at the schedule's most epochs before the Double
+    /// becomes an Int (before: a trap on overflow).
+    func testPlanCapsEpochsBeforeConverting() throws {
+        let p = try planEpochs(budget: 30 * 24 * 3600, spent: 0, secondsPerStep: 1e-12, stepsPerEpoch: 1, secondsPerValidation: 0)
+        XCTAssertEqual(p.epochs, ScheduleConfig.maxEpochs)
+        XCTAssertThrowsError(try planEpochs(budget: .infinity, spent: 0, secondsPerStep: 1, stepsPerEpoch: 1, secondsPerValidation: 0))
+        XCTAssertEqual(formatDuration(1e300), formatDuration(1e12))   // no trap either
+    }
+
     func testPlanFitsTheScheduleInsideTheBudget() throws {
         let p = try planEpochs(budget: 3600, spent: 60, secondsPerStep: 0.1, stepsPerEpoch: 100, secondsPerValidation: 5)
         XCTAssertEqual(p.secondsPerEpoch, 15, accuracy: 1e-9)

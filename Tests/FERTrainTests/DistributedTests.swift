@@ -127,7 +127,7 @@ final class DistributedTrainingTests: XCTestCase {
             try FileManager.default.copyItem(atPath: "\(dir)/base", toPath: run)
             let r = try train(np: np == 1 ? nil : np, config: tiny, run: run, ["--epochs", "2", "--resume", "latest"])
             XCTAssertFalse(r.timedOut, r.output); XCTAssertEqual(r.status, 0, r.output)
-            XCTAssertTrue(r.output.contains("resumed from \(run)/checkpoints/epoch-0001.ckpt at epoch 1, step \(stepsPerEpoch)"), r.output)
+            XCTAssertTrue(r.output.contains("resumed from \(run)/checkpoints/epoch-0001.ckpt after epoch 1 (step \(stepsPerEpoch))"), r.output)
             let h = try Checkpoint.read(path: "\(run)/checkpoints/epoch-0002.ckpt").0
             XCTAssertEqual(h.epoch, 2); XCTAssertEqual(h.step, 2 * stepsPerEpoch)
             XCTAssertEqual(try readMetrics(runDir: run).map { $0.epoch }, [1, 2])
@@ -177,7 +177,7 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         XCTAssertTrue(r.output.contains("injected fault: rank 1 kills itself after step \(midEpoch2)"), r.output)
         XCTAssertTrue(r.output.contains("restart 1 of 1"), r.output)
-        XCTAssertTrue(r.output.contains("resumed from \(dir)/faulty/checkpoints/epoch-0001.ckpt at epoch 1"), r.output)
+        XCTAssertTrue(r.output.contains("resumed from \(dir)/faulty/checkpoints/epoch-0001.ckpt after epoch 1"), r.output)
         let a = try checkpointTensors("\(dir)/clean/checkpoints/epoch-0003.ckpt")
         let b = try checkpointTensors("\(dir)/faulty/checkpoints/epoch-0003.ckpt")
         XCTAssertFalse(a.isEmpty)

@@ -40,7 +40,7 @@ final class PreemptionTests: TinyRunTestCase {
         XCTAssertEqual(try checkpoints(run), ["best.ckpt", "epoch-0001.ckpt", midEpoch(2, step: 12)])
         let resumed = try train(np: nil, run, ["--resume", "latest", "--set", "train.checkpoint_every_steps=5", "--set", "train.keep_checkpoints=1"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
-        XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/\(midEpoch(2, step: 12)) at epoch 1, step 12"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/\(midEpoch(2, step: 12)) in epoch 2, at step 12"), resumed.output)
         XCTAssertTrue(resumed.output.contains("note: train.checkpoint_every_steps changes from 3 to 5 on resume"), resumed.output)
         XCTAssertEqual(try finalTensors(run), try finalTensors(dir + "/clean"))
         XCTAssertEqual(try checkpoints(run), ["best.ckpt", "epoch-0003.ckpt"], "mid-epoch checkpoints go once their epoch is complete")
@@ -67,14 +67,14 @@ final class PreemptionTests: TinyRunTestCase {
 
         let resumed = try train(np: 2, killed, ["--resume", "latest"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
-        XCTAssertTrue(resumed.output.contains("resumed from \(killed)/checkpoints/\(midEpoch(2, step: 12)) at epoch 1, step 12"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(killed)/checkpoints/\(midEpoch(2, step: 12)) in epoch 2, at step 12"), resumed.output)
         let (x, y) = (try finalTensors(killed), try finalTensors(clean))
         XCTAssertEqual(x.filter { !$0.key.hasPrefix("stat/") }, y.filter { !$0.key.hasPrefix("stat/") })
         XCTAssertLessThan(maxRelativeDifference(x, y), 1e-5)   // statistics averaged at the checkpoint: float rounding
 
         let single = try train(np: nil, onOne, ["--resume", "latest"])
         XCTAssertEqual(single.status, 0, single.output)
-        XCTAssertTrue(single.output.contains("resumed from \(onOne)/checkpoints/\(midEpoch(2, step: 12)) at epoch 1, step 12"), single.output)
+        XCTAssertTrue(single.output.contains("resumed from \(onOne)/checkpoints/\(midEpoch(2, step: 12)) in epoch 2, at step 12"), single.output)
         let h = try Checkpoint.read(path: "\(onOne)/checkpoints/epoch-0003.ckpt").0
         XCTAssertEqual(h.step, 3 * stepsPerEpoch)
         XCTAssertEqual(try readMetrics(runDir: onOne).map { $0.epoch }, [1, 2, 3])

@@ -25,7 +25,7 @@ final class RunSafetyTests: TinyRunTestCase {
 
         let resumed = try train(np: nil, run, ["--resume", "latest"])
         XCTAssertEqual(resumed.status, 0, resumed.output)
-        XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/\(partial) at epoch 1, step \(step)"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(run)/checkpoints/\(partial) in epoch 2, at step \(step)"), resumed.output)
         XCTAssertEqual(try checkpointTensors("\(run)/checkpoints/epoch-0003.ckpt"), try checkpointTensors("\(dir)/clean/checkpoints/epoch-0003.ckpt"))
         XCTAssertFalse(try checkpoints(run).contains(partial), "the interrupted epoch's checkpoint goes once the epoch is complete")
         let (a, b) = (try readMetrics(runDir: run), try readMetrics(runDir: dir + "/clean"))
@@ -71,7 +71,7 @@ final class RunSafetyTests: TinyRunTestCase {
         let resumed = try onNodes("--resume latest")
         XCTAssertFalse(resumed.timedOut, "hung:\n\(resumed.output)")
         XCTAssertEqual(resumed.status, 0, resumed.output)
-        XCTAssertTrue(resumed.output.contains("resumed from \(dir)/node0/run/checkpoints/epoch-0001.ckpt at epoch 1"), resumed.output)
+        XCTAssertTrue(resumed.output.contains("resumed from \(dir)/node0/run/checkpoints/epoch-0001.ckpt after epoch 1"), resumed.output)
         XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/node1/run"), "rank 1 touched a run folder")
         XCTAssertEqual(try checkpointTensors("\(dir)/node0/run/checkpoints/epoch-0003.ckpt"),
                        try checkpointTensors("\(dir)/clean/checkpoints/epoch-0003.ckpt"))
