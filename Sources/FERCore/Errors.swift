@@ -30,7 +30,22 @@ public func userMessage(_ error: Error) -> String {
     default:
         if let posix = ns.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
             reason = String(cString: strerror(Int32(posix.code)))
-        } else { reason = ns.localizedDescription }
+        } else {
+            reason = ns.code >= 512 ? "cannot be written" : "cannot be read"
+        }
     }
+    // The usual cause of a failed write: something that is not a folder where the path needs one.
+    if let path, let (above, kind) = nonFolderAbove(path) { reason = "\(above) is \(kind), not a folder" }
     return path.map { "\($0): \(reason)" } ?? reason
+}
+
+/// The nearest existing path above `path` that is not a folder, and what it is.
+private func nonFolderAbove(_ path: String) -> (String, String)? {
+    var dir = (path as NSString).deletingLastPathComponent
+    while !dir.isEmpty && dir != "/" {
+        var st = stat()
+        if stat(dir, &st) == 0 { return st.st_mode & S_IFMT == S_IFDIR ? nil : (dir, fileKind(st.st_mode)) }
+        dir = (dir as NSString).deletingLastPathComponent
+    }
+    return nil
 }

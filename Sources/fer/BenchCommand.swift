@@ -53,7 +53,9 @@ struct BenchCommand: ParsableCommand {
     func run() throws {
         try runDistributed { comm in
             if allreduceOnly { return try runAllreduce(comm) }
-            let c = try loadRunConfig(path: config, overrides: overrides)
+            // --batch is the config's batch for the checks too: the same model and activation caps as
+            // fer train (a 1M-image batch of a large model is refused, not allocated).
+            let c = try loadRunConfig(path: config, overrides: overrides + ["train.batch=\(batch)", "eval.batch=\(batch)"])
             let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
                                   bucketBytes: allreduce.bucketBytes, trainOnly: trainOnly)
             guard comm.rank == 0 else { return }

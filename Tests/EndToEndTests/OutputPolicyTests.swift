@@ -201,6 +201,34 @@ final class OutputPolicyTests: XCTestCase {
         XCTAssertEqual(json?.compactMap { $0["best_epoch"] as? Int }.count, 2)
     }
 
+    /// `fer bench` applies fer train's caps at its --batch: a batch whose activations exceed 16 GiB is
+    /// refused before anything is allocated.
+    func testBenchAppliesTheTrainingCaps() throws {
+        assertRefused(try fer(["bench", "--config", repoRoot + "/configs/paper.yaml", "--batch", "60000", "--steps", "1"], timeout: 60),
+                      "train.batch: 60000 images", "exceed the cap")
+    }
+
+    /// Foundation's file errors reach the user as the path and a reason in words, never as
+    /// "Error Domain=NSCocoaErrorDomain Code=...".
+    func testFoundationErrorsAreWords() throws {
+        let dir = tempDir("words")
+        FileManager.default.createFile(atPath: dir + "/file", contents: Data())
+        do {
+            try FileManager.default.createDirectory(atPath: dir + "/file/sub", withIntermediateDirectories: true)
+            XCTFail("a folder under a file")
+        } catch {
+            let m = userMessage(error)
+            XCTAssertEqual(m, dir + "/file/sub: " + dir + "/file is a regular file, not a folder")
+            XCTAssertFalse(m.contains("NSCocoaErrorDomain") || m.contains("Code="), m)
+        }
+        do {
+            _ = try Data(contentsOf: URL(fileURLWithPath: dir + "/missing"))
+            XCTFail("a missing file")
+        } catch {
+            XCTAssertEqual(userMessage(error), dir + "/missing: no such file or folder")
+        }
+    }
+
     /// Row 16 (scaling): a negative or non-finite time in a bench result is refused naming the file and field.
     func testScalingRefusesImpossibleMeasurements() throws {
         let run = tempDir("scaling-bad")

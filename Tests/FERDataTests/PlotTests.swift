@@ -36,6 +36,23 @@ final class PlotTests: XCTestCase {
 
     /// Legend entries are as wide as their names: short ones share a row, long run names wrap to more
     /// rows, and no two entries of a row overlap or leave the legend's width.
+    /// A value no chart can draw (NaN, infinity, beyond 1e12) is an error naming the file and series, not
+    /// a trap in the pixel arithmetic; a FIFO or folder in the PNG's place is refused, never written through.
+    func testChartsRefuseWhatTheyCannotDraw() throws {
+        let dir = tempDir("plot-refuse")
+        for bad in [Double.nan, .infinity, -.infinity, 1e300] {
+            XCTAssertThrowsError(try lineChart(title: "t", xLabel: "x", yLabel: "y", series: [(name: "run", points: [(0, 0.5), (1, bad)])],
+                                               path: dir + "/l.png")) { XCTAssertTrue("\($0)".contains("l.png") && "\($0)".contains("'run'"), "\($0)") }
+            XCTAssertThrowsError(try barChart(title: "t", labels: ["a"], values: [bad], path: dir + "/b.png"))
+            XCTAssertThrowsError(try heatmap(title: "t", rowLabels: ["a"], colLabels: ["b"], matrix: [[bad]], path: dir + "/h.png"))
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/l.png"))
+        XCTAssertEqual(ticks(0, .infinity), [0])
+        mkfifo(dir + "/p.png", 0o644)
+        XCTAssertThrowsError(try barChart(title: "t", labels: ["a"], values: [1], path: dir + "/p.png")) { XCTAssertTrue("\($0)".contains("a FIFO"), "\($0)") }
+        XCTAssertThrowsError(try barChart(title: "t", labels: ["a"], values: [1], path: dir)) { XCTAssertTrue("\($0)".contains("a directory"), "\($0)") }
+    }
+
     func testLegendEntriesNeverOverlap() throws {
         let short = legendLayout(["train loss", "val accuracy"], width: 700)
         XCTAssertEqual(short.map(\.row), [0, 0])
