@@ -20,13 +20,14 @@ public let maxImageArea = 64 << 20
     if bytes.count >= 2, u8[0] == 0xFF, u8[1] == 0xD8, !hasJPEGEnd(u8) { return "truncated JPEG (no end-of-image marker)" }
     guard isAllowedFormat(u8) else { return "cannot decode image (not a JPEG, PNG, GIF, BMP or binary PGM/PPM)" }
     // The header's size decides what stb allocates and how long it decodes: a 2 KB JPEG can declare
-    // 30000x30000. Check it before decoding, with fer's own parser and then with stb's.
-    do { _ = try checkedPictureHeader(bytes) } catch { return (error as? FERError)?.message ?? "\(error)" }
+    // 30000x30000. Check it before decoding, as stb's header reader sees it and as fer's own parser does.
     var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
     guard stbi_info_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c) != 0 else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
-    if let why = imageSizeProblem(width: Int(w), height: Int(h)) { return why }
+    // stb's reader gives a top-down BMP's height as stored, negative; its decoder flips it.
+    if let why = imageSizeProblem(width: Int(w), height: abs(Int(h))) { return why }
+    do { _ = try checkedPictureHeader(bytes) } catch { return (error as? FERError)?.message ?? "\(error)" }
     guard let img = stbi_load_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c, 1) else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }

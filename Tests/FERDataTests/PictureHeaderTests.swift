@@ -61,6 +61,12 @@ final class PictureHeaderTests: XCTestCase {
             let why = b.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { decodeGray48(raw, into: $0.baseAddress!) } }
             XCTAssertTrue(why?.contains("image too large") == true, "\(name): \(why ?? "decoded")")
         }
+        // A top-down BMP (negative height) of an allowed size decodes: the sign is an order, not a size.
+        var topDown = encoded("bmp", w: 4, h: 4, channels: 3)
+        topDown[22...25] = [0xFC, 0xFF, 0xFF, 0xFF]
+        XCTAssertEqual(try header(topDown).height, 4)
+        var out = [UInt8](repeating: 0, count: imagePixels)
+        XCTAssertNil(topDown.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { decodeGray48(raw, into: $0.baseAddress!) } })
         // Zero-sized pictures are refused too (a decoder or resizer would divide by them).
         png[16...23] = [0, 0, 0, 0, 0, 0, 0, 5]
         XCTAssertThrowsError(try png.withUnsafeBytes { try checkedPictureHeader($0) })
