@@ -145,7 +145,9 @@ final class FacesOutputTests: XCTestCase {
     func testHugeDeclaredSizesAreRefusedBeforeDecoding() throws {
         let dir = tempDir()
         var png = [UInt8](try XCTUnwrap(bytes(photos + "/pic1.png")))
+        XCTAssertEqual(bigEndian(crc32(png[12..<29])), Array(png[29...32]), "the CRC below is PNG's")
         png[16...23] = [0, 0, 0x4E, 0x20, 0, 0, 0x4E, 0x20]
+        png[29...32] = bigEndian(crc32(png[12..<29]))[...]   // a valid chunk: libpng would go on to allocate
         var bmp = Array("BM".utf8) + [UInt8](repeating: 0, count: 12) + [40, 0, 0, 0, 0x30, 0x75, 0, 0, 0x30, 0x75, 0, 0, 1, 0, 24, 0]
         bmp += [UInt8](repeating: 0, count: 4096)
         let ppm = Array("P6\n9000 9000\n255\n".utf8) + [UInt8](repeating: 0, count: 4096)
@@ -168,3 +170,15 @@ extension FacesTests {
         return p
     }
 }
+
+/// The CRC-32 PNG chunks carry (over the chunk type and data).
+func crc32<C: Collection>(_ bytes: C) -> UInt32 where C.Element == UInt8 {
+    var crc: UInt32 = 0xFFFF_FFFF
+    for b in bytes {
+        crc ^= UInt32(b)
+        for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+    }
+    return ~crc
+}
+
+func bigEndian(_ v: UInt32) -> [UInt8] { [24, 16, 8, 0].map { UInt8(truncatingIfNeeded: v >> $0) } }
