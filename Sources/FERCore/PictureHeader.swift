@@ -84,6 +84,8 @@ public struct PictureHeader: Equatable, Sendable {
                 guard i + 8 <= b.count else { throw bad(.jpeg, "frame header cut short") }
                 let components = Int(b[i + 7])
                 guard (1...4).contains(components) else { throw bad(.jpeg, "\(components) colour components") }
+                // (Fuzzing found a frame header of precision 0 accepted: only JPEG's precisions are.)
+                guard [8, 12, 16].contains(b[i + 2]) else { throw bad(.jpeg, "precision of \(b[i + 2]) bits") }
                 return PictureHeader(format: .jpeg, width: b.be16(i + 5), height: b.be16(i + 3), channels: components, bitsPerChannel: Int(b[i + 2]))
             default:
                 guard i + 2 <= b.count else { throw bad(.jpeg, "segment cut short") }

@@ -34,12 +34,16 @@ final class Video {
         handle = v
         self.fd = fd
         self.path = path
-        // The container's frame size, before any frame is decoded (0 when it does not say).
+    }
+    deinit { faces_video_free(handle); close(fd) }
+
+    /// Refuses frames over fer's picture limits from the size the container declares, before any frame is
+    /// decoded (a container that does not say is checked at its first frame).
+    func checkDeclaredSize() throws {
         var w: Int32 = 0, h: Int32 = 0
         faces_video_size(handle, &w, &h)
         if w > 0 || h > 0, let why = imageSizeProblem(width: Int(w), height: Int(h)) { throw FERError(file: path, "frames: " + why) }
     }
-    deinit { faces_video_free(handle); close(fd) }
 
     var fps: Double { faces_video_fps(handle) }
     var frameCount: Int { Int(faces_video_frame_count(handle)) }
@@ -115,6 +119,7 @@ extension FaceFinder {
                       progress: (Int, Int) -> Void = { _, _ in }, sample: (FrameFaces) throws -> Void) throws -> VideoSummary {
         guard every >= 1 else { throw FERError("--every: \(every) must be at least 1") }
         let video = try Video(path: path)
+        try video.checkDeclaredSize()
         let start = Date()
         // Some containers do not record a frame rate; 25 is the common default, for times and the writer.
         var summary = VideoSummary(fps: video.fps.isFinite && video.fps > 0 ? video.fps : 25)

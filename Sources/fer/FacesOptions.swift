@@ -44,8 +44,9 @@ struct FacesOptions: ParsableArguments {
 
     /// Photos: the faces of each, as text or JSON; unreadable ones named, and the exit non-zero.
     /// A video (alone): a CSV (or JSON) of the sampled frames' faces on stdout, progress on a terminal.
-    /// Every output is checked against every input before anything is read or written.
-    func run(checkpoint: String, tta: TTA?, paths: [String], json: Bool) throws {
+    /// `folders` are the folders given (their pictures are in `paths`): nothing is written inside them.
+    /// Every output is checked against every input before anything is written.
+    func run(checkpoint: String, tta: TTA?, paths: [String], folders: [String], json: Bool) throws {
         var inputs = CommandInputs()
         inputs.add(checkpoint, as: "--checkpoint \(checkpoint)")
         inputs.add(cascade, as: "--cascade \(cascade)")
@@ -53,6 +54,7 @@ struct FacesOptions: ParsableArguments {
         // answered as an unreadable picture. Only regular files are opened to tell.
         let videos = paths.filter(isVideoInput)
         inputs.add(paths) { videos.contains($0) ? "the video \($0)" : "the picture \($0)" }
+        inputs.add(folders) { "the folder \($0)" }
         if !videos.isEmpty {
             guard paths.count == 1 else { throw FERError("a video (\(videos[0])) must be the only file of `fer predict --faces`") }
             guard crops == nil else { throw FERError("--crops: for pictures only (a video's faces are in its CSV)") }

@@ -23,7 +23,8 @@ struct PredictCommand: ParsableCommand {
 
         With --faces, the images are real photos (or one video): OpenCV finds the faces, and each face is \
         cropped with a margin and classified as above; pictures without faces answer an empty list. \
-        No output may be an input, and only regular files are replaced, each atomically; a video that \
+        No output may be an input or lie inside a folder given, and only regular files are replaced, each \
+        atomically; a video that \
         ends before the frame count its container declares is an error (frames read vs declared).
           fer predict --checkpoint best.ckpt --faces group.jpg --annotate group-faces.png
           fer predict --checkpoint best.ckpt --faces clip.mp4 --every 5 --annotate clip-faces.mp4 > clip.csv
@@ -44,7 +45,10 @@ struct PredictCommand: ParsableCommand {
     func run() throws {
         try runReporting {
             let images = try expandingFolders(self.images)
-            if faces.faces { return try faces.run(checkpoint: checkpoint, tta: tta.tta, paths: images, json: output.json) }
+            if faces.faces {
+                let folders = self.images.filter { FileIdentity($0)?.isDirectory == true }
+                return try faces.run(checkpoint: checkpoint, tta: tta.tta, paths: images, folders: folders, json: output.json)
+            }
             let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta.tta)
             if output.json {
                 try printJSON(zip(images, results).map { path, r in

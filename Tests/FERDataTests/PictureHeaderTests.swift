@@ -83,6 +83,14 @@ final class PictureHeaderTests: XCTestCase {
         XCTAssertThrowsError(try header(Array("just some notes".utf8))) { XCTAssertTrue("\($0)".contains("not a JPEG, PNG"), "\($0)") }
     }
 
+    /// Inputs with which scripts/fuzz found the parser accepting an insane header, replayed.
+    func testFuzzerFindingsAreRefused() {
+        // A JPEG frame header of precision 0 (crash-1a1ed9c5): accepted as 3 channels of 0 bits.
+        XCTAssertThrowsError(try header([0xFF, 0xD8, 0x5D, 0x14, 0xFF, 0xC0, 0x07, 0x3B, 0x00, 0x12, 0x0C, 0x00, 0x31, 0x03])) {
+            XCTAssertTrue("\($0)".contains("JPEG header: precision of 0 bits"), "\($0)")
+        }
+    }
+
     /// Every prefix of every format's header, and random mutations of it, is an answer or an error, at
     /// once: the parser reads only inside the buffer and every loop advances.
     func testCutAndMutatedHeadersNeverCrashOrHang() throws {

@@ -43,7 +43,7 @@ final class FacesOutputTests: XCTestCase {
     }
 
     /// A folder stands for its pictures, sorted; special files and other files in it are skipped; an
-    /// empty one is an error naming it.
+    /// empty one is an error naming it; outputs inside a folder given are refused (a later run would read them).
     func testAFolderExpandsIntoItsPictures() throws {
         let dir = tempDir()
         try copy("messi5.jpg", to: dir + "/b.jpg")
@@ -54,6 +54,10 @@ final class FacesOutputTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         let answered = r.output.split(separator: "\n").compactMap { $0.split(separator: ":").first.map(String.init) }
         XCTAssertEqual(answered, [dir + "/a.JPG", dir + "/b.jpg"], r.output)
+        let inside = try predict(["--faces", dir, "--annotate", dir + "/annotated"], timeout: 30)
+        XCTAssertNotEqual(inside.status, 0, inside.output)
+        XCTAssertTrue(inside.output.contains("lies inside the folder \(dir)"), inside.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/annotated"))
         let empty = try predict(["--faces", tempDir()], timeout: 30)
         XCTAssertNotEqual(empty.status, 0)
         XCTAssertTrue(empty.output.contains("a folder without pictures"), empty.output)
