@@ -102,6 +102,10 @@ final class VideoWriter {
     func finish() throws {
         faces_video_writer_free(handle)
         handle = nil
+        // On disk before it replaces the target, as writeAtomically does for pictures.
+        let fd = open(temporary, O_RDONLY)
+        guard fd >= 0, fsync(fd) == 0 else { if fd >= 0 { close(fd) }; throw FERError(file: temporary, "fsync failed") }
+        close(fd)
         try requireRegular(path, flag: "--annotate", given: path)
         guard rename(temporary, path) == 0 else { throw FERError(file: path, "cannot replace: \(String(cString: strerror(errno)))") }
         finished = true
@@ -113,8 +117,9 @@ final class VideoWriter {
 extension FaceFinder {
     /// Finds and classifies the faces of every `every`-th frame of the video at `path` (frames 0, N, 2N,
     /// ...), handing each sampled frame to `sample` as it is done. With `annotate` (a path that passed the
-    /// command's output checks), writes the whole video there, complete or not at all; each frame showing the faces of the latest sampled frame (so the video keeps its length and
-    /// speed). `progress(frame, frameCount)` is called after each frame (frameCount 0 when unknown).
+    /// command's output checks), writes the whole video there, complete or not at all; each frame shows
+    /// the faces of the latest sampled frame (so the video keeps its length and speed).
+    /// `progress(frame, frameCount)` is called after each frame (frameCount 0 when unknown).
     public func faces(inVideo path: String, every: Int, annotate: String? = nil,
                       progress: (Int, Int) -> Void = { _, _ in }, sample: (FrameFaces) throws -> Void) throws -> VideoSummary {
         guard every >= 1 else { throw FERError("--every: \(every) must be at least 1") }
