@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -48,8 +50,8 @@ static cv::Mat toBGR(const cv::Mat &m) {
 
 extern "C" {
 
-int faces_is_picture(const char *path) {
-    return guarded<int>(nullptr, 0, 0, [&] { return cv::haveImageReader(path) ? 1 : 0; });
+int faces_can_write_picture(const char *extension) {
+    return guarded<int>(nullptr, 0, 0, [&] { return cv::haveImageWriter(std::string("x.") + extension) ? 1 : 0; });
 }
 
 FacesImage *faces_image_decode(const void *bytes, size_t count, char *err, size_t n) {
@@ -66,26 +68,29 @@ int faces_image_width(const FacesImage *image) { return image->bgr.cols; }
 int faces_image_height(const FacesImage *image) { return image->bgr.rows; }
 const unsigned char *faces_image_bgr(const FacesImage *image) { return image->bgr.data; }
 
-int faces_image_write(const FacesImage *image, const char *path, char *err, size_t n) {
+int faces_image_encode(const FacesImage *image, const FacesBox *r, const char *extension, unsigned char **bytes,
+                       size_t *count, char *err, size_t n) {
     return guarded<int>(err, n, -1, [&] {
-        if (cv::imwrite(path, image->bgr)) return 0;
-        report(err, n, "cannot write image (unknown extension or unwritable folder)");
-        return -1;
+        cv::Mat m = image->bgr;
+        if (r) {
+            cv::Rect rect(r->x, r->y, r->width, r->height);
+            if (rect.empty() || (rect & cv::Rect(0, 0, m.cols, m.rows)) != rect) { report(err, n, "region outside the picture"); return -1; }
+            m = m(rect);
+        }
+        std::vector<unsigned char> out;
+        if (!cv::imencode(std::string(".") + extension, m, out) || out.empty()) {
+            report(err, n, std::string("cannot encode a .") + extension + " picture");
+            return -1;
+        }
+        *bytes = static_cast<unsigned char *>(std::malloc(out.size()));
+        if (!*bytes) { report(err, n, "out of memory"); return -1; }
+        std::memcpy(*bytes, out.data(), out.size());
+        *count = out.size();
+        return 0;
     });
 }
 
-int faces_image_write_region(const FacesImage *image, FacesBox r, const char *path, char *err, size_t n) {
-    return guarded<int>(err, n, -1, [&] {
-        cv::Rect rect(r.x, r.y, r.width, r.height);
-        if (rect.empty() || (rect & cv::Rect(0, 0, image->bgr.cols, image->bgr.rows)) != rect) {
-            report(err, n, "region outside the picture");
-            return -1;
-        }
-        if (cv::imwrite(path, image->bgr(rect))) return 0;
-        report(err, n, "cannot write image (unknown extension or unwritable folder)");
-        return -1;
-    });
-}
+void faces_bytes_free(unsigned char *bytes) { std::free(bytes); }
 
 void faces_image_draw_box(FacesImage *image, FacesBox b, const char *label, unsigned char red, unsigned char green,
                           unsigned char blue) {
@@ -159,6 +164,11 @@ FacesVideo *faces_video_open(const char *path, char *err, size_t n) {
 
 void faces_video_free(FacesVideo *video) { delete video; }
 double faces_video_fps(const FacesVideo *v) { return const_cast<FacesVideo *>(v)->capture.get(cv::CAP_PROP_FPS); }
+void faces_video_size(const FacesVideo *v, int *width, int *height) {
+    auto &c = const_cast<FacesVideo *>(v)->capture;
+    *width = (int)c.get(cv::CAP_PROP_FRAME_WIDTH);
+    *height = (int)c.get(cv::CAP_PROP_FRAME_HEIGHT);
+}
 long faces_video_frame_count(const FacesVideo *v) {
     return (long)const_cast<FacesVideo *>(v)->capture.get(cv::CAP_PROP_FRAME_COUNT);
 }

@@ -1,9 +1,13 @@
 import CSTB
+import FERCore
 
 // A JPEG, PNG, GIF, BMP or binary PGM/PPM of any size and colour becomes 48x48 grayscale:
 // stb converts to one channel (its luma weights), then stb_image_resize resamples if the size differs.
 
 /// The largest image decoded, per side and in pixels: far beyond any face photo, fast and cheap to decode.
+/// 64 megapixels holds every phone photo and most cameras' (a 61 MP full-frame sensor); decoded as 8-bit
+/// BGR it is 192 MiB, and even the decoders' worst case (16-bit RGBA before conversion) is 512 MiB, so no
+/// header under these limits can make a decoder allocate without bound.
 public let maxImageSide: Int32 = 16384
 public let maxImageArea = 64 << 20
 
@@ -15,13 +19,15 @@ public let maxImageArea = 64 << 20
     // stb pads a truncated baseline JPEG with zeros and "succeeds"; a JPEG must end with its EOI marker.
     if bytes.count >= 2, u8[0] == 0xFF, u8[1] == 0xD8, !hasJPEGEnd(u8) { return "truncated JPEG (no end-of-image marker)" }
     guard isAllowedFormat(u8) else { return "cannot decode image (not a JPEG, PNG, GIF, BMP or binary PGM/PPM)" }
-    var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
     // The header's size decides what stb allocates and how long it decodes: a 2 KB JPEG can declare
-    // 30000x30000. Check it before decoding.
+    // 30000x30000. Check it before decoding, as stb's header reader sees it and as fer's own parser does.
+    var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
     guard stbi_info_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c) != 0 else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
-    if let why = imageSizeProblem(width: Int(w), height: Int(h)) { return why }
+    // stb's reader gives a top-down BMP's height as stored, negative; its decoder flips it.
+    if let why = imageSizeProblem(width: Int(w), height: abs(Int(h))) { return why }
+    do { _ = try checkedPictureHeader(bytes) } catch { return (error as? FERError)?.message ?? "\(error)" }
     guard let img = stbi_load_from_memory(u8.baseAddress, Int32(bytes.count), &w, &h, &c, 1) else {
         return "cannot decode image (\(String(cString: stbi_failure_reason())))"
     }
@@ -37,6 +43,14 @@ public func imageSizeProblem(width w: Int, height h: Int) -> String? {
         return "image too large (\(w)x\(h) pixels; the limit is \(maxImageSide) per side and \(maxImageArea >> 20) megapixels)"
     }
     return nil
+}
+
+/// The header of an untrusted picture, read by fer's bounded parser (PictureHeader) and checked against the
+/// limits above, before any decoder sees the bytes. Throws FERError(reason) without a file name.
+public func checkedPictureHeader(_ bytes: UnsafeRawBufferPointer) throws -> PictureHeader {
+    let header = try PictureHeader(bytes)
+    if let why = imageSizeProblem(width: header.width, height: header.height) { throw FERError(why) }
+    return header
 }
 
 /// The size a picture's header declares, read by stb without decoding (JPEG, PNG, GIF, BMP, PNM, ...), or

@@ -124,17 +124,17 @@ public struct PictureFaces: Encodable, Sendable {
 }
 
 extension FaceFinder {
-    /// The faces of the picture at `path`, classified. With `annotate`, writes the picture there with
-    /// labelled boxes; with `crops` (a folder), writes each face's classified region as
-    /// `<name>-face<N>.png` (lossless: `fer predict` on it gives the same answer).
-    public func faces(inPicture path: String, annotate: String? = nil, crops: String? = nil) -> PictureFaces {
+    /// The faces of picture `index` of `outputs`' pictures (at `path`), classified. Writes its annotated
+    /// copy and its faces' crops (`<name>-face<N>.png`, lossless: `fer predict` on one gives the same
+    /// answer) where `outputs` says, each atomically.
+    public func faces(inPicture path: String, index: Int = 0, outputs: PictureOutputs? = nil) -> PictureFaces {
         do {
             let picture = try Picture(path: path)
             let faces = try faces(in: picture)
-            if let crops {
-                for (i, f) in faces.enumerated() { try picture.write(to: cropPath(folder: crops, picture: path, face: i + 1), region: f.crop) }
+            for (i, f) in faces.enumerated() {
+                if let crop = try outputs?.cropPath(picture: index, face: i + 1) { try picture.write(to: crop, region: f.crop) }
             }
-            if let annotate {
+            if let annotate = outputs?.annotated[index] {
                 FaceFinder.annotate(picture, faces)
                 try picture.write(to: annotate)
             }
@@ -143,16 +143,6 @@ extension FaceFinder {
             return PictureFaces(image: path, error: "\(error)")
         }
     }
-}
-
-/// Where the annotated copy of `picture` is written in a folder: `<name>-faces.png`.
-public func annotatedPath(folder: String, picture: String) -> String {
-    folder + "/" + ((picture as NSString).lastPathComponent as NSString).deletingPathExtension + "-faces.png"
-}
-
-/// Where face `face` (from 1) of `picture` is written in a crops folder.
-public func cropPath(folder: String, picture: String, face: Int) -> String {
-    folder + "/" + ((picture as NSString).lastPathComponent as NSString).deletingPathExtension + "-face\(face).png"
 }
 
 extension Face {

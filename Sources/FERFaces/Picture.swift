@@ -16,15 +16,17 @@ public final class Picture {
     public var width: Int { Int(faces_image_width(image)) }
     public var height: Int { Int(faces_image_height(image)) }
 
-    /// Reads a picture file: a regular file of at most maxImageFileBytes, in a format OpenCV decodes, of at
-    /// most maxImageSide pixels a side and maxImageArea pixels (the limits `fer predict` applies), checked
-    /// from the header before decoding for the formats stb reads, after it for the others.
+    /// Reads a picture file: a regular file (opened without blocking, so a FIFO is refused, not waited on)
+    /// of at most maxImageFileBytes, whose header fer's own parser reads and finds within maxImageSide
+    /// pixels a side and maxImageArea pixels (the limits `fer predict` applies) before OpenCV sees a byte.
+    /// OpenCV decodes from memory: it never opens the path itself.
     public convenience init(path: String) throws {
         let bytes = try readRegularFile(path, limit: maxImageFileBytes)
         guard !bytes.isEmpty else { throw FERError(file: path, "empty file") }
-        // The header's size first, where stb can read it: OpenCV's own cap is a gigapixel.
-        if let size = bytes.withUnsafeBytes({ declaredImageSize($0) }),
-           let why = imageSizeProblem(width: size.width, height: size.height) { throw FERError(file: path, why) }
+        let header: PictureHeader
+        do { header = try bytes.withUnsafeBytes { try checkedPictureHeader($0) } } catch let e as FERError { throw FERError(file: path, e.message) }
+        // OpenCV (4.6) has no GIF decoder; say so rather than "cannot decode".
+        guard header.format != .gif else { throw FERError(file: path, "cannot decode image (a GIF: --faces reads JPEG, PNG, BMP and PGM/PPM pictures)") }
         var why = [CChar](repeating: 0, count: 256)
         guard let img = bytes.withUnsafeBytes({ faces_image_decode($0.baseAddress, $0.count, &why, why.count) }) else {
             throw FERError(file: path, String(cString: why))
@@ -60,11 +62,26 @@ public final class Picture {
         faces_image_draw_box(image, box.c, label, UInt8(colour >> 16 & 0xFF), UInt8(colour >> 8 & 0xFF), UInt8(colour & 0xFF))
     }
 
-    /// Writes the picture (format by extension: .png, .jpg, ...), or only `region` of it.
-    public func write(to path: String, region: FaceBox? = nil) throws {
+    /// The picture, or only `region` of it, encoded in the format of `extension` ("png", "jpg", ...).
+    public func encoded(_ extension: String, region: FaceBox? = nil) throws -> [UInt8] {
         var why = [CChar](repeating: 0, count: 256)
-        let rc = region.map { faces_image_write_region(image, $0.c, path, &why, why.count) } ?? faces_image_write(image, path, &why, why.count)
-        guard rc == 0 else { throw FERError(file: path, String(cString: why)) }
+        var bytes: UnsafeMutablePointer<UInt8>?, count = 0
+        let rc: Int32
+        if var box = region?.c { rc = faces_image_encode(image, &box, `extension`, &bytes, &count, &why, why.count) }
+        else { rc = faces_image_encode(image, nil, `extension`, &bytes, &count, &why, why.count) }
+        guard rc == 0, let bytes else { throw FERError(String(cString: why)) }
+        defer { faces_bytes_free(bytes) }
+        return Array(UnsafeBufferPointer(start: bytes, count: count))
+    }
+
+    /// Writes the picture (format by the path's extension), or only `region` of it, atomically: encoded in
+    /// memory, then through writeAtomically, which replaces nothing but a regular file. The path has passed
+    /// the command's output checks (CommandInputs) before.
+    public func write(to path: String, region: FaceBox? = nil) throws {
+        let ext = (path as NSString).pathExtension.lowercased()
+        let bytes: [UInt8]
+        do { bytes = try encoded(ext, region: region) } catch let e as FERError { throw FERError(file: path, e.message) }
+        try writeAtomically(bytes, to: path)
     }
 }
 
@@ -77,5 +94,22 @@ public struct FaceBox: Codable, Equatable, Sendable, CustomStringConvertible {
     public var description: String { "\(width)x\(height) at (\(x), \(y))" }
 }
 
-/// True if the file starts like a picture format OpenCV decodes (anything else is tried as a video).
-public func isPicture(_ path: String) -> Bool { faces_is_picture(path) != 0 }
+/// True if OpenCV writes pictures with `path`'s extension (.png, .jpg, ...). Opens nothing.
+public func canWritePicture(_ path: String) -> Bool {
+    let ext = (path as NSString).pathExtension.lowercased()
+    return !ext.isEmpty && faces_can_write_picture(ext) != 0
+}
+
+/// Whether `fer predict --faces` reads `path` as a video: not if it starts like a picture (of any format,
+/// refused ones included: their size cannot be checked, so FFmpeg must not decode them either), else if
+/// OpenCV's FFmpeg opens it. Only a regular file is opened, without blocking: anything else (a FIFO, a
+/// folder, a missing file) is not a video, and is answered as a picture, refused with its kind.
+public func isVideoInput(_ path: String) -> Bool {
+    guard let (fd, _) = try? openRegularFile(path) else { return false }
+    var head = [UInt8](repeating: 0, count: 64)
+    let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    close(fd)
+    guard n > 0 else { return false }
+    let picture = head.prefix(n).withUnsafeBytes { PictureHeader.format($0) != nil || PictureHeader.uncheckedFormat($0) != nil }
+    return !picture && isVideo(path)
+}

@@ -2,6 +2,7 @@
 // the parser. A thrown error is a correct outcome; a crash, a sanitizer report, a hang or a memory
 // blow-up is a bug. scripts/fuzz builds this with -sanitize=fuzzer,address -DFUZZING; a plain build is
 // a replayer of saved inputs and the writer of the seed corpus instead.
+import FERCore
 @_spi(Fuzzing) import FERData
 import FERTrain
 import Foundation
@@ -12,6 +13,15 @@ let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
     "image": { bytes in
         var out = [UInt8](repeating: 0, count: imagePixels)
         _ = bytes.withUnsafeBytes { raw in out.withUnsafeMutableBufferPointer { decodeGray48(raw, into: $0.baseAddress!) } }
+    },
+    // The bounded header parser every picture passes before a decoder sees it (PNG, JPEG, BMP, GIF,
+    // PGM/PPM): it must only ever throw, and what it accepts must be a sane header.
+    "picture-header": { bytes in
+        _ = bytes.withUnsafeBytes { PictureHeader.uncheckedFormat($0) }
+        let h = try bytes.withUnsafeBytes { try checkedPictureHeader($0) }
+        guard h.width > 0, h.height > 0, h.width * h.height <= maxImageArea, (1...4).contains(h.channels), h.bitsPerChannel > 0 else {
+            fatalError("accepted an insane header: \(h)")
+        }
     },
     "checkpoint": { _ = try Checkpoint.parse(bytes: $0, source: "fuzz.ckpt") },
     "config": { _ = try parseRunConfig(String(decoding: $0, as: UTF8.self), source: "fuzz.yaml") },

@@ -18,6 +18,12 @@ func writeSeeds(to dir: String, configs: String) throws {
     let png = try encodedImage("png"), jpg = try encodedImage("jpg")
     try put("image", "face.png", png)
     try put("image", "face.jpg", jpg)
+    // Picture headers: one of each format the parser reads (the fuzzer mutates the sizes and markers).
+    try put("picture-header", "face.png", png)
+    try put("picture-header", "face.jpg", jpg)
+    try put("picture-header", "face.bmp", try encodedImage("bmp"))
+    try put("picture-header", "face.pgm", Array("P5\n# a comment\n12 12\n255\n".utf8) + [UInt8](repeating: 9, count: 144))
+    try put("picture-header", "face.gif", Array("GIF89a".utf8) + [12, 0, 12, 0, 0, 0, 0, 0x3B])
     // PNGs deflated, JPEGs stored, as in the Kaggle download.
     try put("zip", "tiny.zip", RawZip(entries: [RawZip.Entry(name: "test/sad/PublicTest_b.jpg", data: jpg),
                                                 RawZip.Entry(name: "train/happy/a.png", deflating: png)]).bytes())
@@ -32,12 +38,13 @@ func writeSeeds(to dir: String, configs: String) throws {
     }
 }
 
-/// A 12x12 gradient as PNG or JPEG bytes.
+/// A 12x12 gradient as PNG, JPEG or BMP bytes.
 private func encodedImage(_ ext: String) throws -> [UInt8] {
     let path = NSTemporaryDirectory() + "fer-seed-\(getpid()).\(ext)"
     defer { unlink(path) }
     let px = (0..<144).map { UInt8($0 % 12 * 20) }
-    let ok = ext == "png" ? stbi_write_png(path, 12, 12, 1, px, 12) : stbi_write_jpg(path, 12, 12, 1, px, 90)
+    let ok = ext == "png" ? stbi_write_png(path, 12, 12, 1, px, 12)
+        : ext == "bmp" ? stbi_write_bmp(path, 12, 12, 1, px) : stbi_write_jpg(path, 12, 12, 1, px, 90)
     guard ok != 0 else { throw FERError(file: path, "cannot write seed image") }
     return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
 }

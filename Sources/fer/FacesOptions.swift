@@ -9,10 +9,13 @@ import Foundation
 struct FacesOptions: ParsableArguments {
     @Flag(help: "Find the faces in real photos (or one video) with OpenCV and classify each, instead of taking each image as one face.")
     var faces = false
-    @Option(help: ArgumentHelp("With --faces: write the picture (a folder, for several pictures) or the video (.avi or .mp4) with labelled boxes.",
-                               valueName: "out"))
+    @Option(help: ArgumentHelp("""
+        With --faces: write the picture or the video (.avi or .mp4) with labelled boxes. For pictures, a path with a picture \
+        extension (.png, .jpg) is one file (one picture only); any other path is a folder, made when missing, that gets \
+        <name>-faces.png per picture (two pictures with one name, a/team.jpg and b/team.png, get team-1 and team-2).
+        """, valueName: "out"))
     var annotate: String?
-    @Option(help: ArgumentHelp("With --faces: write each face's classified region to this folder as <name>-face<N>.png.", valueName: "folder"))
+    @Option(help: ArgumentHelp("With --faces: write each face's classified region to this folder (made when missing) as <name>-face<N>.png (<name> as for --annotate).", valueName: "folder"))
     var crops: String?
     @Option(help: "With --faces on a video: classify every n-th frame (0, n, 2n, ...).")
     var every = 1
@@ -41,22 +44,26 @@ struct FacesOptions: ParsableArguments {
 
     /// Photos: the faces of each, as text or JSON; unreadable ones named, and the exit non-zero.
     /// A video (alone): a CSV (or JSON) of the sampled frames' faces on stdout, progress on a terminal.
-    func run(checkpoint: String, tta: TTA?, paths: [String], json: Bool) throws {
-        let finder = try FaceFinder(checkpoint: checkpoint, tta: tta, settings: settings)
+    /// `folders` are the folders given (their pictures are in `paths`): nothing is written inside them.
+    /// Every output is checked against every input before anything is written.
+    func run(checkpoint: String, tta: TTA?, paths: [String], folders: [String], json: Bool) throws {
+        var inputs = CommandInputs()
+        inputs.add(checkpoint, as: "--checkpoint \(checkpoint)")
+        inputs.add(cascade, as: "--cascade \(cascade)")
         // A file is a picture if it starts like one; else a video if OpenCV opens it as one; else it is
-        // answered as an unreadable picture.
-        let videos = paths.filter { FileManager.default.fileExists(atPath: $0) && !isPicture($0) && isVideo($0) }
+        // answered as an unreadable picture. Only regular files are opened to tell.
+        let videos = paths.filter(isVideoInput)
+        inputs.add(paths) { videos.contains($0) ? "the video \($0)" : "the picture \($0)" }
+        inputs.add(folders) { "the folder \($0)" }
         if !videos.isEmpty {
             guard paths.count == 1 else { throw FERError("a video (\(videos[0])) must be the only file of `fer predict --faces`") }
-            return try runVideo(finder, path: paths[0], json: json)
+            guard crops == nil else { throw FERError("--crops: for pictures only (a video's faces are in its CSV)") }
+            let out = try annotate.map { try videoOutput($0, inputs: inputs) }
+            return try runVideo(try FaceFinder(checkpoint: checkpoint, tta: tta, settings: settings), path: paths[0], annotate: out, json: json)
         }
-        if let crops { try FileManager.default.createDirectory(atPath: crops, withIntermediateDirectories: true) }
-        var isFolder: ObjCBool = false
-        let annotateFolder = annotate.map { FileManager.default.fileExists(atPath: $0, isDirectory: &isFolder) && isFolder.boolValue } ?? false
-        if paths.count > 1, annotate != nil, !annotateFolder { throw FERError("--annotate: for several pictures, name an existing folder") }
-        let answers = paths.map { path in
-            finder.faces(inPicture: path, annotate: annotate.map { annotateFolder ? annotatedPath(folder: $0, picture: path) : $0 }, crops: crops)
-        }
+        let outputs = try PictureOutputs(pictures: paths, annotate: annotate, crops: crops, inputs: inputs)
+        let finder = try FaceFinder(checkpoint: checkpoint, tta: tta, settings: settings)
+        let answers = paths.enumerated().map { i, path in finder.faces(inPicture: path, index: i, outputs: outputs) }
         if json {
             try printJSON(answers)
         } else {
@@ -70,7 +77,15 @@ struct FacesOptions: ParsableArguments {
         guard failed.isEmpty else { throw FERError(failed.joined(separator: "\n") + "\n\(failed.count) of \(paths.count) file(s) could not be read") }
     }
 
-    private func runVideo(_ finder: FaceFinder, path: String, json: Bool) throws {
+    /// The annotated video's path, checked: .avi or .mp4, not an input, a regular file or nothing.
+    private func videoOutput(_ given: String, inputs: CommandInputs) throws -> String {
+        guard annotatedVideoExtensions.contains((given as NSString).pathExtension.lowercased()) else {
+            throw FERError("--annotate \(given): an annotated video must be .avi or .mp4")
+        }
+        return try inputs.outputFile(given, flag: "--annotate")
+    }
+
+    private func runVideo(_ finder: FaceFinder, path: String, annotate: String?, json: Bool) throws {
         let terminal = isatty(STDERR_FILENO) != 0
         var frames: [FrameFaces] = []
         if !json { print(FrameFaces.csvHeader) }

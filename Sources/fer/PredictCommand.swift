@@ -9,6 +9,10 @@ struct PredictCommand: ParsableCommand {
         abstract: "The top emotion and all 7 probabilities for each image (JPEG/PNG/BMP, any size or colour).",
         discussion: """
         Images are converted to grayscale and resized to 48x48 (a crop model sees the centre crop). \
+        A folder stands for the pictures directly inside it (.jpg, .jpeg, .png, .bmp, .gif, .pgm, .ppm; \
+        sorted by name; hidden files, subfolders and special files skipped). Only regular files are read, \
+        and each picture's size is checked from its header (at most 16384 pixels a side and 64 megapixels) \
+        before it is decoded. \
         Every readable image is answered; the \
         unreadable ones are named on stderr and make the exit status non-zero.
 
@@ -18,7 +22,10 @@ struct PredictCommand: ParsableCommand {
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt --json faces/*.png
 
         With --faces, the images are real photos (or one video): OpenCV finds the faces, and each face is \
-        cropped with a margin and classified as above; pictures without faces answer an empty list.
+        cropped with a margin and classified as above; pictures without faces answer an empty list. \
+        No output may be an input or lie inside a folder given, and only regular files are replaced, each \
+        atomically; a video that \
+        ends before the frame count its container declares is an error (frames read vs declared).
           fer predict --checkpoint best.ckpt --faces group.jpg --annotate group-faces.png
           fer predict --checkpoint best.ckpt --faces clip.mp4 --every 5 --annotate clip-faces.mp4 > clip.csv
         """)
@@ -26,7 +33,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var tta: TTAOptions
     @OptionGroup var output: JSONOutput
     @OptionGroup var faces: FacesOptions
-    @Argument(help: "Image files.") var images: [String]
+    @Argument(help: "Image files, or folders of them.") var images: [String]
 
     /// One image's answer in --json: the top emotion and the 7 probabilities, or why it could not be read.
     struct Answer: Encodable {
@@ -37,7 +44,11 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         try runReporting {
-            if faces.faces { return try faces.run(checkpoint: checkpoint, tta: tta.tta, paths: images, json: output.json) }
+            let images = try expandingFolders(self.images)
+            if faces.faces {
+                let folders = self.images.filter { FileIdentity($0)?.isDirectory == true }
+                return try faces.run(checkpoint: checkpoint, tta: tta.tta, paths: images, folders: folders, json: output.json)
+            }
             let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta.tta)
             if output.json {
                 try printJSON(zip(images, results).map { path, r in

@@ -21,8 +21,8 @@ typedef struct FacesBox { int x, y, width, height; } FacesBox;
 /// Functions that can fail return NULL or a negative number and write the reason, NUL-terminated, to
 /// err (errLength bytes).
 
-/// 1 if the file starts like a picture format OpenCV decodes (its signature, not its extension), else 0.
-int faces_is_picture(const char *path);
+/// 1 if OpenCV encodes pictures with this file extension ("png", "jpg", ...), else 0. Opens nothing.
+int faces_can_write_picture(const char *extension);
 /// Decodes an encoded picture (JPEG, PNG, BMP, TIFF, WebP, ...; EXIF orientation applied).
 FacesImage *faces_image_decode(const void *bytes, size_t count, char *err, size_t errLength);
 void faces_image_free(FacesImage *image);
@@ -30,10 +30,12 @@ int faces_image_width(const FacesImage *image);
 int faces_image_height(const FacesImage *image);
 /// The BGR pixels, height rows of width * 3 bytes.
 const unsigned char *faces_image_bgr(const FacesImage *image);
-/// Writes the picture; the format follows the extension (.png, .jpg, ...). 0 on success.
-int faces_image_write(const FacesImage *image, const char *path, char *err, size_t errLength);
-/// Writes the region x, y, width, height (inside the picture) as its own picture. 0 on success.
-int faces_image_write_region(const FacesImage *image, FacesBox region, const char *path, char *err, size_t errLength);
+/// Encodes the picture, or only `region` of it (inside the picture; NULL: all), in the format of `extension`
+/// ("png", "jpg", ...), into memory: *bytes (free with faces_bytes_free) of *count bytes. 0 on success.
+/// Nothing is written to disk here: fer writes the bytes itself, atomically, where its checks allow.
+int faces_image_encode(const FacesImage *image, const FacesBox *region, const char *extension, unsigned char **bytes,
+                       size_t *count, char *err, size_t errLength);
+void faces_bytes_free(unsigned char *bytes);
 /// Draws a box and, above it (below when there is no room), a label on a filled background.
 void faces_image_draw_box(FacesImage *image, FacesBox box, const char *label,
                           unsigned char red, unsigned char green, unsigned char blue);
@@ -51,6 +53,8 @@ FacesVideo *faces_video_open(const char *path, char *err, size_t errLength);
 void faces_video_free(FacesVideo *video);
 /// The container's frames per second and frame count (either may be 0 when unknown).
 double faces_video_fps(const FacesVideo *video);
+/// The frame size the container declares (0 when unknown), before any frame is decoded.
+void faces_video_size(const FacesVideo *video, int *width, int *height);
 long faces_video_frame_count(const FacesVideo *video);
 /// Decodes the next frame, or skips it (decode != 0 / == 0). 1: a frame, 0: the end, -1: an error.
 /// A decoded frame is returned in *frame (owned by the video, valid until the next call).
