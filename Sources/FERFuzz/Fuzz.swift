@@ -26,6 +26,19 @@ let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
     "checkpoint": { _ = try Checkpoint.parse(bytes: $0, source: "fuzz.ckpt") },
     "config": { _ = try parseRunConfig(String(decoding: $0, as: UTF8.self), source: "fuzz.yaml") },
     "dataset": { _ = try Dataset(serialized: $0) },
+    // The one metrics.jsonl reader (resume, plots, time-to-accuracy) and scripts/scaling's bench results:
+    // what they accept reaches arithmetic and plots, so it must be in range.
+    "metrics": { bytes in
+        for m in try parseMetrics(bytes, path: "fuzz.jsonl") where !(m.valAccuracy >= 0 && m.valAccuracy <= 1 && m.seconds.isFinite && m.seconds >= 0) {
+            fatalError("accepted metrics out of range: \(m)")
+        }
+    },
+    "bench": { bytes in
+        if let r = try? parseBenchFile(bytes, as: BenchResult.self, path: "fuzz.json"), !(r.trainStepMs > 0 && r.trainStepMs.isFinite) {
+            fatalError("accepted a bench result with train_step_ms \(r.trainStepMs)")
+        }
+        _ = try parseBenchFile(bytes, as: AllreduceBenchResult.self, path: "fuzz.json")
+    },
 ]
 
 func run(_ target: String, _ bytes: [UInt8]) {

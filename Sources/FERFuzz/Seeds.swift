@@ -33,6 +33,15 @@ func writeSeeds(to dir: String, configs: String) throws {
     [UInt8](repeating: 7, count: imagePixels).withUnsafeBufferPointer { d.append(image: $0, label: .fear, split: .train, source: "a") }
     try put("dataset", "tiny.fds", d.dataset.serialize())
     try put("checkpoint", "tiny.ckpt", try checkpointBytes())
+    try put("metrics", "two.jsonl", Array(("{\"epoch\":1,\"images_per_second\":100,\"lr\":0.01,\"seconds\":10,\"step\":7,\"train_accuracy\":0.3,"
+        + "\"train_loss\":1.8,\"val_accuracy\":0.35,\"val_loss\":1.7,\"validation_seconds\":1}\n"
+        + "{\"epoch\":2,\"images_per_second\":101,\"lr\":0.01,\"seconds\":9.5,\"step\":14,\"train_accuracy\":0.4,"
+        + "\"train_loss\":1.6,\"val_accuracy\":0.42,\"val_loss\":1.5,\"allreduce_wait_seconds\":0.5}\n").utf8))
+    try put("bench", "compute.json", Array(("{\"batch\":64,\"steps\":4,\"threads\":2,\"ranks\":1,\"isa\":\"avx2\",\"allreduce_wait_share\":0,"
+        + "\"allreduce_bytes_per_step\":0,\"train_images_per_second\":120,\"conv_bound_images_per_second\":300,"
+        + "\"infer_images_per_second\":400,\"train_step_ms\":500,\"conv_ms\":200,\"layers\":[{\"name\":\"conv1\",\"forwardMs\":1,\"backwardMs\":2}],"
+        + "\"components\":[{\"name\":\"conv\",\"ms\":3}],\"gradient_bytes\":5000000,\"backward_ms\":300,\"buckets\":[{\"bytes\":1048576,\"ready_ms\":50}]}").utf8))
+    try put("bench", "allreduce.json", Array("{\"ranks\":2,\"points\":[{\"bytes\":4096,\"seconds\":0.0001,\"repeats\":4}]}".utf8))
     for f in try FileManager.default.contentsOfDirectory(atPath: configs) where f.hasSuffix(".yaml") {
         try put("config", f, [UInt8](try Data(contentsOf: URL(fileURLWithPath: configs + "/" + f))))
     }

@@ -127,7 +127,12 @@ public func readMetrics(runDir: String) throws -> [EpochMetrics] {
     let path = runDir + "/metrics.jsonl"
     guard FileIdentity(path) != nil else { return [] }
     // A line per epoch, a few hundred bytes each: 64 MiB is far beyond any run.
-    let text = String(decoding: try readRegularFile(path, limit: 64 << 20), as: UTF8.self)
+    return try parseMetrics(try readRegularFile(path, limit: 64 << 20), path: path)
+}
+
+/// metrics.jsonl's bytes as `readMetrics` reads them (`path` names them in errors; the fuzzer's entry).
+public func parseMetrics(_ bytes: [UInt8], path: String) throws -> [EpochMetrics] {
+    let text = String(decoding: bytes, as: UTF8.self)
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     var out: [EpochMetrics] = []
     for (i, line) in lines.enumerated() where !line.isEmpty {

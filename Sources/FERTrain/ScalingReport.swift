@@ -44,12 +44,7 @@ public func writeScalingReport(run: String, perRankBatch: Int, config: RunConfig
     let names = listed.filter { $0.hasSuffix(".json") }.sorted()
     func load<T: Decodable & BenchFile>(_ name: String, as: T.Type) throws -> T {
         let path = raw + "/" + name
-        let r: T
-        do { r = try JSONDecoder().decode(T.self, from: Data(readRegularFile(path, limit: 64 << 20))) }
-        catch { throw FERError(file: path, "not a fer bench JSON result: \(describe(error))") }
-        // Times and sizes feed a fit and predictions: a negative, zero or absurd one must be refused here.
-        if let why = r.problem { throw FERError(file: path, why) }
-        return r
+        return try parseBenchFile(try readRegularFile(path, limit: 64 << 20), as: T.self, path: path)
     }
     // Name fields after the prefix: "1gbit-n2-overlap" -> ["1gbit", "n2", "overlap"].
     func fields(_ name: String, _ prefix: String) -> [String] { name.dropFirst(prefix.count).dropLast(5).split(separator: "-").map(String.init) }
@@ -195,7 +190,17 @@ public func scalingMarkdown(_ r: ScalingReport) -> String {
 }
 
 /// A `fer bench --json` result as scripts/scaling stores it: `problem` names the first field out of range.
-protocol BenchFile { var problem: String? { get } }
+public protocol BenchFile { var problem: String? { get } }
+
+/// One stored bench result: decoded, then every time and size checked (they feed a fit and predictions:
+/// a negative, zero or absurd one must be refused here). `path` names it in errors; the fuzzer's entry.
+public func parseBenchFile<T: Decodable & BenchFile>(_ bytes: [UInt8], as: T.Type, path: String) throws -> T {
+    let r: T
+    do { r = try JSONDecoder().decode(T.self, from: Data(bytes)) }
+    catch { throw FERError(file: path, "not a fer bench JSON result: \(describe(error))") }
+    if let why = r.problem { throw FERError(file: path, why) }
+    return r
+}
 
 /// "name v is not in [lo, hi]" unless v is finite and inside.
 private func outOfRange(_ name: String, _ v: Double, _ lo: Double, _ hi: Double) -> String? {
@@ -203,7 +208,7 @@ private func outOfRange(_ name: String, _ v: Double, _ lo: Double, _ hi: Double)
 }
 
 extension BenchResult: BenchFile {
-    var problem: String? {
+    public var problem: String? {
         let counts: [(String, Int, Int)] = [("batch", batch, 1 << 20), ("steps", steps, 1 << 20), ("threads", threads, 4096), ("ranks", ranks, 1 << 20)]
         if let c = counts.first(where: { !(1...$0.2).contains($0.1) }) { return "\(c.0) \(c.1) is not in 1...\(c.2)" }
         guard (0...(1 << 40)).contains(gradientBytes), (0...(1 << 40)).contains(allreduceBytesPerStep) else { return "gradient bytes out of range" }
@@ -225,7 +230,7 @@ extension BenchResult: BenchFile {
 }
 
 extension AllreduceBenchResult: BenchFile {
-    var problem: String? {
+    public var problem: String? {
         guard (1...(1 << 20)).contains(ranks) else { return "ranks \(ranks) is not in 1...1048576" }
         guard !points.isEmpty, points.count <= 10_000 else { return "\(points.count) points (1...10000 expected)" }
         for p in points {

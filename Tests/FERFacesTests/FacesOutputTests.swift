@@ -114,8 +114,8 @@ final class FacesOutputTests: XCTestCase {
         try Data("x".utf8).write(to: URL(fileURLWithPath: dir + "/file"))
         let cases = [(["--annotate", dir + "/fifo.png"], "fifo.png: is a FIFO, not a regular file"),
                      (["--annotate", dir + "/folder.png"], "folder.png: is a directory, not a regular file"),
-                     (["--crops", dir + "/file"], "\(dir)/file is not a regular file, not a folder"),
-                     (["--crops", dir + "/file/crops"], "\(dir)/file is not a regular file, not a folder")]
+                     (["--crops", dir + "/file"], "\(dir)/file is a regular file, not a folder"),
+                     (["--crops", dir + "/file/crops"], "\(dir)/file is a regular file, not a folder")]
         for (args, message) in cases {
             let r = try predict(["--faces", photo] + args, timeout: 60)
             XCTAssertNotEqual(r.status, 0, r.output)
