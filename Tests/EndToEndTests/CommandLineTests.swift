@@ -7,12 +7,7 @@ import XCTest
 /// inputs each command must refuse with a message naming the file and reason and a non-zero exit.
 final class CommandLineTests: XCTestCase {
     /// The suite's folder, made anew on first use.
-    static let work: String = {
-        let work = NSTemporaryDirectory() + "fer-e2e-\(getpid())"
-        try? FileManager.default.removeItem(atPath: work)
-        try! FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        return work
-    }()
+    static let work = suiteFolder("e2e")
     /// A small learnable fer2013.csv (FERTestSupport's synthetic squares): 40 training, 6 public and 4
     /// private test rows per class.
     static let csv: String = {

@@ -8,12 +8,7 @@ import XCTest
 /// the data and `--overwrite` moves only fer's files, a refused start leaves no trace, numbers are
 /// bounded before arithmetic, errors are in words. Each case is a row of the issue that found it.
 final class OutputPolicyTests: XCTestCase {
-    static let work: String = {
-        let work = NSTemporaryDirectory() + "fer-outputs-\(getpid())"
-        try? FileManager.default.removeItem(atPath: work)
-        try! FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        return work
-    }()
+    static let work = suiteFolder("outputs")
     static let csv: String = {
         let csv = work + "/fer2013.csv"
         try! writeFER2013CSV(csv, train: 20, test: 4)
@@ -78,7 +73,13 @@ final class OutputPolicyTests: XCTestCase {
         let (dir, ckpt) = try copyOfCheckpoint()
         mkfifo(dir + "/p.onnx", 0o644)
         assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", dir + "/p.onnx"], timeout: 30), "is a FIFO")
-        assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", "/dev/null"], timeout: 30), "is a device")
+        // A device node of the test's own (the null device's numbers), never /dev/null itself: were the
+        // check gone, a root run would rename the export over the system's /dev/null.
+        if mknod(dir + "/null", S_IFCHR | 0o666, makedev(1, 3)) == 0 {
+            assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", dir + "/null"], timeout: 30), "is a device")
+            var st = stat()
+            XCTAssertEqual(stat(dir + "/null", &st) == 0 ? st.st_mode & S_IFMT : 0, S_IFCHR, "the device node was replaced")
+        }
         assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", dir]), "is a directory")
         assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", "."]), "is a directory")
         assertRefused(try fer(["eval", "--checkpoint", ckpt, "--data", Self.csv, "--json", dir]), "--json", "is a directory")
@@ -177,7 +178,8 @@ final class OutputPolicyTests: XCTestCase {
         XCTAssertTrue(r.output.contains("epoch   2"), r.output)
         // distill.cache may not be a teacher or the data, nor someone else's file.
         try "mine".write(toFile: dir + "/other.bin", atomically: true, encoding: .utf8)
-        for (cache, words) in [(dir + "/teacher.ckpt", "the teacher"), (Self.csv, "the data"), (dir + "/other.bin", "not a teachers' cache")] {
+        for (cache, words) in [(dir + "/teacher.ckpt", "the teacher"), (Self.csv, "the data"), (dir + "/other.bin", "not a teachers' cache"),
+                               (".", "is a directory")] {   // row 11: "." used to trap in the atomic writer
             assertRefused(try sh(dir, "\(fer) distill --teacher teacher.ckpt --config \(tiny) --data \(Self.csv) --run s2 --epochs 1 --set distill.cache=\(cache)"), words)
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/s2"), "a refused distillation left its run folder")
         }

@@ -8,12 +8,7 @@ import XCTest
 /// 143 within 5 s, and each leaves nothing half-written (the teachers' cache is all or none: none; the
 /// refused run folder goes; no dataset cache from a cut ingest). Real FER-2013 makes the phases long.
 final class SignalPhaseTests: XCTestCase {
-    static let work: String = {
-        let work = NSTemporaryDirectory() + "fer-signals-\(getpid())"
-        try? FileManager.default.removeItem(atPath: work)
-        try! FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
-        return work
-    }()
+    static let work = suiteFolder("signals")
     var tiny: String { repoRoot + "/configs/tiny.yaml" }
 
     func zip() throws -> String {

@@ -14,6 +14,15 @@ public func tempDir(_ tag: String = #function) -> String {
     return d
 }
 
+/// A suite's own folder, `NSTemporaryDirectory()/fer-<name>-<pid>`, emptied and made anew: what a test
+/// class keeps for all its tests (a trained checkpoint, a cache).
+public func suiteFolder(_ name: String) -> String {
+    let work = NSTemporaryDirectory() + "fer-\(name)-\(getpid())"
+    try? FileManager.default.removeItem(atPath: work)
+    try! FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+    return work
+}
+
 /// The shared FER-2013 zip: $FER_DATA, else ../shared/data/fer2013.zip beside the checkout; nil if absent.
 public var sharedZip: String? {
     let p = ProcessInfo.processInfo.environment["FER_DATA"] ?? repoRoot + "/../shared/data/fer2013.zip"
