@@ -65,9 +65,14 @@ public final class RunFolder {
 
     /// Appends one line and syncs it, so a full disk is an error here rather than a torn or lost line.
     func append(line: String) throws {
-        let fd = open(metrics, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o644)
+        // O_NONBLOCK: a FIFO planted in the folder must not block the open (nor a write); fstat then refuses it.
+        let fd = open(metrics, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0o644)
         guard fd >= 0 else { throw FERError(file: metrics, "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT != S_IFIFO, st.st_mode & S_IFMT != S_IFSOCK else {
+            throw FERError(file: metrics, "is \(fileKind(st.st_mode)), not a regular file: refusing to append to it")
+        }
         try Array(line.utf8).withUnsafeBytes { try writeAll(fd, $0, path: metrics) }
         guard fsync(fd) == 0 else { throw FERError(file: metrics, "fsync failed: \(String(cString: strerror(errno)))") }
     }

@@ -75,7 +75,7 @@ final class OutputPolicyTests: XCTestCase {
         assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", dir + "/p.onnx"], timeout: 30), "is a FIFO")
         // A device node of the test's own (the null device's numbers), never /dev/null itself: were the
         // check gone, a root run would rename the export over the system's /dev/null.
-        if mknod(dir + "/null", S_IFCHR | 0o666, makedev(1, 3)) == 0 {
+        if mknod(dir + "/null", S_IFCHR | 0o666, dev_t((1 << 8) | 3)) == 0 {   // makedev(1, 3): major 1, minor 3
             assertRefused(try fer(["export", "--checkpoint", ckpt, "--onnx", dir + "/null"], timeout: 30), "is a device")
             var st = stat()
             XCTAssertEqual(stat(dir + "/null", &st) == 0 ? st.st_mode & S_IFMT : 0, S_IFCHR, "the device node was replaced")
