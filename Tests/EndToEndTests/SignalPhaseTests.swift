@@ -122,15 +122,31 @@ final class SignalPhaseTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: run))
     }
 
-    /// The budget's timing steps (the paper model: about a second a step on one thread): stopped within 5 s,
-    /// and the refused run leaves no folder.
+    /// The budget's timing steps (the paper model at batch 256: 21 steps of about 2 s each on one thread, then
+    /// a validation): stopped within 5 s, and the refused run leaves no folder.
     func testBudgetTimingStopsPromptly() throws {
         let run = Self.work + "/budget-run"
-        let r = try terminate(["train", "--config", repoRoot + "/configs/paper.yaml", "--data", try zip(), "--run", run, "--budget", "3h"],
-                              when: "timing the first", delay: 3)
+        let r = try terminate(["train", "--config", repoRoot + "/configs/paper.yaml", "--data", try zip(), "--run", run, "--budget", "3h",
+                               "--set", "train.batch=256"], when: "timing the first", delay: 3)
         XCTAssertEqual(r.status, 143, r.output)
         XCTAssertLessThan(r.seconds, 5, r.output)
         XCTAssertTrue(r.output.contains("interrupted by signal 15; stopped during"), r.output)   // its steps or its validation
         XCTAssertFalse(FileManager.default.fileExists(atPath: run), "the interrupted budget left \(run)")
+    }
+
+    /// A sweep on FER-2013 (two points of 10 tiny epochs, over a minute): SIGTERM inside a point stops it at
+    /// the next step within 5 s, with a checkpoint, and the advice printed is the command that continues it.
+    func testSweepStopsPromptlyWithWorkingAdvice() throws {
+        let run = Self.work + "/sweep"
+        let r = try terminate(["sweep", "--config", tiny, "--data", try zip(), "--run", run, "--epochs", "10", "--grid", "lr=0.01,0.02"],
+                              when: "sweep: 2 point(s)", delay: 3)
+        XCTAssertEqual(r.status, 143, r.output)
+        XCTAssertLessThan(r.seconds, 5, r.output)
+        XCTAssertTrue(r.output.contains("continue the sweep with the same command and --resume"), r.output)
+        XCTAssertFalse(epochCheckpointNames(run + "/lr=0.01").isEmpty, "the stopped point wrote no checkpoint: \(r.output)")
+    }
+
+    func epochCheckpointNames(_ run: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")) ?? []).filter { $0.hasPrefix("epoch-") }
     }
 }
