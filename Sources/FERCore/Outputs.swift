@@ -71,6 +71,19 @@ public struct CommandInputs: Sendable {
         return path
     }
 
+    /// Refuses outputs that a command writes by fixed names (a run folder's files and folders): none may
+    /// be an input or, for a folder, hold one (a teacher inside the student's own checkpoints/).
+    public func checkNoInput(in outputs: [String], flag: String) throws {
+        for out in outputs {
+            guard let id = FileIdentity(out) else { continue }
+            if let input = input(id) { throw FERError("\(flag): \(out) is \(input), which this command would replace: choose another folder") }
+            guard id.isDirectory else { continue }
+            if let e = entries.first(where: { ancestors(of: $0.path).contains(id) }) {
+                throw FERError("\(flag): \(e.name) lies in \(out), which this command writes: choose another folder")
+            }
+        }
+    }
+
     /// The name of the input `id` is, if any.
     private func input(_ id: FileIdentity) -> String? { entries.first { $0.identity == id }?.name }
 

@@ -32,6 +32,9 @@ public final class RunFolder {
     public init(_ given: String, mode: Mode, inputs: CommandInputs = .init(), log: (String) -> Void) throws {
         path = try inputs.outputFolder(given, flag: "--run", holdsNoInput: true, create: false)
         created = FileIdentity(path) == nil
+        // What the run writes must not be what it reads (config.yaml aside: a resume rewrites its own).
+        let folder = path
+        try inputs.checkNoInput(in: RunFolder.written.filter { $0 != "config.yaml" }.map { folder + "/" + $0 }, flag: "--run")
         try makeFolder(path + "/checkpoints", flag: "--run", given: given)
         lock = try lockFolder(path)
         do {

@@ -40,11 +40,15 @@ struct DataCommand: ParsableCommand {
         try runReporting {
             var inputs = CommandInputs()
             inputs.add(data.path, as: "the data \(data.path)", enclosed: true)
-            let out = try out.map { try inputs.outputFolder($0, flag: "--out") }
+            // Every plot's path is checked before the data is read: none may be an input.
+            let plots = try out.map { o in
+                let dir = try inputs.outputFolder(o, flag: "--out")
+                return try Plots { try inputs.outputFile(dir + "/" + $0, flag: "--out") }
+            }
             let (dataset, report) = try loadDataset(path: data.path, strict: strict)
             let summary = summarize(dataset)
             if output.json { try printJSON(Output(summary: summary, ingest: report)) } else { printReport(summary, report) }
-            if let out { try writePlots(dataset, summary, to: out) }
+            if let plots { try writePlots(dataset, summary, to: plots) }
         }
     }
 
@@ -74,10 +78,18 @@ struct DataCommand: ParsableCommand {
     }
 
     /// Class distribution, 8 train samples per class, and 8 augmentations of 4 images.
-    private func writePlots(_ d: Dataset, _ s: DataSummary, to dir: String) throws {
+    /// The report's PNGs, each path checked against the command's inputs by `file(name)`.
+    struct Plots {
+        let classes: String, samples: String, augmented: String
+        init(file: (String) throws -> String) throws {
+            classes = try file("class_distribution.png"); samples = try file("samples.png"); augmented = try file("augmented.png")
+        }
+    }
+
+    private func writePlots(_ d: Dataset, _ s: DataSummary, to plots: Plots) throws {
         let train = s.splits["train"]?.perClass ?? [:]
         try barChart(title: "Train images per class", labels: Emotion.names,
-                     values: Emotion.names.map { Double(train[$0] ?? 0) }, path: dir + "/class_distribution.png")
+                     values: Emotion.names.map { Double(train[$0] ?? 0) }, path: plots.classes)
         let flagged = Set(s.flagged.map(\.source))
         let usable = d.indices(in: .train).filter { !flagged.contains(d.sources[$0]) }
         var samples: [[UInt8]] = []
@@ -86,7 +98,7 @@ struct DataCommand: ParsableCommand {
             samples += picks.map { i in d.withImage(i) { Array($0) } }
             samples += Array(repeating: [UInt8](repeating: 255, count: imagePixels), count: 8 - picks.count)
         }
-        try imageGrid(images: samples, columns: 8, rowLabels: Emotion.names, scale: 2, path: dir + "/samples.png")
+        try imageGrid(images: samples, columns: 8, rowLabels: Emotion.names, scale: 2, path: plots.samples)
         let aug = Augmenter(config: AugmentConfig(), seed: 1)
         var variants: [[UInt8]] = [], labels: [String] = []
         for i in usable.prefix(4) {
@@ -99,6 +111,6 @@ struct DataCommand: ParsableCommand {
                 variants.append(out)
             }
         }
-        try imageGrid(images: variants, columns: 8, rowLabels: labels, scale: 2, path: dir + "/augmented.png")
+        try imageGrid(images: variants, columns: 8, rowLabels: labels, scale: 2, path: plots.augmented)
     }
 }

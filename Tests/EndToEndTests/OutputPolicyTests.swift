@@ -88,6 +88,10 @@ final class OutputPolicyTests: XCTestCase {
         FileManager.default.createFile(atPath: dir + "/FILE", contents: Data("mine".utf8))
         assertRefused(try fer(["data", "--data", Self.csv, "--out", dir + "/FILE"]), "--out", "is a regular file, not a folder")
         assertRefused(try fer(["data", "--data", Self.csv, "--out", dir + "/FILE/sub"]), "is a regular file, not a folder")
+        // Data named like one of the report's plots, in the report's folder: refused, not replaced.
+        try FileManager.default.copyItem(atPath: Self.csv, toPath: dir + "/samples.png")
+        assertRefused(try fer(["data", "--data", dir + "/samples.png", "--out", dir]), "samples.png", "an input of this command")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/samples.png")), try Data(contentsOf: URL(fileURLWithPath: Self.csv)))
         XCTAssertEqual(try String(contentsOfFile: dir + "/FILE", encoding: .utf8), "mine")
     }
 
@@ -184,6 +188,10 @@ final class OutputPolicyTests: XCTestCase {
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/s2"), "a refused distillation left its run folder")
         }
         XCTAssertEqual(try String(contentsOfFile: dir + "/other.bin", encoding: .utf8), "mine")
+        // A teacher inside what the student's run writes (its own checkpoints/) would be replaced by epoch 1's.
+        let ownTeacher = dir + "/student/checkpoints/epoch-0001.ckpt"
+        assertRefused(try sh(dir, "\(fer) distill --teacher \(ownTeacher) --config \(tiny) --data \(Self.csv) --run student --resume latest"),
+                      "lies in", "student/checkpoints, which this command writes")
     }
 
     /// Row 9: an interrupted sweep continues with `--resume` (the advice it prints), keeps its finished
