@@ -26,6 +26,16 @@ public struct BenchResult: Codable, Sendable {
     public var gradientBytes: Int
     public var backwardMs: Double
     public var buckets: [BucketTime]
+    /// The model's convolutions stand-alone (FERNet/ConvBound.swift), per layer, in fp32 and in bf16
+    /// (bf16 nil: oneDNN has no bf16 convolution on this CPU); nil when not measured (--train-only).
+    public var convolutionsFP32: [ConvPassTimes]?, convolutionsBF16: [ConvPassTimes]?
+    /// Images/s the stand-alone convolutions allow: the two bounds, measured alike.
+    public var convBoundFP32ImagesPerSecond: Double? { convolutionsFP32.map { rate($0) } }
+    public var convBoundBF16ImagesPerSecond: Double? { convolutionsBF16.map { rate($0) } }
+    private func rate(_ c: [ConvPassTimes]) -> Double {
+        let ms = c.reduce(0) { $0 + $1.totalMs }
+        return ms > 0 ? Double(batch) / (ms / 1e3) : 0
+    }
     public struct BucketTime: Codable, Sendable { public var bytes: Int; public var readyMs: Double
         enum CodingKeys: String, CodingKey { case bytes, readyMs = "ready_ms" } }
     public struct LayerTime: Codable, Sendable { public var name: String; public var forwardMs: Double; public var backwardMs: Double }
@@ -37,7 +47,7 @@ public struct BenchResult: Codable, Sendable {
              allreduceBytesPerStep = "allreduce_bytes_per_step", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
              trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components, gradientBytes = "gradient_bytes",
-             backwardMs = "backward_ms", buckets
+             backwardMs = "backward_ms", buckets, convolutionsFP32 = "convolutions_fp32", convolutionsBF16 = "convolutions_bf16"
     }
 }
 
@@ -122,13 +132,16 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
         BenchResult.BucketTime(bytes: $0.range.count * MemoryLayout<Float>.stride, readyMs: readyAfter[$0.lowestLayer] * 1e3)
     }
     let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? ProcessInfo.processInfo.activeProcessorCount
+    // Both precisions' bounds, measured the same way on this rank's batch (bf16: nil where oneDNN has none).
+    let alone = trainOnly ? nil : convolutionBound(config.model, batch: batch, precision: .fp32, steps: steps)
+    let aloneBF16 = trainOnly ? nil : convolutionBound(config.model, batch: batch, precision: .bf16, steps: steps)
     return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA, allreduceWaitShare: waitShare,
                        allreduceBytesPerStep: sentPerStep,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
                        inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
                        components: components, gradientBytes: model.grads.count * MemoryLayout<Float>.stride,
-                       backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets)
+                       backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets, convolutionsFP32: alone, convolutionsBF16: aloneBF16)
 }
 
 /// Allreduce time by message size: for each size, `repeats` timed in-place sums of that many bytes of

@@ -66,6 +66,14 @@ struct BenchCommand: ParsableCommand {
                 print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
                 print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
                 print(String(format: "inference  %8.1f images/s", r.inferImagesPerSecond))
+                if let f = r.convBoundFP32ImagesPerSecond {
+                    print(String(format: "conv alone %8.1f images/s  fp32 (each convolution stand-alone, oneDNN's preferred layouts)", f))
+                    if let b = r.convBoundBF16ImagesPerSecond {
+                        print(String(format: "conv alone %8.1f images/s  bf16 (bf16 activations and weights, fp32 weight gradients): %.2fx fp32", b, b / f))
+                    } else {
+                        print("conv alone      none     bf16: oneDNN has no bf16 convolution on this CPU (ISA \(r.isa))")
+                    }
+                }
             }
             if r.ranks > 1 {
                 print(String(format: "allreduce  %8.1f%% of the step waiting on gradient sums", 100 * r.allreduceWaitShare))
@@ -92,6 +100,14 @@ struct BenchCommand: ParsableCommand {
             print(c.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.2f %10.1f%%", c.ms, 100 * c.ms / r.trainStepMs))
         }
         print("(reorders run inside the conv layers that need them; allreduce wait: see scripts/bench under mpirun)")
+        for (p, convs) in [("fp32", r.convolutionsFP32), ("bf16", r.convolutionsBF16)] {
+            guard let convs else { continue }
+            print("\nconvolutions alone, \(p)   forward ms  bwd-data ms  bwd-weights ms  oneDNN implementations")
+            for c in convs {
+                print(c.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%11.2f %12.2f %15.2f  ", c.forwardMs, c.backwardDataMs, c.backwardWeightsMs)
+                      + c.implementations.joined(separator: ", "))
+            }
+        }
         print("\nlayer         forward ms  backward ms")
         for l in r.layers { print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f", l.forwardMs, l.backwardMs)) }
     }
