@@ -73,6 +73,7 @@ final class CropTTATests: XCTestCase {
         XCTAssertEqual(configured.tta, 10); XCTAssertEqual(configured.ttaMode, .tenCrop)
         XCTAssertEqual(try bare.probabilities(images).flatMap { $0 }, plain.plain)
         let tenAnswers = try configured.probabilities(images).flatMap { $0 }
+        XCTAssertEqual(tenAnswers.count, ids.count * 7); XCTAssertEqual(ten.mean.count, tenAnswers.count)   // zip alone passes on empty
         for (u, v) in zip(tenAnswers, ten.mean) { XCTAssertEqual(u, v, accuracy: 1e-6) }
         XCTAssertThrowsError(try Classifier(checkpoint: ckpt, tta: .variants(16))) { XCTAssertTrue("\($0)".contains("eval.tta_mode"), "\($0)") }
     }

@@ -168,6 +168,7 @@ final class TrainingTests: XCTestCase {
             let (model, _) = try loadModel(checkpoint: ckpt)
             let viaEval = try predictProbabilities(model: model, data: data, indices: Array(test.prefix(5)), tta: tta, batch: 32, comm: LocalCommunicator())!
             let viaPredict = try predictImages(checkpoint: ckpt, paths: paths, tta: .variants(tta)).flatMap { try $0.get() }
+            XCTAssertEqual(viaEval.count, 5 * 7); XCTAssertEqual(viaPredict.count, viaEval.count)   // zip alone passes on empty
             for (a, b) in zip(viaEval, viaPredict) { XCTAssertEqual(a, b, accuracy: 1e-6, "tta \(tta)") }
         }
     }
