@@ -2,17 +2,25 @@ import CDNNL
 
 /// 2-D convolution with bias and an optional fused ReLU: y = relu(W * x + b). Weights and activations
 /// use the blocked layouts oneDNN prefers (nChw16c, OIhw16i16o on AVX-512).
+///
+/// `bf16` (train.precision: bf16, mixed precision as the frameworks run it): the convolution reads bf16
+/// copies of its input and weights, made by oneDNN reorders each step (WeightedLayer.bind), and writes an
+/// fp32 output; backward reads a bf16 copy of the output gradient and writes the input gradient and the
+/// weight gradients in fp32. The parameters, their gradients and everything outside the convolution stay
+/// fp32, so checkpoints, the optimizer and the allreduce do not change.
 final class Conv: WeightedLayer {
     /// `inference`: forward only, and oneDNN may pick any algorithm (Winograd for 3x3) and weight layout.
     init(name: String, src: MD, filters: Int, kernel: Int, stride: Int, same: Bool, relu: Bool,
-         needDiffSrc: Bool, inference: Bool, layout: ParamLayout) {
+         needDiffSrc: Bool, inference: Bool, bf16: Bool = false, layout: ParamLayout) {
         let s = src.shape
         let (oh, ph0, ph1) = padding(s[2], kernel: kernel, stride: stride, same: same)
         let (ow, pw0, pw1) = padding(s[3], kernel: kernel, stride: stride, same: same)
         // Channel counts that are not whole 16-blocks: let oneDNN pick the input layout (see WeightedLayer).
-        var srcMD = s[1] % 16 == 0 || s[1] < 4 ? src : md(s, dnnl_format_tag_any)
+        let act = bf16 ? dnnl_bf16 : dnnl_f32
+        var srcMD = bf16 ? src.with(dnnl_bf16) : s[1] % 16 == 0 || s[1] < 4 ? src : md(s, dnnl_format_tag_any)
+        if bf16, src.shape[1] % 16 != 0 { srcMD = md(s, dnnl_format_tag_any).with(dnnl_bf16) }
         let known = inference ? nil : layout.tensor(name + ".weight")?.desc
-        var wMD = known ?? md([filters, s[1], kernel, kernel], dnnl_format_tag_any)
+        var wMD = known?.with(act) ?? md([filters, s[1], kernel, kernel], dnnl_format_tag_any).with(act)
         var bMD = md([filters], dnnl_a)
         var dMD = md([s[0], filters, oh, ow], dnnl_format_tag_any)
         var strides = dims([stride, stride]), padL = dims([ph0, pw0]), padR = dims([ph1, pw1])
@@ -35,15 +43,20 @@ final class Conv: WeightedLayer {
         wMD = fpd.query(dnnl_query_weights_md)
         dMD = fpd.query(dnnl_query_dst_md)
         var bdpd: PrimitiveDesc?
+        // bf16: the gradients of activations arrive as a bf16 copy; the input gradient leaves in fp32, in
+        // the layout the previous layer's output has (no reorder back).
+        var diffDstMD = bf16 ? dMD.with(dnnl_bf16) : dMD
         if needDiffSrc {
-            var wAny = md(wMD.shape, dnnl_format_tag_any)
+            var wAny = md(wMD.shape, dnnl_format_tag_any).with(act)
+            var diffSrcMD = bf16 ? srcMD.with(dnnl_f32) : srcMD
             var bd = dnnl_convolution_desc_t()
-            check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &srcMD, &wAny, &dMD,
+            check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &diffSrcMD, &wAny, &diffDstMD,
                                                            &strides, &padL, &padR), "conv bwd data desc")
             bdpd = primitiveDesc(bd, hint: fpd, "\(name) backward data")
         }
+        // Weight gradients are fp32 (the master weights' layout); bf16 reads bf16 input and output gradient.
         func backwardWeights(_ w: MD, _ d: MD) -> PrimitiveDesc {
-            var (w, d) = (w, d)
+            var (w, d) = (w.with(dnnl_f32), d.with(act))
             var bw = dnnl_convolution_desc_t()
             check(dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &srcMD, &w, &bMD, &d,
                                                               &strides, &padL, &padR), "conv bwd weights desc")
@@ -52,13 +65,14 @@ final class Conv: WeightedLayer {
         // The forward layouts, where oneDNN has a fast kernel for them. On AVX2, oneDNN 2.6 has none for a
         // first layer of 1-3 input channels with blocked gradients: its reference kernel takes ~1.5 s per
         // step at batch 64, its GEMM one 7 ms. Then it picks the layouts and the layer reorders (see bind).
-        var bwpd = backwardWeights(wMD, dMD)
+        var bwpd = backwardWeights(wMD, diffDstMD)
         if bwpd.implementation.hasPrefix("ref") {
             let alt = backwardWeights(md(wMD.shape, dnnl_format_tag_any), md(dMD.shape, dnnl_format_tag_any))
             if !alt.implementation.hasPrefix("ref") { bwpd = alt }
         }
+        _ = diffDstMD
         super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: bdpd, bwdWeights: bwpd,
-                   weight: layout.add(name + ".weight", .weight, [filters, s[1], kernel, kernel], wMD),
+                   weight: layout.add(name + ".weight", .weight, [filters, s[1], kernel, kernel], wMD.with(dnnl_f32)),
                    bias: layout.add(name + ".bias", .bias, [filters], bMD))
     }
 }

@@ -1,4 +1,5 @@
 import CDNNL
+import FERCore
 import Foundation
 
 // How fast the model's convolutions alone can run, in fp32 and in bf16, measured the same way: each
@@ -9,8 +10,30 @@ import Foundation
 // mixed precision would run: bf16 activations, weights and gradients of activations, fp32 bias and
 // weight gradients (the master copies).
 
-/// The elements a convolution pass reads and writes, in one precision.
-public enum ConvPrecision: String, Sendable, Codable { case fp32, bf16 }
+/// What a training network's convolutions compute in (`train.precision`): fp32, or bf16 as mixed precision
+/// runs it (bf16 activations and weight copies into each convolution, fp32 output, fp32 master weights
+/// and weight gradients; Conv.swift).
+public enum Precision: String, ConfigChoice {
+    case fp32, bf16
+    public static let what = "precision"
+
+    /// Whether oneDNN has bf16 convolutions on this CPU (AVX512_BF16 and up): a small one is built to see.
+    public static let bf16Available: Bool = {
+        var src = desc([1, 16, 8, 8], dnnl_bf16), w = desc([16, 16, 3, 3], dnnl_bf16), b = desc([16], dnnl_f32, dnnl_a)
+        var dst = desc([1, 16, 8, 8], dnnl_f32)
+        var strides = dims([1, 1]), pad = dims([1, 1])
+        var fd = dnnl_convolution_desc_t()
+        guard dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src, &w, &b, &dst,
+                                                 &strides, &pad, &pad) == dnnl_success, let pd = tryPrimitiveDesc(fd) else { return false }
+        return !pd.implementation.hasPrefix("ref")
+    }()
+
+    /// Refuses bf16 where oneDNN cannot run it, with the reason.
+    public func checkAvailable() throws {
+        guard self == .bf16, !Precision.bf16Available else { return }
+        throw FERError("train.precision: bf16: oneDNN has no bf16 convolution on this CPU (its ISA is \(effectiveISA); bf16 needs AVX512_BF16): use fp32")
+    }
+}
 
 /// One convolution's medians, and oneDNN's implementation of each pass ("brg:avx512_core_bf16", ...).
 public struct ConvPassTimes: Codable, Sendable, Equatable {
@@ -51,7 +74,7 @@ func convShapes(_ config: ModelConfig, batch: Int) -> [ConvShape] {
 
 /// The model's convolutions in `precision`, each pass timed `steps` times (after one warm-up run).
 /// Returns nil when oneDNN cannot build a pass in that precision on this CPU (bf16 below AVX512_BF16).
-public func convolutionBound(_ config: ModelConfig, batch: Int, precision: ConvPrecision, steps: Int) -> [ConvPassTimes]? {
+public func convolutionBound(_ config: ModelConfig, batch: Int, precision: Precision, steps: Int) -> [ConvPassTimes]? {
     var all: [ConvPassTimes] = []
     for s in convShapes(config, batch: batch) {
         guard let t = timeConvolution(s, precision: precision, steps: steps) else { return nil }
@@ -60,7 +83,7 @@ public func convolutionBound(_ config: ModelConfig, batch: Int, precision: ConvP
     return all
 }
 
-private func desc(_ shape: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t = dnnl_format_tag_any) -> MD {
+func desc(_ shape: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_tag_t = dnnl_format_tag_any) -> MD {
     var m = MD()
     var d = dims(shape)
     check(dnnl_memory_desc_init_by_tag(&m, Int32(shape.count), &d, type, tag), "memory desc \(shape)")
@@ -68,7 +91,7 @@ private func desc(_ shape: [Int], _ type: dnnl_data_type_t, _ tag: dnnl_format_t
 }
 
 /// nil if oneDNN has no implementation (the status is not success); never a fatal error.
-private func tryPrimitiveDesc<T>(_ opDesc: T, hint: PrimitiveDesc? = nil) -> PrimitiveDesc? {
+func tryPrimitiveDesc<T>(_ opDesc: T, hint: PrimitiveDesc? = nil) -> PrimitiveDesc? {
     var d = opDesc
     var p: dnnl_primitive_desc_t?
     let status = withUnsafePointer(to: &d) { dnnl_primitive_desc_create(&p, UnsafeRawPointer($0), nil, Engine.cpu.engine, hint?.pd) }
@@ -76,7 +99,7 @@ private func tryPrimitiveDesc<T>(_ opDesc: T, hint: PrimitiveDesc? = nil) -> Pri
     return PrimitiveDesc(raw: p)
 }
 
-private func timeConvolution(_ s: ConvShape, precision: ConvPrecision, steps: Int) -> ConvPassTimes? {
+private func timeConvolution(_ s: ConvShape, precision: Precision, steps: Int) -> ConvPassTimes? {
     let act: dnnl_data_type_t = precision == .bf16 ? dnnl_bf16 : dnnl_f32
     let (oh, ph0, ph1) = padding(s.src[2], kernel: s.kernel, stride: s.stride, same: s.same)
     let (ow, pw0, pw1) = padding(s.src[3], kernel: s.kernel, stride: s.stride, same: s.same)

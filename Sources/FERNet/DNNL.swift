@@ -50,6 +50,10 @@ extension dnnl_memory_desc_t {
     var shape: [Int] {
         withUnsafeBytes(of: self.dims) { raw in (0..<Int(self.ndims)).map { Int(raw.load(fromByteOffset: $0 * 8, as: Int64.self)) } }
     }
+    /// The same layout holding another element type (f32 master weights beside their bf16 copy): strides
+    /// count elements, so only the type changes.
+    func with(_ type: dnnl_data_type_t) -> MD { var m = self; m.data_type = type; return m }
+    var isBF16: Bool { data_type == dnnl_bf16 }
     func same(_ o: MD) -> Bool {
         withUnsafePointer(to: self) { a in withUnsafePointer(to: o) { b in dnnl_memory_desc_equal(a, b) != 0 } }
     }

@@ -6,13 +6,16 @@ import Foundation
 /// `Network` (one per batch shape) built from it.
 public final class Model {
     public let config: ModelConfig
+    /// What training networks' convolutions compute in; inference networks are fp32.
+    public let precision: Precision
     public let layout = ParamLayout()
     public private(set) var arenas: Arenas!
     private var networks: [String: Network] = [:]
 
-    public init(config: ModelConfig, batch: Int) throws {
+    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32) throws {
         try config.validate()
-        self.config = config
+        try precision.checkAvailable()
+        self.config = config; self.precision = precision
         let net = try Network(model: self, batch: batch, inference: false)   // registers tensors, fixes layouts
         arenas = Arenas(layout)
         net.bind()

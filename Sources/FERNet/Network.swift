@@ -33,7 +33,8 @@ public final class Network {
             case .conv:
                 layer = Conv(name: name, src: src, filters: spec.filters!, kernel: spec.window, stride: spec.step,
                              same: spec.samePadding, relu: spec.activation == .relu,
-                             needDiffSrc: !first, inference: inference, layout: model.layout)
+                             needDiffSrc: !first, inference: inference, bf16: !inference && model.precision == .bf16,
+                             layout: model.layout)
             case .batchnorm:
                 layer = BatchNorm(name: name, src: src, momentum: spec.batchNormMomentum, epsilon: spec.batchNormEpsilon,
                                   layout: model.layout)
@@ -63,6 +64,12 @@ public final class Network {
             throw FERError("model: the last layer must output \(c.classes) classes, it outputs \(src.shape.dropFirst())")
         }
         self.layers = layers; self.rows = rows
+    }
+
+    /// Each convolution's oneDNN implementations (forward, backward-data, backward-weights), in order:
+    /// what `train.precision` really runs (a bf16 layer shows "jit_bf16:...").
+    public var convolutionImplementations: [(name: String, implementations: [String])] {
+        layers.compactMap { $0 as? Conv }.map { ($0.name, $0.implementations) }
     }
 
     func bind() {

@@ -17,7 +17,7 @@ class WeightedLayer: Layer {
     private(set) var dst: Memory!, diffDst: Memory!
     private var fwd: Primitive!, bwdData: Primitive?, bwdWeights: Primitive?, reluBwd: Primitive?
     private var toLocal: Primitive?, gradToIncoming: Primitive?, weightsForBackward: Primitive?
-    private var diffDstForWeights: Primitive?, weightGradToArena: Primitive?
+    private var diffDstForWeights: Primitive?, weightGradToArena: Primitive?, diffDstForData: Primitive?
     private var weightsForForward: [Primitive] = []
 
     init(name: String, incoming: MD, relu: Bool, fwd: PrimitiveDesc, bwdData: PrimitiveDesc?, bwdWeights: PrimitiveDesc?,
@@ -44,10 +44,13 @@ class WeightedLayer: Layer {
         if !want.same(incoming) {
             src = Memory(want)
             toLocal = makeReorder(from: incomingSrc, to: src)
-            if let incomingDiff {
-                diffSrc = Memory(want)
-                gradToIncoming = makeReorder(from: diffSrc!, to: incomingDiff)
-            }
+        }
+        // The input gradient in the layout backward-data writes; reordered out when it is not the previous
+        // layer's (fp32 padded channels: the forward's local layout; bf16: fp32 already in place).
+        let wantDiff = bwdDataPD?.query(dnnl_query_diff_src_md) ?? want
+        if let incomingDiff, !wantDiff.same(incoming) {
+            diffSrc = Memory(wantDiff)
+            gradToIncoming = makeReorder(from: diffSrc!, to: incomingDiff)
         }
         let w = arenas.view(weight), b = arenas.view(bias)
         var wf = w
@@ -62,28 +65,43 @@ class WeightedLayer: Layer {
             }
         }
         fwd = Primitive(fwdPD, [(DNNL_ARG_SRC, src), (DNNL_ARG_WEIGHTS, wf), (DNNL_ARG_BIAS, b), (DNNL_ARG_DST, dst)])
-        if let pd = bwdDataPD, let diffSrc {
-            // Backward data may prefer the weights in another layout (blocks transposed): it gets its own
-            // copy, reordered from the parameters each step (cheap next to the primitive itself).
-            var wb = w
-            let want = pd.query(dnnl_query_weights_md)
-            if !want.same(w.desc) { wb = Memory(want); weightsForBackward = makeReorder(from: w, to: wb) }
-            bwdData = Primitive(pd, [(DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_WEIGHTS, wb), (DNNL_ARG_DIFF_SRC, diffSrc)])
-        }
         // Weight gradients come in the forward weights' layout, straight into the gradient arena, unless
         // backward weights chose its own layouts (see Conv): then the output gradient is reordered in and
         // the weight gradient out.
+        var ddWeights: Memory?
         if let pd = bwdWeightsPD {
             var dd: Memory = diffDst, gw = arenas.view(weight, grad: true)
             let wantD = pd.query(dnnl_query_diff_dst_md), wantW = pd.query(dnnl_query_diff_weights_md)
-            if !wantD.same(dstDesc) { dd = Memory(wantD); diffDstForWeights = makeReorder(from: diffDst, to: dd) }
+            if !wantD.same(dstDesc) { dd = Memory(wantD); diffDstForWeights = makeReorder(from: diffDst, to: dd); ddWeights = dd }
             if !wantW.same(gw.desc) { let g = Memory(wantW); weightGradToArena = makeReorder(from: g, to: gw); gw = g }
             bwdWeights = Primitive(pd, [(DNNL_ARG_SRC, src), (DNNL_ARG_DIFF_DST, dd), (DNNL_ARG_DIFF_WEIGHTS, gw),
                                         (DNNL_ARG_DIFF_BIAS, arenas.view(bias, grad: true))])
         }
+        if let pd = bwdDataPD, let diffSrc {
+            // Backward data may prefer the weights in another layout (blocks transposed) or type (bf16): it
+            // gets its own copy, reordered from the parameters each step (cheap next to the primitive itself);
+            // a bf16 output gradient is shared with backward weights when their layouts agree.
+            var wb = w
+            let want = pd.query(dnnl_query_weights_md)
+            if !want.same(w.desc) { wb = Memory(want); weightsForBackward = makeReorder(from: w, to: wb) }
+            var dd: Memory = diffDst
+            let wantD = pd.query(dnnl_query_diff_dst_md)
+            if !wantD.same(dstDesc) {
+                if let shared = ddWeights, shared.desc.same(wantD) { dd = shared } else {
+                    dd = Memory(wantD); diffDstForData = makeReorder(from: diffDst, to: dd)
+                }
+            }
+            bwdData = Primitive(pd, [(DNNL_ARG_DIFF_DST, dd), (DNNL_ARG_WEIGHTS, wb), (DNNL_ARG_DIFF_SRC, diffSrc)])
+        }
         if let pd = reluPD {
             reluBwd = Primitive(pd, [(DNNL_ARG_DST, dst), (DNNL_ARG_DIFF_DST, diffDst), (DNNL_ARG_DIFF_SRC, diffDst)])
         }
+    }
+
+    /// oneDNN's implementation of each pass (forward, backward-data, backward-weights): what the layer
+    /// really runs ("jit_bf16:avx512_core_bf16"), so a silent fallback shows.
+    var implementations: [String] {
+        [fwdPD.implementation, bwdDataPD?.implementation ?? "-", bwdWeightsPD?.implementation ?? "-"]
     }
 
     func forward(training: Bool, key: StepKey) {
@@ -98,6 +116,7 @@ class WeightedLayer: Layer {
         bwdWeights?.execute()
         weightGradToArena?.execute()
         weightsForBackward?.execute()
+        diffDstForData?.execute()
         bwdData?.execute()
         gradToIncoming?.execute()
     }

@@ -59,7 +59,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     let slice = Sampler.slice(rank: comm.rank, size: comm.size, of: globalBatch)
     let batch = slice.count
-    let model = try Model(config: config.model, batch: batch)
+    let model = try Model(config: config.model, batch: batch, precision: config.train.precision)
     model.initialize(seed: 1)
     let net = try model.network(batch: batch)
     let dataParallel = try DataParallel(model: model, batch: batch, comm: comm, bucketBytes: bucketBytes,

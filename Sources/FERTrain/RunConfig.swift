@@ -75,13 +75,14 @@ public struct TrainSettings: Codable, Equatable, Sendable {
     public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
     public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     public var gradientCompression = GradientCompression.none   // bf16: gradients summed across ranks in bf16 (Compression.swift)
+    public var precision = Precision.fp32   // bf16: convolutions in mixed precision (FERNet/Conv.swift), where oneDNN has bf16
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
              checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes"
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
-        case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm"
+        case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision
     }
     public init() {}
 

@@ -99,7 +99,7 @@ public final class Trainer {
         slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.batch)
         // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
         // since checkpoints store tensors in canonical layout, not per batch shape.
-        model = try Model(config: config.model, batch: slice.count)
+        model = try Model(config: config.model, batch: slice.count, precision: t.precision)
         dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: options.bucketBytes,
                                         syncBatchNorm: t.syncBatchNorm)
         dataParallel.compress(t.gradientCompression)
@@ -149,6 +149,10 @@ public final class Trainer {
         // opens: a start refused before this (a budget too short, a teacher refused) leaves no config.yaml.
         if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
         let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
+        if comm.rank == 0, model.precision != .fp32 {
+            let impls = try model.network(batch: slice.count).convolutionImplementations
+            log("precision \(model.precision): " + impls.map { "\($0.name) \($0.implementations[0])" }.joined(separator: ", "))
+        }
         if comm.rank == 0, state.step == 0 {
             log("training on \(trainIndices.count) images, validating on \(validationIndices.count); \(excluded.count) blank images excluded; \(comm.size) rank(s), global batch \(config.train.batch)")
         }

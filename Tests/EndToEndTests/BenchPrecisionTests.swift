@@ -47,4 +47,32 @@ final class BenchPrecisionTests: XCTestCase {
         XCTAssertNotNil(b.convolutions_fp32)
         XCTAssertNil(b.convolutions_bf16, "oneDNN 2.6 has no bf16 convolution below AVX512_BF16")
     }
+
+    /// `train.precision: bf16` trains (the synthetic squares are learnt: training loss falls, validation
+    /// beats chance by far) and says which kernels its convolutions run: bf16 ones, never a silent fp32
+    /// fallback. Where oneDNN has no bf16 (a child limited to AVX2, on any CPU) it is refused with the reason.
+    func testBF16TrainingLearnsOrIsRefusedWithTheReason() throws {
+        let dir = tempDir("bf16-train"), csv = dir + "/fer2013.csv"
+        try writeFER2013CSV(csv, train: 40, test: 6)
+        let args = [try ferBinary(), "train", "--config", repoRoot + "/configs/tiny.yaml", "--data", csv, "--epochs", "4",
+                    "--set", "train.batch=16", "--set", "train.precision=bf16", "--set", "model.layers.batchnorm1.momentum=0.8",
+                    "--set", "model.layers.batchnorm2.momentum=0.8", "--set", "model.layers.batchnorm3.momentum=0.8"]
+        let refused = try runCommand(args + ["--run", dir + "/avx2"], env: ["DNNL_MAX_CPU_ISA": "AVX2"])
+        XCTAssertEqual(refused.status, 1, refused.output)
+        XCTAssertTrue(refused.output.contains("oneDNN has no bf16 convolution on this CPU (its ISA is avx2"), refused.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/avx2/config.yaml"))
+
+        let r = try runCommand(args + ["--run", dir + "/bf16"], timeout: 180)
+        if r.output.contains("oneDNN has no bf16 convolution") { throw XCTSkip("no bf16 kernels on this CPU") }
+        XCTAssertEqual(r.status, 0, r.output)
+        let line = try XCTUnwrap(r.output.split(separator: "\n").first { $0.hasPrefix("precision bf16: ") }, r.output)
+        XCTAssertFalse(line.split(separator: ",").contains { !$0.contains("bf16") }, String(line))
+        let metrics = try String(contentsOfFile: dir + "/bf16/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+            .map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+        XCTAssertEqual(metrics.count, 4)
+        let loss = metrics.map { $0["train_loss"] as! Double }, val = metrics.map { $0["val_accuracy"] as! Double }
+        XCTAssertLessThan(loss.last!, loss.first!, "\(loss)")
+        XCTAssertGreaterThan(val.max()!, 0.5, "\(val)")
+        XCTAssertTrue(try String(contentsOfFile: dir + "/bf16/config.yaml", encoding: .utf8).contains("precision: bf16"))
+    }
 }
