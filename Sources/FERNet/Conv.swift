@@ -17,8 +17,8 @@ final class Conv: WeightedLayer {
         let (ow, pw0, pw1) = padding(s[3], kernel: kernel, stride: stride, same: same)
         // Channel counts that are not whole 16-blocks: let oneDNN pick the input layout (see WeightedLayer).
         let act = bf16 ? dnnl_bf16 : dnnl_f32
-        var srcMD = bf16 ? src.with(dnnl_bf16) : s[1] % 16 == 0 || s[1] < 4 ? src : md(s, dnnl_format_tag_any)
-        if bf16, src.shape[1] % 16 != 0 { srcMD = md(s, dnnl_format_tag_any).with(dnnl_bf16) }
+        // bf16 reads its own copy of the input anyway, so a first layer's few channels may take any layout.
+        var srcMD = (s[1] % 16 == 0 || (s[1] < 4 && !bf16) ? src : md(s, dnnl_format_tag_any)).with(act)
         let known = inference ? nil : layout.tensor(name + ".weight")?.desc
         var wMD = known?.with(act) ?? md([filters, s[1], kernel, kernel], dnnl_format_tag_any).with(act)
         var bMD = md([filters], dnnl_a)
@@ -70,7 +70,6 @@ final class Conv: WeightedLayer {
             let alt = backwardWeights(md(wMD.shape, dnnl_format_tag_any), md(dMD.shape, dnnl_format_tag_any))
             if !alt.implementation.hasPrefix("ref") { bwpd = alt }
         }
-        _ = diffDstMD
         super.init(name: name, incoming: src, relu: relu, fwd: fpd, bwdData: bdpd, bwdWeights: bwpd,
                    weight: layout.add(name + ".weight", .weight, [filters, s[1], kernel, kernel], wMD.with(dnnl_f32)),
                    bias: layout.add(name + ".bias", .bias, [filters], bMD))
