@@ -6,7 +6,7 @@ import Foundation
 /// `Network` (one per batch shape) built from it.
 public final class Model {
     public let config: ModelConfig
-    /// What training networks' convolutions compute in; inference networks are fp32.
+    /// What the networks' convolutions compute in (training and inference alike).
     public let precision: Precision
     public let layout = ParamLayout()
     public private(set) var arenas: Arenas!

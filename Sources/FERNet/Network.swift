@@ -33,7 +33,7 @@ public final class Network {
             case .conv:
                 layer = Conv(name: name, src: src, filters: spec.filters!, kernel: spec.window, stride: spec.step,
                              same: spec.samePadding, relu: spec.activation == .relu,
-                             needDiffSrc: !first, inference: inference, bf16: !inference && model.precision == .bf16,
+                             needDiffSrc: !first, inference: inference, bf16: model.precision == .bf16,
                              layout: model.layout)
             case .batchnorm:
                 layer = BatchNorm(name: name, src: src, momentum: spec.batchNormMomentum, epsilon: spec.batchNormEpsilon,

@@ -108,13 +108,13 @@ public enum TTA: Equatable, Sendable, CustomStringConvertible {
 /// `tta` nil: no TTA. `.configured` reads eval.tta from the first checkpoint's run, for every member; the
 /// first checkpoint's eval.tta_mode holds for every member too, each at its own input side.
 public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, config: String? = nil, tta: TTA?, batch: Int,
-                     comm: Communicator, log: (String) -> Void = { _ in }) throws -> EvalResult? {
+                     precision: Precision = .fp32, comm: Communicator, log: (String) -> Void = { _ in }) throws -> EvalResult? {
     let start = Date()
     // Ranks split the images between them: with other checkpoints, a split or a TTA count they would
     // compute different things and meet in the wrong collectives.
     try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
                                   AgreementPart(name: "checkpoints", value: checkpoints.joined(separator: "\n")),
-                                  AgreementPart(name: "split, tta, batch", value: "\(split) \(tta?.description ?? "off") \(batch)"),
+                                  AgreementPart(name: "split, tta, batch, precision", value: "\(split) \(tta?.description ?? "off") \(batch) \(precision)"),
                                   AgreementPart(name: "dataset checksum", value: hex64(data.checksum))], comm: comm)
     let indices = try split.indices(data: data, checkpoints: checkpoints, config: config)
     guard !indices.isEmpty else { throw FERError("the dataset has no \(split) images") }
@@ -124,7 +124,7 @@ public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, con
     var variants = 1, mode = TTAMode.affine
     func accuracy(_ p: [Float]) -> Double { ClassificationReport(labels: labels, predictions: argmaxRows(p, k: 7)).accuracy }
     for path in checkpoints {
-        let (model, header) = try loadModel(checkpoint: path, comm: comm)
+        let (model, header) = try loadModel(checkpoint: path, comm: comm, precision: precision)
         if path == checkpoints[0], let tta { (variants, mode) = try tta.plan(checkpoint: path, header: header) }
         log("scoring \(indices.count) \(split) images with \(path) (\(variants) view\(variants == 1 ? "" : "s") each)")
         guard let p = try predict(model: model, data: data, indices: indices, tta: variants, mode: mode, batch: batch, comm: comm) else { continue }

@@ -98,8 +98,8 @@ public struct Classifier {
     public let tta: Int
     public let ttaMode: TTAMode
 
-    public init(checkpoint: String, tta: TTA?) throws {
-        let (model, header) = try loadModel(checkpoint: checkpoint)
+    public init(checkpoint: String, tta: TTA?, precision: Precision = .fp32) throws {
+        let (model, header) = try loadModel(checkpoint: checkpoint, precision: precision)
         self.model = model
         let plan = try tta?.plan(checkpoint: checkpoint, header: header)
         self.tta = plan?.count ?? 1
@@ -119,8 +119,8 @@ public struct Classifier {
 
 /// `fer predict`: probabilities for image files (any size or colour), averaged over TTA variants (none
 /// for `tta` nil). An image that cannot be read is its own failure; the others are still predicted.
-public func predictImages(checkpoint: String, paths: [String], tta: TTA?) throws -> [Result<[Float], FERError>] {
-    let classifier = try Classifier(checkpoint: checkpoint, tta: tta)
+public func predictImages(checkpoint: String, paths: [String], tta: TTA?, precision: Precision = .fp32) throws -> [Result<[Float], FERError>] {
+    let classifier = try Classifier(checkpoint: checkpoint, tta: tta, precision: precision)
     let loaded = paths.map { p in Result { try loadImageFile(p) }.mapError { $0 as? FERError ?? FERError(file: p, "\($0)") } }
     var answers = try classifier.probabilities(loaded.compactMap { try? $0.get() }).makeIterator()
     return loaded.map { r in r.map { _ in answers.next()! } }

@@ -23,6 +23,7 @@ struct BenchCommand: ParsableCommand {
                                                        valueName: "key=value"))
     var overrides: [String] = []
     @Option(help: "Batch size.") var batch = 64
+    @OptionGroup var precision: PrecisionOption
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @OptionGroup var output: JSONOutput
     @Flag(help: "Per-layer forward/backward times.") var profile = false
@@ -55,7 +56,7 @@ struct BenchCommand: ParsableCommand {
             if allreduceOnly { return try runAllreduce(comm) }
             // --batch is the config's batch for the checks too: the same model and activation caps as
             // fer train (a 1M-image batch of a large model is refused, not allocated).
-            let c = try loadRunConfig(path: config, overrides: overrides + ["train.batch=\(batch)", "eval.batch=\(batch)"])
+            let c = try loadRunConfig(path: config, overrides: overrides + precision.overrides + ["train.batch=\(batch)", "eval.batch=\(batch)"])
             let r = try benchmark(config: c, batch: batch, steps: steps, comm: comm,
                                   bucketBytes: allreduce.bucketBytes, trainOnly: trainOnly)
             guard comm.rank == 0 else { return }

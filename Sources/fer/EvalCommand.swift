@@ -31,6 +31,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write the result as JSON here.", valueName: "file")) var json: String?
     @Option(help: "Folder for confusion-matrix PNGs (default: beside --json, else the checkpoint's run folder).") var out: String?
     @Option(help: "Images per forward pass.") var batch = 256
+    @OptionGroup var precision: PrecisionOption
 
     func run() throws {
         Interrupt.install()   // a signal ends the TTA passes within one forward; nothing is written
@@ -39,7 +40,7 @@ struct EvalCommand: ParsableCommand {
             let outputs = comm.rank == 0 ? try checkOutputs() : nil
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { print($0) } }
             guard let r = try evaluate(checkpoints: checkpoint, data: dataset, split: split, config: config, tta: tta.tta,
-                                       batch: batch, comm: comm, log: { if comm.rank == 0 { print($0); fflush(nil) } }),
+                                       batch: batch, precision: precision.precision ?? .fp32, comm: comm, log: { if comm.rank == 0 { print($0); fflush(nil) } }),
                   let outputs else { return }
             try printReport(r, plots: outputs.plots)
             if let json = outputs.json {

@@ -33,6 +33,7 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var tta: TTAOptions
     @OptionGroup var output: JSONOutput
     @OptionGroup var faces: FacesOptions
+    @OptionGroup var precision: PrecisionOption
     @Argument(help: "Image files, or folders of them.") var images: [String]
 
     /// One image's answer in --json: the top emotion and the 7 probabilities, or why it could not be read.
@@ -49,7 +50,7 @@ struct PredictCommand: ParsableCommand {
                 let folders = self.images.filter { FileIdentity($0)?.isDirectory == true }
                 return try faces.run(checkpoint: checkpoint, tta: tta.tta, paths: images, folders: folders, json: output.json)
             }
-            let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta.tta)
+            let results = try predictImages(checkpoint: checkpoint, paths: images, tta: tta.tta, precision: precision.precision ?? .fp32)
             if output.json {
                 try printJSON(zip(images, results).map { path, r in
                     switch r {

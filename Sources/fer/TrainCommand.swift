@@ -78,6 +78,7 @@ struct TrainingFlags: ParsableArguments {
     var allowConfigChange = false
     @Flag(help: "Treat unreadable images as fatal.") var strict = false
     @OptionGroup var allreduce: AllreduceOptions
+    @OptionGroup var precision: PrecisionOption
 
     func validate() throws {
         if resume == nil, config.config == nil { throw ValidationError("--config is needed to start a run (a resumed run reads its own RUN/config.yaml)") }
@@ -131,7 +132,7 @@ struct TrainingFlags: ParsableArguments {
     /// anyway is compared with the checkpoint as usual, but its train.epochs does not change the run's
     /// length (only --epochs does).
     func resolveConfig(comm: Communicator, log: (String) -> Void) throws -> RunConfig {
-        let extra = epochs.map { ["train.epochs=\($0)"] } ?? []
+        let extra = (epochs.map { ["train.epochs=\($0)"] } ?? []) + precision.overrides
         guard resume != nil else {
             guard config.config != nil else { throw ValidationError("--config is needed to start a run (a resumed run reads its own RUN/config.yaml)") }
             return try config.load(extra)

@@ -74,5 +74,22 @@ final class BenchPrecisionTests: XCTestCase {
         XCTAssertLessThan(loss.last!, loss.first!, "\(loss)")
         XCTAssertGreaterThan(val.max()!, 0.5, "\(val)")
         XCTAssertTrue(try String(contentsOfFile: dir + "/bf16/config.yaml", encoding: .utf8).contains("precision: bf16"))
+
+        // The checkpoint is fp32 whatever trained it: eval in either precision, predictions nearly all equal.
+        let ckpt = dir + "/bf16/checkpoints/best.ckpt"
+        var predictions: [[Int]] = []
+        for p in ["fp32", "bf16"] {
+            let json = dir + "/eval-\(p).json"
+            let e = try runCommand([try ferBinary(), "eval", "--checkpoint", ckpt, "--data", csv, "--precision", p, "--json", json])
+            XCTAssertEqual(e.status, 0, e.output)
+            let o = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as! [String: Any]
+            predictions.append(o["predictions"] as! [Int])
+        }
+        XCTAssertEqual(predictions[0].count, 42)
+        XCTAssertGreaterThanOrEqual(Double(zip(predictions[0], predictions[1]).filter { $0 == $1 }.count) / 42, 0.95)
+        let refusedEval = try runCommand([try ferBinary(), "eval", "--checkpoint", ckpt, "--data", csv, "--precision", "bf16"],
+                                         env: ["DNNL_MAX_CPU_ISA": "AVX2"])
+        XCTAssertEqual(refusedEval.status, 1, refusedEval.output)
+        XCTAssertTrue(refusedEval.output.contains("oneDNN has no bf16 convolution"), refusedEval.output)
     }
 }
