@@ -49,3 +49,14 @@ private func nonFolderAbove(_ path: String) -> (String, String)? {
     }
     return nil
 }
+
+/// A decoding error as "key.path: what is wrong" (the path users find in their file).
+public func describeDecoding(_ error: Error) -> String {
+    switch error {
+    case DecodingError.typeMismatch(_, let c), DecodingError.valueNotFound(_, let c), DecodingError.dataCorrupted(let c):
+        return "\(c.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): \(c.debugDescription)"
+    case DecodingError.keyNotFound(let k, let c):
+        return "\((c.codingPath + [k]).map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")): missing"
+    default: return userMessage(error)
+    }
+}

@@ -1,3 +1,4 @@
+import Foundation
 // Counter-based randomness: every random number is a pure function of a key (seed, epoch, index, ...).
 // No generator state exists, so nothing needs checkpointing, and any rank can reproduce any draw.
 
@@ -46,4 +47,38 @@ public func permutation(_ n: Int, key: KeyedStream) -> [Int32] {
         p.swapAt(i, j)
     }
     return p
+}
+
+// Distributions drawn from a keyed stream (mixup and cutmix draw their Beta(alpha, alpha) here).
+extension KeyedStream {
+    /// Beta(a, a) as X / (X + Y) with X, Y ~ Gamma(a).
+    public mutating func beta(_ a: Double) -> Double {
+        guard a > 0 else { return 1 }
+        let x = gamma(a), y = gamma(a)
+        return x + y > 0 ? x / (x + y) : 0.5   // both underflow only for tiny a: the draw is then 0 or 1 at even odds
+    }
+
+    /// Gamma(a, 1): Marsaglia and Tsang (2000); below a = 1 through Gamma(a + 1) * U^(1/a).
+    public mutating func gamma(_ a: Double) -> Double {
+        if a < 1 {
+            let g = gamma(a + 1)
+            return g * Foundation.pow(max(uniform(), .leastNormalMagnitude), 1 / a)
+        }
+        let d = a - 1.0 / 3, c = 1 / (9 * d).squareRoot()
+        while true {
+            var x = 0.0, v = 0.0
+            repeat { x = normal(); v = 1 + c * x } while v <= 0
+            v = v * v * v
+            let u = uniform()
+            if u < 1 - 0.0331 * x * x * x * x || Foundation.log(max(u, .leastNormalMagnitude)) < 0.5 * x * x + d * (1 - v + Foundation.log(v)) {
+                return d * v
+            }
+        }
+    }
+
+    /// A standard normal draw (Box-Muller, one of the pair).
+    public mutating func normal() -> Double {
+        let u1 = max(uniform(), .leastNormalMagnitude), u2 = uniform()
+        return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2)
+    }
 }

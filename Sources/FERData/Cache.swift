@@ -4,13 +4,15 @@ import Foundation
 // The dataset as bytes (for the cache file and the MPI broadcast), and the on-disk cache keyed by the
 // source's identity, so a second `loadDataset` of an unchanged source skips decoding entirely.
 //
-// Dataset bytes, little-endian:  "FERDSET\0" | u32 version | u32 side | u64 count | u64 name bytes |
-//   pixels (count*side*side) | labels (count) | splits (count) | per name: u32 length, UTF-8 | u64 checksum
-// Cache file:  "FERCACHE" | u32 version | u32 0 | u64 source key | u64 report length | report JSON |
-//   u64 checksum of everything before it | dataset bytes
+// Both in FERCore's Envelope (magic | u32 version | body | u64 checksum of all before), little-endian:
+// Dataset bytes, body:  u32 side | u64 count | u64 name bytes | pixels (count*side*side) | labels (count) |
+//   splits (count) | per name: u32 length, UTF-8
+// Cache file, body:  u64 source key | u64 report length | report JSON | dataset bytes (sealed themselves)
 
-private let datasetMagic = Array("FERDSET\0".utf8), cacheMagic = Array("FERCACHE".utf8)
-private let datasetVersion: UInt32 = 1, cacheVersion: UInt32 = 1
+private let datasetEnvelope = Envelope(magic: "FERDSET\0", version: 1, what: "FER dataset bytes")
+/// Version 2: one envelope around all of it (version 1 sealed only its header).
+private let cacheEnvelope = Envelope(magic: "FERCACHE", version: 2, what: "a FER dataset cache")
+private var cacheVersion: UInt32 { cacheEnvelope.version }
 /// Bump when ingestion would produce different pixels from the same source (decoder, resize, ordering).
 private let ingestVersion: UInt64 = 1
 
@@ -18,34 +20,29 @@ extension Dataset {
     /// Self-describing, checksummed bytes of the dataset; `Dataset(serialized:)` reads them back.
     public func serialize() -> [UInt8] {
         let nameBytes = sources.reduce(0) { $0 + 4 + $1.utf8.count }
-        var w = ByteWriter(capacity: 40 + pixels.count + 2 * count + nameBytes)
-        w.put(bytes: datasetMagic); w.put(datasetVersion); w.put(UInt32(imageSide))
-        w.put(UInt64(count)); w.put(UInt64(nameBytes))
-        w.put(bytes: pixels); w.put(bytes: labels); w.put(bytes: splits.map { $0.rawValue })
-        for s in sources { w.put(lengthPrefixed: s) }
-        w.put(Checksum.of(w.bytes))
-        return w.bytes
+        return datasetEnvelope.seal(capacity: 20 + pixels.count + 2 * count + nameBytes) { w in
+            w.put(UInt32(imageSide)); w.put(UInt64(count)); w.put(UInt64(nameBytes))
+            w.put(bytes: pixels); w.put(bytes: labels); w.put(bytes: splits.map { $0.rawValue })
+            for s in sources { w.put(lengthPrefixed: s) }
+        }
     }
 
     public init(serialized bytes: [UInt8]) throws {
         self = try bytes.withUnsafeBytes { try Dataset(serialized: $0) }
     }
 
-    /// Throws on bad magic, unknown version, a size mismatch, a checksum mismatch or invalid labels.
+    /// Throws on bad magic, a checksum mismatch, an unknown version, a size mismatch or invalid labels.
     public init(serialized buf: UnsafeRawBufferPointer) throws {
-        var r = ByteReader(buf, source: "dataset bytes")
-        guard Array(try r.bytes(8, "magic")) == datasetMagic else { throw FERError("not FER dataset bytes (bad magic)") }
-        let version = try r.read(UInt32.self, "version")
-        guard version == datasetVersion else { throw FERError("dataset format version \(version), this build reads \(datasetVersion)") }
+        self = try datasetEnvelope.open(buf, source: "dataset bytes") { r in try Dataset(body: &r, total: buf.count) }
+    }
+
+    /// The envelope's body (`total`: the sealed size, which the counts must account for exactly).
+    private init(body r: inout ByteReader, total: Int) throws {
         guard try r.read(UInt32.self, "image side") == UInt32(imageSide) else { throw FERError("dataset image side is not \(imageSide)") }
         let n = try r.length("count"), nameBytes = try r.length("name bytes")
-        // n <= buf.count keeps n * (imagePixels + 2) from overflowing; the sum is compared by subtraction.
-        guard n <= buf.count, nameBytes <= buf.count, buf.count - 40 - n * (imagePixels + 2) == nameBytes else {
-            throw FERError("dataset size mismatch: header says \(n) images, data has \(buf.count) bytes")
-        }
-        let stored = try r.trailer(UInt64.self, "checksum")
-        guard Checksum.of(r.body) == stored else {
-            throw FERError("dataset checksum mismatch (corrupt data)")
+        // n <= total keeps n * (imagePixels + 2) from overflowing; the sum is compared by subtraction.
+        guard n <= total, nameBytes <= total, total - 40 - n * (imagePixels + 2) == nameBytes else {
+            throw FERError("dataset size mismatch: header says \(n) images, data has \(total) bytes")
         }
         let px = Array(try r.bytes(n * imagePixels, "pixels"))
         let labels = Array(try r.bytes(n, "labels")), rawSplits = Array(try r.bytes(n, "splits"))
@@ -176,18 +173,14 @@ private func readCache(_ file: String, key: UInt64) throws -> (Dataset, IngestRe
 }
 
 private func readCache(_ buf: UnsafeRawBufferPointer, file: String, key: UInt64) throws -> (Dataset, IngestReport)? {
-    var r = ByteReader(buf, source: "header")   // the catch below names the file
     do {
-        guard Array(try r.bytes(8, "magic")) == cacheMagic else { throw FERError("bad magic") }
-        guard try r.read(UInt32.self, "version") == cacheVersion else { return nil }
-        _ = try r.read(UInt32.self, "reserved")
-        guard try r.read(UInt64.self, "key") == key else { return nil }
-        let reportBytes = try r.bytes(try r.length("report length"), "report")
-        let headerSum = Checksum.of(r.consumed)
-        guard try r.read(UInt64.self, "header checksum") == headerSum else { throw FERError("header checksum mismatch") }
-        let report = try JSONDecoder().decode(IngestReport.self, from: Data(reportBytes))
-        let data = try Dataset(serialized: try r.bytes(r.remaining, "dataset"))
-        return (data, report)
+        return try cacheEnvelope.open(buf, source: "header") { r -> (Dataset, IngestReport)? in   // the catch below names the file
+            guard try r.read(UInt64.self, "key") == key else { return nil }
+            let reportBytes = try r.bytes(try r.length("report length"), "report")
+            let report = try JSONDecoder().decode(IngestReport.self, from: Data(reportBytes))
+            let data = try Dataset(serialized: try r.bytes(r.remaining, "dataset"))
+            return (data, report)
+        }
     } catch {
         throw FERError("cache: \(file) is unreadable (\(error))")
     }
@@ -195,9 +188,8 @@ private func readCache(_ buf: UnsafeRawBufferPointer, file: String, key: UInt64)
 
 private func writeCache(_ file: String, key: UInt64, data: Dataset, report: IngestReport) throws {
     let json = try JSONEncoder().encode(report), payload = data.serialize()
-    var w = ByteWriter(capacity: 32 + json.count + payload.count)
-    w.put(bytes: cacheMagic); w.put(cacheVersion); w.put(UInt32(0)); w.put(key); w.put(UInt64(json.count)); w.put(bytes: json)
-    w.put(Checksum.of(w.bytes))
-    w.put(bytes: payload)
-    try writeAtomically(w.bytes, to: file)
+    let bytes = cacheEnvelope.seal(capacity: 16 + json.count + payload.count) { w in
+        w.put(key); w.put(UInt64(json.count)); w.put(bytes: json); w.put(bytes: payload)
+    }
+    try writeAtomically(bytes, to: file)
 }

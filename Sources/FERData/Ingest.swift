@@ -343,3 +343,16 @@ private func parseRow(_ b: UnsafeBufferPointer<UInt8>, _ line: Range<Int>, colum
     if v >= 0 { if n < imagePixels { pixels[n] = UInt8(v) }; n += 1 }
     return n == imagePixels ? nil : "wrong pixel count \(n) (expected \(imagePixels))"
 }
+
+/// Rank 0 ingests the dataset or loads its cache and broadcasts the bytes; every other rank verifies the
+/// checksum and deserialises.
+public func loadDatasetOnCoordinator(path: String, strict: Bool, comm: Communicator,
+                                     log: (String) -> Void) throws -> Dataset {
+    try onCoordinator(comm, {
+        let (d, report) = try loadDataset(path: path, strict: strict)
+        if !report.skipped.isEmpty {
+            log("warning: \(report.skipped.count) unreadable image(s) skipped, e.g. \(report.skipped[0].source): \(report.skipped[0].reason)")
+        }
+        return d
+    }, encode: { $0.serialize() }, decode: { try Dataset(serialized: $0) })
+}

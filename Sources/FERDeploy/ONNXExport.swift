@@ -1,7 +1,8 @@
+import FERCheckpoint
 import FERCore
 import FERData
+import FERInference
 import FERNet
-import FERTrain
 import Foundation
 import SwiftProtobuf
 

@@ -1,7 +1,7 @@
 import CFaces
 import FERCore
 import FERData
-import FERTrain
+import FERInference
 import Foundation
 
 /// How faces are found and cut out. The detector is OpenCV's Viola-Jones frontal-face cascade from Debian's

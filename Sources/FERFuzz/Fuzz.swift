@@ -6,6 +6,9 @@ import FERCore
 @_spi(Fuzzing) import FERData
 import FERTrain
 import Foundation
+import FERConfig
+import FERCheckpoint
+import FERTools
 
 let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
     "zip": { _ = try ingestZip(bytes: $0, path: "fuzz.zip") },
@@ -26,7 +29,7 @@ let targets: [String: @Sendable ([UInt8]) throws -> Void] = [
     "checkpoint": { _ = try Checkpoint.parse(bytes: $0, source: "fuzz.ckpt") },
     "config": { _ = try parseRunConfig(String(decoding: $0, as: UTF8.self), source: "fuzz.yaml") },
     "dataset": { _ = try Dataset(serialized: $0) },
-    // The one metrics.jsonl reader (resume, plots, time-to-accuracy) and scripts/scaling's bench results:
+    // The one metrics.jsonl reader (resume, plots, time-to-accuracy) and research/scaling's bench results:
     // what they accept reaches arithmetic and plots, so it must be in range.
     "metrics": { bytes in
         for m in try parseMetrics(bytes, path: "fuzz.jsonl") where !(m.valAccuracy >= 0 && m.valAccuracy <= 1 && m.seconds.isFinite && m.seconds >= 0) {

@@ -1,5 +1,6 @@
 #if !FUZZING
 import CSTB
+import FERCheckpoint
 import FERCore
 import FERData
 import FERNet

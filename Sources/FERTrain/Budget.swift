@@ -8,35 +8,6 @@ import Foundation
 // timed steps are trained and then undone (parameters, optimizer state, statistics and the average are
 // restored bit for bit): the run that follows is the run its config.yaml describes.
 
-/// The longest budget: 30 days. Past it a duration is a typo, and the arithmetic stays far from overflow.
-public let maxBudgetSeconds = 30.0 * 24 * 3600
-
-/// "90m", "3h", "1h30m", "45s", "2h15m30s", "1.5h", or plain seconds "5400" / "5400.5": digits with at most
-/// one decimal point, each unit at most once in the order h, m, s; above 0 and at most 30 days. Nothing
-/// else (no exponents, hex, signs or "inf": Double's own parser would take them). Throws naming `flag`.
-public func parseDuration(_ text: String, flag: String = "--budget") throws -> Double {
-    let bad = FERError("\(flag): '\(text)' is not a duration (examples: 3h, 90m, 1h30m, 5400 seconds)")
-    func number(_ s: Substring) throws -> Double {
-        let parts = s.split(separator: ".", omittingEmptySubsequences: false)
-        guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && $0.count <= 12 && $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-              let v = Double(s) else { throw bad }
-        return v
-    }
-    var total = 0.0, rest = Substring(text), next = 0
-    let units: [(Character, Double)] = [("h", 3600), ("m", 60), ("s", 1)]
-    if let last = rest.last, last.isASCII, last.isNumber { total = try number(rest); rest = "" ; next = 3 }
-    while !rest.isEmpty {
-        guard let end = rest.firstIndex(where: { !($0.isASCII && ($0.isNumber || $0 == ".")) }),
-              let u = units[next...].firstIndex(where: { $0.0 == rest[end] }) else { throw bad }
-        total += try number(rest[..<end]) * units[u].1
-        rest = rest[rest.index(after: end)...]; next = u + 1
-    }
-    guard next > 0 else { throw bad }
-    guard total > 0 else { throw FERError("\(flag): \(text) must be more than 0 seconds") }
-    guard total <= maxBudgetSeconds else { throw FERError("\(flag): \(text) is more than 30 days") }
-    return total
-}
-
 /// What the budget bought: the epochs, and the measurements and arithmetic behind them.
 public struct BudgetPlan: Equatable, Sendable {
     public var epochs: Int
@@ -73,12 +44,6 @@ public func planEpochs(budget: Double, spent: Double, secondsPerStep: Double, st
     return plan
 }
 
-/// 5400 -> "1h30m", 45 -> "45s".
-public func formatDuration(_ seconds: Double) -> String {
-    let s = Int(min(max(seconds, 0), 1e12).rounded()), h = s / 3600, m = s % 3600 / 60, r = s % 60
-    return (h > 0 ? "\(h)h" : "") + (m > 0 ? "\(m)m" : "") + (r > 0 || s == 0 ? "\(r)s" : "")
-}
-
 extension Trainer {
     /// Steps timed after the warm-up step (which creates primitives and touches memory first).
     static let budgetTimedSteps = 20
@@ -96,9 +61,9 @@ extension Trainer {
     }
 
     private func planBudget(_ budget: Double, started: Date) throws -> BudgetPlan {
-        if comm.rank == 0 { log("budget \(formatDuration(budget)): timing the first \(min(stepsPerEpoch, Self.budgetTimedSteps + 1)) steps and one validation") }
+        log("budget \(formatDuration(budget)): timing the first \(min(stepsPerEpoch, Self.budgetTimedSteps + 1)) steps and one validation")
         let (perStep, perValidation) = try withStateRestored { try timeSteps() }
-        let times = try comm.allreduceSum(comm.rank == 0 ? [perStep, perValidation, Date().timeIntervalSince(started)] : [0, 0, 0])
+        let times = try coordinator.decide { [perStep, perValidation, Date().timeIntervalSince(started)] }   // rank 0's times decide
         let plan = try planEpochs(budget: budget, spent: times[2], secondsPerStep: times[0], stepsPerEpoch: stepsPerEpoch,
                                   secondsPerValidation: times[1])
         config.train.epochs = plan.epochs
@@ -112,23 +77,21 @@ extension Trainer {
     /// once; returns seconds per timed step and per validation.
     func timeSteps() throws -> (Double, Double) {
         let net = try model.network(batch: slice.count)
-        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count, classes: config.model.classes)
+        let buffers = trainingStep.buffers(for: net)
         let n = min(stepsPerEpoch, Self.budgetTimedSteps + 1)
         let permutation = sampler.permutation(epoch: 0)
         let prefetch = prefetcher(epoch: 0, permutation: permutation, steps: 0..<n, inputCount: net.input.count)
         defer { prefetch.finish() }
-        let loss = lossFunction()
         var start = Date()
         for s in 0..<n {
             try Interrupt.check("the budget's timing steps")
             if s == 1 { start = Date() }   // a one-step epoch times its only step
             nextBatch(prefetch, net, buffers, step: s, of: permutation)
-            _ = try trainStep(net, buffers, loss: loss, step: s, lr: schedule.lr(at: 0, state: state.schedule))
+            _ = try trainingStep.run(net, buffers, step: s, lr: schedule.lr(at: 0, state: state.schedule))
         }
         let perStep = Date().timeIntervalSince(start) / Double(max(n - 1, 1))
         _ = dataParallel.takeWaitSeconds()
-        try dataParallel.averageBatchNormStatistics()
-        try ema?.averageStatistics(comm)
+        try dataParallel.averageStatistics()
         let v = Date()
         _ = try withEvaluationWeights { try validate(interruptible: true) }
         return (perStep, Date().timeIntervalSince(v))

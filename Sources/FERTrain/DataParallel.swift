@@ -21,16 +21,15 @@
 // MPI's reduction order for a fixed size and count does not depend on timing, so two runs with the same
 // number of ranks produce bit-identical sums.
 //
-// Compression (train.gradient_compression: bf16, Compression.swift): a bucket is narrowed to bf16 when it
-// starts, summed as 16-bit values, and widened back after the final wait; still one request per bucket.
-import FERCluster
+// Compression (train.gradient_compression: bf16) is a hook (FERComm/Compression.swift): a bucket is narrowed
+// to bf16 when it starts, summed as 16-bit values, and widened back after the final wait; still one
+// request per bucket.
+import FERComm
+import FERConfig
 import FERCore
 import FERData
 import FERNet
 import Foundation
-
-/// The version of fer. Ranks compare it at start-up (a job must run one binary everywhere).
-public let ferVersion = "0.1.0"
 
 public final class DataParallel {
     public struct Bucket: Equatable {
@@ -54,10 +53,12 @@ public final class DataParallel {
     /// kept because a layer's forward and backward cannot throw; `backward` throws it.
     let syncBatchNorm: Bool
     private var statisticsFailure: Error?
+    /// What `averageStatistics` averages (see `registerStatistics`).
+    private var statistics: [(arena: Arena, synchronized: Bool)] = []
     /// Seconds spent in the final wait, summed over steps since the last `takeWaitSeconds`.
     private var waitSeconds = 0.0
-    /// The bf16 staging of the buckets when gradients are compressed (`compress`), else nil.
-    var compressed: BF16Buckets?
+    /// How each bucket is summed: an f32 allreduce, or a registered hook (`registerHook`; bf16 compression).
+    var bucketSum: BucketSum
     /// Gradient bytes handed to the allreduce since the last `takeSentBytes`.
     private var sentBytes = 0
 
@@ -71,6 +72,7 @@ public final class DataParallel {
     /// `reducer` sums the gradient buckets: the communicator itself, or a test's spy.
     init(model: Model, network: Network, comm: Communicator, reducer: GradientReducer, bucketBytes: Int, syncBatchNorm: Bool = false) {
         self.model = model; self.net = network; self.comm = comm; self.reducer = reducer
+        bucketSum = AllreduceSum(reducer)
         // Alone, the local batch is the global one: plain batch norm, bit for bit.
         self.syncBatchNorm = syncBatchNorm && comm.size > 1
         buckets = makeBuckets(layout: model.layout, layerNames: network.layerNames, arenaCount: model.grads.count,
@@ -78,6 +80,7 @@ public final class DataParallel {
         // Weak: the model keeps the network, and the network would keep us alive through the hook.
         network.onLayerBackwardDone = { [weak self] layer in self?.layerDone(layer) }
         if self.syncBatchNorm { network.batchNormSum = { [weak self] values, count in self?.sumStatistics(values, count) } }
+        registerStatistics(model.stats, synchronized: self.syncBatchNorm)
     }
 
     // MARK: - Start-up
@@ -86,9 +89,8 @@ public final class DataParallel {
     /// config, command-line settings and dataset. The config text itself goes in (it is short), so a
     /// mismatch names the differing line; the flags too, since one that differs on one rank (--stop-after,
     /// a bucket size) would hang or crash.
-    func handshake(config: RunConfig, options: TrainOptions, datasetChecksum: UInt64) throws {
-        let json = JSONEncoder(); json.outputFormatting = .sortedKeys
-        let flags = String(decoding: try json.encode(options), as: UTF8.self)
+    func handshake(config: RunConfig, options: RunOptions, datasetChecksum: UInt64) throws {
+        let flags = String(decoding: try JSON.line(options), as: UTF8.self)
         try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
                                       AgreementPart(name: "resolved config", value: config.yaml()),
                                       AgreementPart(name: "command line", value: flags),
@@ -117,23 +119,23 @@ public final class DataParallel {
         let t = DispatchTime.now().uptimeNanoseconds
         try reducer.waitAll(requests)
         waitSeconds += Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9
-        if let compressed { for b in buckets { compressed.finish(b.range, grads: model.grads.ptr) } }
+        for b in buckets { bucketSum.finish(b.range, grads: model.grads.ptr) }
     }
 
-    /// train.gradient_compression. Alone there is nothing to send: gradients stay f32, so a one-rank run
-    /// equals an uncompressed one.
+    /// Sums the buckets through `hook` from now on (PyTorch DDP's register_comm_hook).
+    public func registerHook(_ hook: BucketSum) { bucketSum = hook }
+
+    /// train.gradient_compression: bf16 registers the bf16 hook. Alone there is nothing to send: gradients
+    /// stay f32, so a one-rank run equals an uncompressed one.
     public func compress(_ compression: GradientCompression) {
-        compressed = compression == .bf16 && comm.size > 1 ? BF16Buckets(arenaCount: model.grads.count) : nil
+        guard compression == .bf16, comm.size > 1, let bf16 = reducer as? BF16Reducer else { return }
+        registerHook(BF16CompressedSum(arenaCount: model.grads.count, reducer: bf16))
     }
 
-    /// Starts the sum of one bucket, in f32 or compressed.
+    /// Starts the sum of one bucket through the hook.
     private func startSum(_ r: Range<Int>) throws -> CommRequest {
-        if let compressed {
-            sentBytes += r.count * MemoryLayout<UInt16>.stride
-            return try compressed.start(r, grads: model.grads.ptr, reducer: reducer)
-        }
-        sentBytes += r.count * MemoryLayout<Float>.stride
-        return try reducer.iallreduceSum(model.grads.ptr + r.lowerBound, count: r.count)
+        sentBytes += r.count * bucketSum.bytesPerValue
+        return try bucketSum.start(r, grads: model.grads.ptr)
     }
 
     /// After layer `layer`'s backward: starts the buckets it completed, and polls the ones in flight.
@@ -170,16 +172,23 @@ public final class DataParallel {
         do { try comm.allreduceSum(values, count: count) } catch { statisticsFailure = error }
     }
 
-    /// Batch-norm running statistics are per rank (each sees its own slices): average them before
-    /// evaluation and checkpointing, so every rank and the checkpoint hold the same values. Averaging is
-    /// linear, so averaging at an interruption too leaves the epoch's final average unchanged.
-    /// Synchronized, every rank already holds the same statistics: averaging would only round them (for 3
-    /// ranks, (x + x + x) / 3 need not be x).
-    func averageBatchNormStatistics() throws {
-        guard !syncBatchNorm else { return }
-        try comm.allreduceSum(model.stats.ptr, count: model.stats.count)
+    /// Per-rank statistics: batch norm's running statistics (each rank sees its own slices) and whatever a
+    /// feature registers beside them (the weight average's). Averaged over ranks before evaluation and
+    /// checkpointing, so every rank and the checkpoint hold the same values. Averaging is linear, so
+    /// averaging at an interruption too leaves the epoch's final average unchanged.
+    /// Synchronized ones (batch norm under train.sync_batchnorm) already agree: averaging would only round
+    /// them (for 3 ranks, (x + x + x) / 3 need not be x).
+    public func registerStatistics(_ arena: Arena, synchronized: Bool = false) {
+        statistics.append((arena, synchronized))
+    }
+
+    /// Every registered statistic replaced by its mean over ranks.
+    public func averageStatistics() throws {
         let s = 1 / Float(comm.size)
-        for i in 0..<model.stats.count { model.stats.ptr[i] *= s }
+        for (arena, synchronized) in statistics where !synchronized {
+            try comm.allreduceSum(arena.ptr, count: arena.count)
+            for i in 0..<arena.count { arena.ptr[i] *= s }
+        }
     }
 
     /// Aborts the job if the ranks' parameters are not bit-identical (train.check_every).
@@ -201,11 +210,10 @@ public final class DataParallel {
 
     /// Runs `body` (which writes a checkpoint) with the statistics averaged over ranks, then gives each rank
     /// its own back, so a run that writes mid-epoch checkpoints trains exactly as one that does not.
-    func withAveragedBatchNormStatistics(_ body: () throws -> Void) throws {
-        let stats = UnsafeMutableBufferPointer(start: model.stats.ptr, count: model.stats.count)
-        let own = Array(stats)
-        defer { _ = stats.update(fromContentsOf: own) }
-        try averageBatchNormStatistics()
+    func withAveragedStatistics(_ body: () throws -> Void) throws {
+        let own = statistics.map { Array(UnsafeBufferPointer(start: $0.arena.ptr, count: $0.arena.count)) }
+        defer { for (s, values) in zip(statistics, own) { _ = UnsafeMutableBufferPointer(start: s.arena.ptr, count: s.arena.count).update(fromContentsOf: values) } }
+        try averageStatistics()
         try body()
     }
 }
@@ -230,51 +238,4 @@ func makeBuckets(layout: ParamLayout, layerNames: [String], arenaCount: Int, buc
         end = s.offset
     }
     return buckets
-}
-
-// MARK: - Rank 0's outcome for every rank
-
-// Rank 0 (the coordinator) does what needs the filesystem (the dataset, the run folder, checkpoints) and
-// hands the outcome to every rank, so no shared filesystem is needed. An error on rank 0 reaches every rank
-// (as an error message in place of the outcome), so all stop cleanly together.
-
-/// Runs `work` on rank 0 and gives every rank its result, sent as `encode`'s bytes and rebuilt by `decode`.
-public func onCoordinator<T>(_ comm: Communicator, _ work: () throws -> T,
-                      encode: (T) throws -> [UInt8], decode: (UnsafeRawBufferPointer) throws -> T) throws -> T {
-    // Alone, there is no one to send to: the result is not serialised (a dataset is ~74 MB) and an
-    // error keeps its type.
-    if comm.size == 1 { return try work() }
-    var bytes: [UInt8] = []
-    var local: T?
-    if comm.rank == 0 {
-        do {
-            local = try work()
-            bytes = [0] + (try encode(local!))
-        } catch {
-            bytes = [1] + Array("\(error)".utf8)
-        }
-    }
-    try comm.broadcast(&bytes, root: 0)
-    guard bytes.first == 0 else { throw FERError(String(decoding: bytes.dropFirst(), as: UTF8.self)) }
-    if let local { return local }
-    return try bytes.withUnsafeBytes { try decode(UnsafeRawBufferPointer(rebasing: $0[1...])) }
-}
-
-/// The same for a Codable result, sent as JSON.
-public func onCoordinator<T: Codable>(_ comm: Communicator, _ work: () throws -> T) throws -> T {
-    try onCoordinator(comm, work, encode: { Array(try JSONEncoder().encode($0)) },
-                      decode: { try JSONDecoder().decode(T.self, from: Data($0)) })
-}
-
-/// Rank 0 ingests the dataset or loads its cache and broadcasts the bytes; every other rank verifies the
-/// checksum and deserialises.
-public func loadDatasetOnCoordinator(path: String, strict: Bool, comm: Communicator,
-                                     log: (String) -> Void) throws -> Dataset {
-    try onCoordinator(comm, {
-        let (d, report) = try loadDataset(path: path, strict: strict)
-        if !report.skipped.isEmpty {
-            log("warning: \(report.skipped.count) unreadable image(s) skipped, e.g. \(report.skipped[0].source): \(report.skipped[0].reason)")
-        }
-        return d
-    }, encode: { $0.serialize() }, decode: { try Dataset(serialized: $0) })
 }

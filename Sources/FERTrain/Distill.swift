@@ -1,6 +1,9 @@
-import FERCluster
+import FERCheckpoint
+import FERComm
+import FERConfig
 import FERCore
 import FERData
+import FERInference
 import FERNet
 import Foundation
 
@@ -16,32 +19,6 @@ import Foundation
 // accuracy (which picks best.ckpt and the recipe) would carry the teacher's memory of them: every teacher
 // is checked against the student's split before it runs.
 
-public struct DistillSettings: Codable, Equatable, Sendable {
-    /// Teacher checkpoints; none: plain training.
-    public var teachers: [String] = []
-    /// The teachers' share of the loss; the labels get 1 - weight.
-    public var weight: Float = 0.5
-    /// Softens both distributions: teacher q ∝ p^(1/T), student softmax(z / T); the term is scaled by T^2.
-    public var temperature: Float = 1
-    /// Where the teachers' probabilities are cached; "": teachers.probs in the run folder. Students that
-    /// share teachers and a split may share one file.
-    public var cache = ""
-    enum CodingKeys: String, CodingKey { case teachers, weight, temperature, cache }
-    public init() {}
-
-    /// The most teachers one student learns from: each costs a TTA pass over the training images.
-    static let maxTeachers = 16
-
-    func validate() throws {
-        try require("distill.weight", weight, 0, 1)
-        try require("distill.temperature", temperature, 0.1, 100)
-        guard teachers.count <= Self.maxTeachers else {
-            throw FERError("distill.teachers: \(teachers.count) checkpoints; at most \(Self.maxTeachers)")
-        }
-        if let i = teachers.firstIndex(where: \.isEmpty) { throw FERError("distill.teachers.\(i): an empty path") }
-    }
-}
-
 /// The teachers' averaged probabilities for each of the student's training images (row p: the image at
 /// position p of the trainer's training indices), softened by the temperature. Every rank holds them all.
 public final class TeacherTargets {
@@ -56,14 +33,15 @@ public final class TeacherTargets {
     /// and caches them on rank 0. `runDir` holds the default cache; `validation`: the student's held-out
     /// images, which no teacher may have trained on.
     /// `inputs`: the command's inputs, which the cache must not be (a teacher, the data, the config).
-    public init(settings: DistillSettings, data: Dataset, train: [Int], validation: [Int], batch: Int, runDir: String,
+    /// `log`: the run's log, which prints on rank 0 only (the trainer's coordinator).
+    public init(settings: DistillConfig, data: Dataset, train: [Int], validation: [Int], batch: Int, runDir: String,
                 inputs: CommandInputs = .init(), comm: Communicator, log: @escaping (String) -> Void) throws {
         classes = Emotion.allCases.count
         weight = settings.weight; temperature = settings.temperature
         let path = settings.cache.isEmpty ? runDir + "/teachers.probs" : settings.cache
         let start = Date()
         // The cache is written after the teachers' pass: a bad path must fail before it, not minutes later.
-        try onCoordinator(comm, { try checkCacheFolder(path, inputs: inputs) }, encode: { _ in [] }, decode: { _ in })
+        try onCoordinator(comm) { try checkCacheFolder(path, inputs: inputs) }
         // Every rank loads and checks the teachers (rank 0 reads each file once and shares its bytes), so
         // all agree on the key.
         var teachers: [(model: Model, views: Int, mode: TTAMode, path: String)] = []
@@ -86,9 +64,7 @@ public final class TeacherTargets {
             return cached != nil
         }
         if hit { raw = cached ?? raw } else {
-            if comm.rank == 0 {
-                log("teachers: running \(teachers.count) teacher(s) over \(train.count) training images (\(teachers.map { "\($0.views)" }.joined(separator: ", ")) views)")
-            }
+            log("teachers: running \(teachers.count) teacher(s) over \(train.count) training images (\(teachers.map { "\($0.views)" }.joined(separator: ", ")) views)")
             do {
                 for t in teachers {
                     guard let p = try predictProbabilities(model: t.model, data: data, indices: train, tta: t.views, mode: t.mode,
@@ -99,7 +75,8 @@ public final class TeacherTargets {
                 // Within one forward of the signal; the cache is all or nothing, so none is written.
                 throw TrainingInterrupted(signal: e.signal, advice: "stopped during the teachers' pass; no cache was written and the run has not started: run the same command again")
             }
-            if comm.rank == 0 {
+            // Rank 0 holds every row (the gathered predictions) and writes the cache.
+            try onCoordinator(comm) {
                 try TeacherCache.write(path, key: key.value, rows: raw)
                 let names = teachers.map { "\($0.path) (\($0.views) \($0.mode.rawValue) views)" }.joined(separator: ", ")
                 log(String(format: "teachers: %@ ran over %d training images in %.0f s; probabilities cached in %@",
@@ -107,7 +84,7 @@ public final class TeacherTargets {
             }
         }
         try raw.withUnsafeMutableBufferPointer { try comm.broadcastFloats($0.baseAddress!, count: count, root: 0) }
-        if hit, comm.rank == 0 { log("teachers: probabilities of \(train.count) training images read from \(path)") }
+        if hit { log("teachers: probabilities of \(train.count) training images read from \(path)") }
         fromCache = hit
         rows = soften(raw, classes: classes, temperature: settings.temperature)
     }
@@ -173,11 +150,11 @@ func checkCacheFolder(_ path: String, inputs: CommandInputs) throws {
     _ = try inputs.outputFile(path, flag: "distill.cache")
 }
 
-/// The cache file: "FERTEACH" | u32 version 1 | u64 key | u64 rows x classes | floats | u64 checksum of all
-/// before it. The key covers the dataset, the training images in order, and each teacher's checkpoint bytes
+/// The cache file, in FERCore's Envelope: "FERTEACH" | u32 version 1 | u64 key | u64 rows x classes |
+/// floats | u64 checksum of all before it. The key covers the dataset, the training images in order, and each teacher's checkpoint bytes
 /// and views: another student's or stale teachers' file is recomputed, never used.
 enum TeacherCache {
-    static let magic = Array("FERTEACH".utf8)
+    static let envelope = Envelope(magic: "FERTEACH", version: 1, what: "a teachers' cache")
 
     /// The cached rows, or nil (absent, damaged or for other teachers: logged, and recomputed). A file that
     /// is not a teachers' cache at all is someone else's: an error, never replaced.
@@ -187,19 +164,14 @@ enum TeacherCache {
         var head = [UInt8](repeating: 0, count: 8)
         let n = Glibc.read(fd, &head, 8)   // the C read, not this type's
         close(fd)
-        guard n == 8, head == magic else {
+        guard n == 8, envelope.recognizes(head) else {
             throw FERError(file: path, "distill.cache: this file is not a teachers' cache (it does not start with FERTEACH): refusing to replace it; choose another distill.cache")
         }
         do {
             // The size is known before reading: a file of another size is not this cache.
             let expected = 8 + 4 + 8 + 8 + count * 4 + 8
             let bytes = try readRegularFile(path, limit: expected)
-            return try bytes.withUnsafeBytes { buf -> [Float]? in
-                var r = ByteReader(buf, source: path)
-                guard Array(try r.bytes(8, "magic")) == magic else { throw FERError(file: path, "not a teachers' cache (bad magic)") }
-                let sum = try r.trailer(UInt64.self, "checksum")
-                guard Checksum.of(r.body) == sum else { throw FERError(file: path, "checksum mismatch (damaged)") }
-                guard try r.read(UInt32.self, "version") == 1 else { throw FERError(file: path, "unknown version") }
+            return try envelope.open(bytes, source: path) { r -> [Float]? in
                 guard try r.read(UInt64.self, "key") == key else {
                     log("teachers: \(path) holds other teachers' or other images' probabilities: running the teachers again")
                     return nil
@@ -217,9 +189,9 @@ enum TeacherCache {
 
     /// Written beside and renamed into place: a reader never sees half a file.
     static func write(_ path: String, key: UInt64, rows: [Float]) throws {
-        var w = ByteWriter(capacity: rows.count * 4 + 40)
-        w.put(bytes: magic); w.put(UInt32(1)); w.put(key); w.put(UInt64(rows.count)); w.put(floats: rows)
-        w.put(Checksum.of(w.bytes))
-        try writeAtomically(w.bytes, to: path)
+        let bytes = envelope.seal(capacity: 16 + rows.count * 4) { w in
+            w.put(key); w.put(UInt64(rows.count)); w.put(floats: rows)
+        }
+        try writeAtomically(bytes, to: path)
     }
 }

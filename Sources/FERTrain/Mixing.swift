@@ -44,7 +44,7 @@ public struct Mixer: Sendable {
         var r = KeyedStream(seed, UInt64(step), 0x313C)
         let mixes = r.uniform() < probability, coin = r.bernoulli(0.5)
         let cutmix = cutmixAlpha > 0 && (mixupAlpha == 0 || coin)
-        var lambda = sampleBeta(cutmix ? cutmixAlpha : mixupAlpha, &r)
+        var lambda = r.beta(cutmix ? cutmixAlpha : mixupAlpha)
         guard mixes else { return nil }
         var box: BatchMix.Box?
         if cutmix {
@@ -81,35 +81,4 @@ public struct Mixer: Sendable {
             }
         }
     }
-}
-
-/// Beta(a, a) as X / (X + Y) with X, Y ~ Gamma(a).
-func sampleBeta(_ a: Double, _ r: inout KeyedStream) -> Double {
-    guard a > 0 else { return 1 }
-    let x = sampleGamma(a, &r), y = sampleGamma(a, &r)
-    return x + y > 0 ? x / (x + y) : 0.5   // both underflow only for tiny a: the draw is then 0 or 1 at even odds
-}
-
-/// Gamma(a, 1): Marsaglia and Tsang (2000); below a = 1 through Gamma(a + 1) * U^(1/a).
-func sampleGamma(_ a: Double, _ r: inout KeyedStream) -> Double {
-    if a < 1 {
-        let g = sampleGamma(a + 1, &r)
-        return g * Foundation.pow(max(r.uniform(), .leastNormalMagnitude), 1 / a)
-    }
-    let d = a - 1.0 / 3, c = 1 / (9 * d).squareRoot()
-    while true {
-        var x = 0.0, v = 0.0
-        repeat { x = sampleNormal(&r); v = 1 + c * x } while v <= 0
-        v = v * v * v
-        let u = r.uniform()
-        if u < 1 - 0.0331 * x * x * x * x || Foundation.log(max(u, .leastNormalMagnitude)) < 0.5 * x * x + d * (1 - v + Foundation.log(v)) {
-            return d * v
-        }
-    }
-}
-
-/// A standard normal draw (Box-Muller, one of the pair).
-func sampleNormal(_ r: inout KeyedStream) -> Double {
-    let u1 = max(r.uniform(), .leastNormalMagnitude), u2 = r.uniform()
-    return (-2 * Foundation.log(u1)).squareRoot() * Foundation.cos(2 * .pi * u2)
 }

@@ -1,7 +1,22 @@
+import FERCheckpoint
+import FERConfig
 import FERCore
 import FERNet
 import Foundation
 import Yams
+
+/// `--resume`: the run folder's newest checkpoint that verifies, or one checkpoint file.
+public enum ResumeFrom: Codable, Equatable, Sendable, CustomStringConvertible, ExpressibleByStringLiteral {
+    case latest
+    case checkpoint(String)
+
+    /// "latest", else a checkpoint's path (as the flag reads it).
+    public init(_ text: String) { self = text == "latest" ? .latest : .checkpoint(text) }
+    public init(stringLiteral text: String) { self.init(text) }
+    public var description: String {
+        switch self { case .latest: "latest"; case .checkpoint(let path): path }
+    }
+}
 
 /// Where a resumed run stands, as rank 0 read it from a checkpoint and hands it to every rank (the
 /// tensors themselves follow in `broadcastState`).
@@ -28,7 +43,7 @@ extension Trainer {
 
     /// Every rank: takes over the progress rank 0 restored.
     func adopt(_ p: ResumePoint) {
-        state = TrainingState(epoch: p.epoch, step: p.step, schedule: p.schedule, validationAccuracy: p.validationAccuracy,
+        state = TrainingProgress(epoch: p.epoch, step: p.step, schedule: p.schedule, validationAccuracy: p.validationAccuracy,
                               partial: p.partial)
         optimizer.t = p.optimizerSteps
         history = p.history
@@ -38,13 +53,17 @@ extension Trainer {
     /// `latest` resumes from the newest checkpoint that verifies; ones that do not are reported and set
     /// aside as *.corrupt (never deleted, never overwritten by the epoch that trains again). A checkpoint
     /// that verifies but does not fit this run (data, batch, architecture, settings) is an error.
-    func restore(_ resume: String, folder: RunFolder) throws -> ResumePoint? {
-        let candidates = resume == "latest" ? Array(epochCheckpoints(runDir: folder.path).reversed()) : [resume]
+    func restore(_ resume: ResumeFrom, folder: RunFolder) throws -> ResumePoint? {
+        let candidates: [String]
+        switch resume {
+        case .latest: candidates = Array(epochCheckpoints(runDir: folder.path).reversed())
+        case .checkpoint(let path): candidates = [path]
+        }
         if candidates.isEmpty { log("no checkpoint in \(folder.checkpoints): starting from scratch") }
         for path in candidates {
             let h: CheckpointHeader, tensors: [String: [Float]]
             do { (h, tensors) = try Checkpoint.read(path: path) } catch {
-                guard resume == "latest" else { throw error }
+                guard resume == .latest else { throw error }
                 log("warning: skipping \(error)" + (folder.setAside(corrupt: path).map { "; kept as \($0)" } ?? ""))
                 continue
             }
@@ -133,6 +152,6 @@ func flattenYAML(_ text: String) -> [String: String] {
         default: out[path] = readable(node.string ?? "\(node)")
         }
     }
-    if let node = try? composeConfigYAML(text) { walk(node, "") }
+    if let node = try? ConfigYAML.compose(text) { walk(node, "") }
     return out
 }

@@ -1,14 +1,17 @@
-import FERCluster
+import FERCheckpoint
+import FERComm
+import FERConfig
 import FERCore
 import FERData
+import FERInference
 import FERNet
 import Foundation
 
 /// The command-line settings of a training run. Every rank must run with the same ones, so they are part
 /// of the start-up handshake.
-public struct TrainOptions: Codable, Equatable, Sendable {
-    /// 'latest' (the newest good checkpoint of the run folder) or a checkpoint path; nil: a fresh run.
-    public var resume: String?
+public struct RunOptions: Codable, Equatable, Sendable {
+    /// Where to resume from; nil: a fresh run.
+    public var resume: ResumeFrom?
     /// Move an earlier run in the folder aside instead of refusing to start.
     public var overwrite = false
     /// Resume even if trajectory settings changed (they are recorded in metrics.jsonl).
@@ -20,7 +23,7 @@ public struct TrainOptions: Codable, Equatable, Sendable {
     /// --budget in seconds: `fitEpochsToBudget` fixes train.epochs to it (every rank times steps together, so
     /// every rank must be asked to).
     public var budget: Double?
-    public init(resume: String? = nil, overwrite: Bool = false, allowConfigChange: Bool = false,
+    public init(resume: ResumeFrom? = nil, overwrite: Bool = false, allowConfigChange: Bool = false,
                 bucketBytes: Int = 1 << 20, stopAfter: Int? = nil, budget: Double? = nil) {
         self.resume = resume; self.overwrite = overwrite; self.allowConfigChange = allowConfigChange
         self.bucketBytes = bucketBytes; self.stopAfter = stopAfter; self.budget = budget
@@ -33,17 +36,16 @@ public struct TrainOptions: Codable, Equatable, Sendable {
 public final class Trainer {
     /// The resolved config; `fitEpochsToBudget` alone changes it (train.epochs), before training.
     public internal(set) var config: RunConfig
-    public let options: TrainOptions
-    public let model: Model
-    public let optimizer: Optimizer
-    public internal(set) var schedule: Schedule
-    /// The model's moving average (train.ema_decay > 0), updated after every optimizer step.
-    public let ema: WeightAverage?
-    /// Batch-level mixup / cutmix (train.mixup_alpha, train.cutmix_alpha).
-    let mixer: Mixer
+    public let options: RunOptions
+    /// The step (model, optimizer, data parallel, average, mixing, teachers): what `fer bench` times too.
+    public let trainingStep: TrainingStep
+    public var model: Model { trainingStep.model }
+    public var optimizer: Optimizer { trainingStep.optimizer }
+    public var ema: WeightAverage? { trainingStep.ema }
     /// The teachers' probabilities for every training image, when distilling (distill.teachers).
-    public private(set) var teachers: TeacherTargets?
-    public internal(set) var state: TrainingState
+    public var teachers: TeacherTargets? { trainingStep.teachers }
+    public internal(set) var schedule: Schedule
+    public internal(set) var state: TrainingProgress
     public let runDir: String
     public let trainIndices: [Int], validationIndices: [Int], excluded: [(index: Int, reason: String)]
     public let classWeights: [Float]
@@ -51,15 +53,19 @@ public final class Trainer {
     let comm: Communicator
     let sampler: Sampler
     let augmenter: Augmenter
-    let slice: Range<Int>
-    let log: (String) -> Void
+    var slice: Range<Int> { trainingStep.slice }
+    /// Rank 0's part: the log and the run folder (the trainer never asks which rank it runs on).
+    let coordinator: RunCoordinator
+    var log: (String) -> Void { coordinator.log }
+    var folder: RunFolder? {
+        get { coordinator.folder }
+        set { coordinator.folder = newValue }
+    }
     var configHash: UInt64
     /// Hashes every pixel (~74 MB for FER-2013): computed once, not at every checkpoint.
     let datasetChecksum: UInt64
-    let dataParallel: DataParallel
+    var dataParallel: DataParallel { trainingStep.dataParallel }
     let fault: Fault?
-    /// Rank 0's open run folder (its lock is held until `run` returns); nil on other ranks.
-    var folder: RunFolder?
     /// Settings that changed on resume, written into the next metrics line.
     var pendingChanges: [String]?
     public internal(set) var history: [EpochMetrics] = []
@@ -78,9 +84,10 @@ public final class Trainer {
 
     /// `inputs`: the command's input files and folders (its data above all), checked against every
     /// output before anything is written.
-    public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: TrainOptions = .init(),
+    public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: RunOptions = .init(),
                 inputs: CommandInputs = .init(), log: @escaping (String) -> Void = { print($0) }) throws {
-        self.config = config; self.options = options; self.data = data; self.comm = comm; self.log = log; self.inputs = inputs
+        self.config = config; self.options = options; self.data = data; self.comm = comm; self.inputs = inputs
+        coordinator = RunCoordinator(comm: comm, log: log)
         self.runDir = try outputPath(runDir, flag: "--run")
         let t = config.train
         guard t.batch >= comm.size else {
@@ -93,37 +100,27 @@ public final class Trainer {
             throw FERError("train.batch \(t.batch) is larger than the \(trainIndices.count) training images")
         }
         let counts = classCounts(data, indices: trainIndices)
-        classWeights = t.classWeights == .balanced ? balancedClassWeights(counts).map(Float.init) : [Float](repeating: 1, count: 7)
+        classWeights = t.classWeights == .balanced ? balancedClassWeights(counts).map(Float.init) : [Float](repeating: 1, count: config.model.classes)
         sampler = Sampler(count: trainIndices.count, globalBatch: t.batch, seed: t.seed)
         augmenter = Augmenter(config: config.augment, seed: t.seed)
-        slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.batch)
-        // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
-        // since checkpoints store tensors in canonical layout, not per batch shape.
-        model = try Model(config: config.model, batch: slice.count, precision: t.precision)
-        dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: options.bucketBytes,
-                                        syncBatchNorm: t.syncBatchNorm)
-        dataParallel.compress(t.gradientCompression)
+        trainingStep = try TrainingStep(config: config, classWeights: classWeights, comm: comm, bucketBytes: options.bucketBytes)
         // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
         // with --resume recovers instead of failing again.
         fault = options.resume == nil ? try Fault.fromEnvironment() : nil
-        optimizer = Optimizer(config: config.optimizer, count: model.params.count)
-        ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count, statCount: model.stats.count) : nil
-        mixer = Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability, seed: t.seed,
-                      side: config.model.inputSize)
         schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
-        state = TrainingState(epoch: 0, step: 0, validationAccuracy: nil)
+        state = TrainingProgress(epoch: 0, step: 0, validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
         datasetChecksum = data.checksum
 
         try dataParallel.handshake(config: config, options: options, datasetChecksum: datasetChecksum)
         // Rank 0 opens the folder and reads the checkpoint; every rank gets the outcome, or rank 0's error.
-        let resumed = try onCoordinator(comm) { try self.openRunFolder() }
+        let resumed = try coordinator.decide { try self.openRunFolder() }
         if let resumed { adopt(resumed) } else { model.initialize(seed: t.seed) }
         // After the folder is open (a refused folder costs no teacher pass); its cache lives there. A
         // refused or interrupted pass leaves the folder as if never opened: the same command runs again.
         if !config.distill.teachers.isEmpty {
             do {
-                teachers = try TeacherTargets(settings: config.distill, data: data, train: trainIndices, validation: validationIndices,
+                trainingStep.teachers = try TeacherTargets(settings: config.distill, data: data, train: trainIndices, validation: validationIndices,
                                               batch: config.eval.batch, runDir: self.runDir, inputs: inputs, comm: comm, log: log)
             } catch { folder?.discardIfUnused(); throw error }
         }
@@ -143,33 +140,31 @@ public final class Trainer {
     public func run(untilEpoch: Int? = nil) throws {
         lastCheckpoint = Date()
         // The folder stays locked while training, and only then: another trainer may continue it after.
-        if comm.rank == 0, folder == nil { folder = try RunFolder(runDir, mode: .resume, inputs: inputs, log: log) }
+        try coordinator.openFolder { try RunFolder(runDir, mode: .resume, inputs: inputs, log: log) }
         defer { folder = nil }
         // Written when training starts (or resumes, once the checkpoint was accepted), not when the folder
         // opens: a start refused before this (a budget too short, a teacher refused) leaves no config.yaml.
         if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
         let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
-        if comm.rank == 0, model.precision != .fp32 {
-            let impls = try model.network(batch: slice.count).convolutionImplementations
-            log("precision \(model.precision): " + impls.map { "\($0.name) \($0.implementations[0])" }.joined(separator: ", "))
+        if model.precision != .fp32 {
+            try coordinator.log {
+                let impls = try model.network(batch: slice.count).convolutionImplementations
+                return "precision \(model.precision): " + impls.map { "\($0.name) \($0.implementations[0])" }.joined(separator: ", ")
+            }
         }
-        if comm.rank == 0, state.step == 0 {
+        if state.step == 0 {
             log("training on \(trainIndices.count) images, validating on \(validationIndices.count); \(excluded.count) blank images excluded; \(comm.size) rank(s), global batch \(config.train.batch)")
         }
         while state.epoch < last {
             guard let m = try trainEpoch(state.epoch) else { return }
             history.append(m)
-            if comm.rank == 0 {
-                log(String(format: "epoch %3d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0f img/s  %.1fs",
-                           m.epoch, m.trainLoss, m.trainAccuracy, m.valLoss, m.valAccuracy, m.lr, m.imagesPerSecond, m.seconds))
-            }
+            log(String(format: "epoch %3d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0f img/s  %.1fs",
+                       m.epoch, m.trainLoss, m.trainAccuracy, m.valLoss, m.valAccuracy, m.lr, m.imagesPerSecond, m.seconds))
             // A signal during the epoch's last step, validation or checkpoint: the epoch is saved, nothing
             // more to write; say so as a mid-epoch stop would.
             if state.epoch < last, let signal = try dataParallel.agreeAfterStep(checkpointDue: false).signal {
                 interruptedBy = signal
-                if comm.rank == 0 {
-                    log("interrupted (signal \(signal)) at step \(state.step), the end of epoch \(state.epoch): its checkpoint is written; continue with --resume latest")
-                }
+                log("interrupted (signal \(signal)) at step \(state.step), the end of epoch \(state.epoch): its checkpoint is written; continue with --resume latest")
                 return
             }
         }
@@ -180,14 +175,13 @@ public final class Trainer {
     func trainEpoch(_ epoch: Int) throws -> EpochMetrics? {
         let start = Date()
         let net = try model.network(batch: slice.count)
-        let buffers = StepBuffers(inputCount: net.input.count, batch: slice.count, classes: config.model.classes)
+        let buffers = trainingStep.buffers(for: net)
         let steps = stepsPerEpoch, first = state.step - epoch * steps, n = slice.count, b = config.train.batch
         let permutation = sampler.permutation(epoch: epoch)
         let prefetch = prefetcher(epoch: epoch, permutation: permutation, steps: first..<steps, inputCount: net.input.count)
         defer { prefetch.finish() }
-        let loss = lossFunction()
         // An interrupted epoch's sums were summed over ranks into the checkpoint: rank 0 carries them.
-        let carried = comm.rank == 0 ? state.partial : nil
+        let carried = coordinator.once(state.partial, elsewhere: nil)
         var lossSum = carried?.lossSum ?? 0, correct = carried?.correct ?? 0
         let carriedSamples = carried == nil ? 0 : first * b
         let earlier = state.partial?.seconds ?? 0
@@ -197,7 +191,7 @@ public final class Trainer {
         for s in first..<steps {
             nextBatch(prefetch, net, buffers, step: s, of: permutation)
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps), state: state.schedule)
-            let r = try trainStep(net, buffers, loss: loss, step: state.step, lr: lr)
+            let r = try trainingStep.run(net, buffers, step: state.step, lr: lr)
             state.step += 1
             lossSum += r.weightedLossSum; correct += r.correct
             let next = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n + carriedSamples))
@@ -218,8 +212,7 @@ public final class Trainer {
         let seconds = earlier + Date().timeIntervalSince(start)
         // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
         let wait = dataParallel.takeWaitSeconds()
-        try dataParallel.averageBatchNormStatistics()
-        try ema?.averageStatistics(comm)
+        try dataParallel.averageStatistics()
         let validationStart = Date()
         let (valLoss, valAcc) = try withEvaluationWeights { try validate() }
         schedule.observe(validation: valAcc, state: &state.schedule)
@@ -232,36 +225,9 @@ public final class Trainer {
         m.validationSeconds = Date().timeIntervalSince(validationStart)
         m.configChanges = pendingChanges
         pendingChanges = nil
-        if comm.rank == 0 { try record(m) }
+        try record(m)   // rank 0's folder
         lastCheckpoint = Date()
         return m
-    }
-
-    func lossFunction() -> WeightedCrossEntropy {
-        WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: config.train.labelSmoothing)
-    }
-
-    /// One optimizer step on the batch in `net.input` and `buffers.labels` (and, distilling, the teachers'
-    /// rows in `buffers.soft`), global step `step`: mix it (train.mixup_alpha, train.cutmix_alpha), forward,
-    /// loss, backward with the gradient allreduce, update, then fold the new parameters and statistics
-    /// into the moving average.
-    func trainStep(_ net: Network, _ buffers: StepBuffers, loss: WeightedCrossEntropy, step: Int, lr: Float) throws -> WeightedCrossEntropy.Result {
-        let n = slice.count
-        var mix: WeightedCrossEntropy.Mix?
-        if let m = mixer.draw(step: step, sliceStart: slice.lowerBound, count: n) {
-            mixer.apply(m, input: net.input.ptr, scratch: buffers.scratch, count: n, perImage: buffers.inputCount / n,
-                        labels: buffers.labels, partnerLabels: buffers.partnerLabels)
-            mix = .init(partnerLabels: buffers.partnerLabels, lambda: Float(m.lambda))
-            teachers?.blend(buffers.soft, mix: m, scratch: buffers.softScratch, count: n)
-        }
-        let key = StepKey(seed: config.train.seed, step: UInt64(step), globalOffset: slice.lowerBound)
-        net.forward(training: true, key: key)
-        let r = loss.evaluate(logits: net.logits, labels: buffers.labels, mix: mix, distill: teachers?.loss(buffers.soft), n: n, k: config.model.classes,
-                              globalBatch: config.train.batch, grad: net.logitsGrad)
-        try dataParallel.backward(key: key)
-        optimizer.step(params: model.params, grads: model.grads, lr: lr)
-        ema?.update(params: model.params, stats: model.stats, update: optimizer.t)
-        return r
     }
 
     /// Runs `body` with the model evaluation uses: the moving average under eval.use_ema (its parameters
@@ -318,27 +284,20 @@ public final class Trainer {
 
     /// Writes a checkpoint of the epoch in progress and trains on (train.checkpoint_every_*).
     func checkpointMidEpoch(_ epoch: Int) throws {
-        try withAveragedAverageStatistics { try dataParallel.withAveragedBatchNormStatistics {
+        try dataParallel.withAveragedStatistics {
             guard let folder else { return }
             let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)
             log("checkpoint at step \(state.step), in epoch \(epoch): wrote \(path)")
-        } }
+        }
         if folder != nil { pruneCheckpoints() }
         lastCheckpoint = Date()
-    }
-
-    /// The moving average's statistics averaged over ranks during `body`, then each rank's own again.
-    func withAveragedAverageStatistics(_ body: () throws -> Void) throws {
-        guard let ema else { return try body() }
-        try ema.withAveragedStatistics(comm, body)
     }
 
     /// Writes the checkpoint of the epoch in progress and ends training.
     func stop(by signal: Int32, inEpoch epoch: Int) throws {
         interruptedBy = signal
-        try dataParallel.averageBatchNormStatistics()
-        try ema?.averageStatistics(comm)
+        try dataParallel.averageStatistics()
         if let folder {
             let path = midEpochCheckpointPath(folder, epoch: epoch)
             try saveCheckpoint(path)
@@ -395,21 +354,4 @@ public final class Trainer {
         let inProgress = partial.filter { !done.contains($0) }
         for p in done + inProgress.dropLast(keep) + complete.dropLast(keep) { try? FileManager.default.removeItem(atPath: p) }
     }
-}
-
-/// A step's buffers besides the network's own, allocated once per epoch (the step loop allocates none):
-/// the labels, the teachers' rows when distilling, and for mixed steps the partners' labels, the unmixed
-/// batch and the unblended rows.
-final class StepBuffers {
-    let inputCount: Int
-    let labels: UnsafeMutablePointer<Int32>, partnerLabels: UnsafeMutablePointer<Int32>
-    let scratch: UnsafeMutablePointer<Float>
-    let soft: UnsafeMutablePointer<Float>, softScratch: UnsafeMutablePointer<Float>
-    init(inputCount: Int, batch: Int, classes: Int) {
-        self.inputCount = inputCount
-        labels = .allocate(capacity: batch); partnerLabels = .allocate(capacity: batch)
-        scratch = .allocate(capacity: inputCount)
-        soft = .allocate(capacity: batch * classes); softScratch = .allocate(capacity: batch * classes)
-    }
-    deinit { labels.deallocate(); partnerLabels.deallocate(); scratch.deallocate(); soft.deallocate(); softScratch.deallocate() }
 }

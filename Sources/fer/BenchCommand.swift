@@ -1,5 +1,9 @@
 import ArgumentParser
-import FERCluster
+import FERCore
+import FERData
+import FERComm
+import FERConfig
+import FERTools
 import FERTrain
 import Foundation
 
@@ -9,7 +13,7 @@ struct BenchCommand: ParsableCommand {
         discussion: """
         Times full training steps (forward, loss, backward, allreduce, optimizer) and inference on random \
         images, and the convolutions alone: their sum bounds what the step can reach. Reports medians, \
-        and oneDNN's effective ISA, which decides which kernels exist. scripts/bench compares one rank \
+        and oneDNN's effective ISA, which decides which kernels exist. research/bench compares one rank \
         with N threads against N ranks with one thread each.
 
         Examples:
@@ -27,7 +31,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed steps (medians are reported).") var steps = 10
     @OptionGroup var output: JSONOutput
     @Flag(help: "Per-layer forward/backward times.") var profile = false
-    @Flag(help: "Time training steps only (no layer profile, conv bound or inference): what scripts/scaling needs of a shaped run.")
+    @Flag(help: "Time training steps only (no layer profile, conv bound or inference): what research/scaling needs of a shaped run.")
     var trainOnly = false
     @OptionGroup var allreduce: AllreduceOptions
     @Flag(name: .customLong("allreduce"), help: "Time MPI allreduce alone over message sizes (--sizes-kb), --steps times each, instead of training.")
@@ -100,7 +104,7 @@ struct BenchCommand: ParsableCommand {
         for c in r.components {
             print(c.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%9.2f %10.1f%%", c.ms, 100 * c.ms / r.trainStepMs))
         }
-        print("(reorders run inside the conv layers that need them; allreduce wait: see scripts/bench under mpirun)")
+        print("(reorders run inside the conv layers that need them; allreduce wait: see research/bench under mpirun)")
         for (p, convs) in [("fp32", r.convolutionsFP32), ("bf16", r.convolutionsBF16)] {
             guard let convs else { continue }
             print("\nconvolutions alone, \(p)   forward ms  bwd-data ms  bwd-weights ms  oneDNN implementations")

@@ -1,5 +1,5 @@
 import ArgumentParser
-import FERCluster
+import FERComm
 import FERCore
 import FERTrain
 import Foundation
@@ -27,7 +27,5 @@ func runDistributed(_ body: (Communicator) throws -> Void) throws {
 
 /// Prints `value` as pretty, key-sorted JSON: what `--json` writes to stdout.
 func printJSON<T: Encodable>(_ value: T) throws {
-    let enc = JSONEncoder()
-    enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-    print(String(decoding: try enc.encode(value), as: UTF8.self))
+    print(String(decoding: try JSON.document(value), as: UTF8.self))
 }

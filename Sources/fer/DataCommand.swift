@@ -1,7 +1,7 @@
 import ArgumentParser
 import FERCore
 import FERData
-import FERPlot
+import FERTools
 import Foundation
 
 /// `fer data`: ingest (or load the cache), print the EDA report, optionally write its plots.
@@ -43,74 +43,12 @@ struct DataCommand: ParsableCommand {
             // Every plot's path is checked before the data is read: none may be an input.
             let plots = try out.map { o in
                 let dir = try inputs.outputFolder(o, flag: "--out")
-                return try Plots { try inputs.outputFile(dir + "/" + $0, flag: "--out") }
+                return try DataReport.Plots { try inputs.outputFile(dir + "/" + $0, flag: "--out") }
             }
             let (dataset, report) = try loadDataset(path: data.path, strict: strict)
             let summary = summarize(dataset)
-            if output.json { try printJSON(Output(summary: summary, ingest: report)) } else { printReport(summary, report) }
-            if let plots { try writePlots(dataset, summary, to: plots) }
+            if output.json { try printJSON(Output(summary: summary, ingest: report)) } else { print(DataReport.text(summary, report), terminator: "") }
+            if let plots { try DataReport.writePlots(dataset, summary, to: plots) }
         }
-    }
-
-    private func printReport(_ s: DataSummary, _ r: IngestReport) {
-        let how = r.fromCache ? "loaded from cache" : "ingested"
-        print("\(r.path) (\(r.format)): \(r.images) images, \(how) in \(String(format: "%.2f", r.seconds)) s")
-        if let c = r.cachePath { print("cache: \(c)") }
-        if let n = r.cacheNote { print("cache note: \(n)") }
-        if !r.skipped.isEmpty {
-            print("skipped \(r.skipped.count) bad input(s):")
-            for b in r.skipped { print("  \(b.source): \(b.reason)") }
-        }
-        let header = "split".padding(toLength: 13, withPad: " ", startingAt: 0)
-            + Emotion.names.map { $0.padding(toLength: 9, withPad: " ", startingAt: 0) }.joined() + "total   mean    std  min max"
-        print("\n" + header)
-        for split in Split.allCases {
-            guard let x = s.splits[split.name] else { continue }
-            let cells = Emotion.names.map { String(x.perClass[$0] ?? 0).padding(toLength: 9, withPad: " ", startingAt: 0) }.joined()
-            print(split.name.padding(toLength: 13, withPad: " ", startingAt: 0) + cells
-                  + String(x.count).padding(toLength: 8, withPad: " ", startingAt: 0)
-                  + String(format: "%5.1f  %5.1f  %3d %3d", x.pixels.mean, x.pixels.std, x.pixels.min, x.pixels.max))
-        }
-        print("\nbalanced class weights (train): "
-              + Emotion.names.map { "\($0) \(String(format: "%.4f", s.classWeights[$0] ?? 0))" }.joined(separator: ", "))
-        print("blank images: \(s.flagged.count)")
-        for f in s.flagged { print("  \(f.source): \(f.reason)") }
-    }
-
-    /// Class distribution, 8 train samples per class, and 8 augmentations of 4 images.
-    /// The report's PNGs, each path checked against the command's inputs by `file(name)`.
-    struct Plots {
-        let classes: String, samples: String, augmented: String
-        init(file: (String) throws -> String) throws {
-            classes = try file("class_distribution.png"); samples = try file("samples.png"); augmented = try file("augmented.png")
-        }
-    }
-
-    private func writePlots(_ d: Dataset, _ s: DataSummary, to plots: Plots) throws {
-        let train = s.splits["train"]?.perClass ?? [:]
-        try barChart(title: "Train images per class", labels: Emotion.names,
-                     values: Emotion.names.map { Double(train[$0] ?? 0) }, path: plots.classes)
-        let flagged = Set(s.flagged.map(\.source))
-        let usable = d.indices(in: .train).filter { !flagged.contains(d.sources[$0]) }
-        var samples: [[UInt8]] = []
-        for e in Emotion.allCases {
-            let picks = usable.filter { Int(d.labels[$0]) == e.rawValue }.prefix(8)
-            samples += picks.map { i in d.withImage(i) { Array($0) } }
-            samples += Array(repeating: [UInt8](repeating: 255, count: imagePixels), count: 8 - picks.count)
-        }
-        try imageGrid(images: samples, columns: 8, rowLabels: Emotion.names, scale: 2, path: plots.samples)
-        let aug = Augmenter(config: AugmentConfig(), seed: 1)
-        var variants: [[UInt8]] = [], labels: [String] = []
-        for i in usable.prefix(4) {
-            let src = d.withImage(i) { Array($0) }
-            labels.append(Emotion(rawValue: Int(d.labels[i]))!.name)
-            variants.append(src)
-            for epoch in 0..<7 {
-                var out = [UInt8](repeating: 0, count: imagePixels)
-                src.withUnsafeBufferPointer { sp in out.withUnsafeMutableBufferPointer { aug.warp(src: sp.baseAddress!, dst: $0.baseAddress!, aug.params(epoch: epoch, index: i)) } }
-                variants.append(out)
-            }
-        }
-        try imageGrid(images: variants, columns: 8, rowLabels: labels, scale: 2, path: plots.augmented)
     }
 }

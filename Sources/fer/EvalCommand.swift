@@ -1,7 +1,9 @@
 import ArgumentParser
-import FERCluster
+import FERCheckpoint
+import FERComm
 import FERCore
 import FERData
+import FERInference
 import FERTrain
 import Foundation
 
@@ -38,15 +40,14 @@ struct EvalCommand: ParsableCommand {
         try runDistributed { comm in
             // Every output is checked against every input before anything runs (rank 0 writes them all).
             let outputs = comm.rank == 0 ? try checkOutputs() : nil
-            let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { print($0) } }
+            let log = comm.coordinatorLog()
+            let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm, log: log)
             guard let r = try evaluate(checkpoints: checkpoint, data: dataset, split: split, config: config, tta: tta.tta,
-                                       batch: batch, precision: precision.precision ?? .fp32, comm: comm, log: { if comm.rank == 0 { print($0); fflush(nil) } }),
+                                       batch: batch, precision: precision.precision ?? .fp32, comm: comm, log: log),
                   let outputs else { return }
             try printReport(r, plots: outputs.plots)
             if let json = outputs.json {
-                let enc = JSONEncoder()
-                enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-                try writeAtomically(Array(try enc.encode(r)), to: json)
+                try writeAtomically(try JSON.document(r), to: json)
             }
         }
     }

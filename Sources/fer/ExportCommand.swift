@@ -1,6 +1,8 @@
 import ArgumentParser
+import FERCheckpoint
 import FERCore
 import FERDeploy
+import FERInference
 import Foundation
 
 struct ExportCommand: ParsableCommand {

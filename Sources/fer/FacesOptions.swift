@@ -1,6 +1,7 @@
 import ArgumentParser
 import FERCore
 import FERFaces
+import FERInference
 import FERTrain
 import Foundation
 

@@ -1,4 +1,6 @@
 import ArgumentParser
+import FERConfig
+import FERInference
 import FERNet
 import FERTrain
 import Foundation
@@ -85,4 +87,8 @@ extension TTA: ExpressibleByArgument {
 extension EvalSplit: ExpressibleByArgument {
     /// `validation` is accepted for `val`.
     public init?(argument: String) { self.init(rawValue: argument == "validation" ? "val" : argument) }
+}
+
+extension ResumeFrom: ExpressibleByArgument {
+    public init?(argument: String) { self.init(argument) }
 }

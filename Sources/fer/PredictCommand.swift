@@ -1,6 +1,8 @@
 import ArgumentParser
+import FERCheckpoint
 import FERCore
 import FERData
+import FERInference
 import FERTrain
 import Foundation
 

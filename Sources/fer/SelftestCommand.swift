@@ -1,5 +1,5 @@
 import ArgumentParser
-import FERCluster
+import FERComm
 import FERCore
 
 struct SelftestCommand: ParsableCommand {

@@ -1,6 +1,8 @@
 import ArgumentParser
-import FERCluster
+import FERComm
 import FERCore
+import FERData
+import FERTools
 import FERTrain
 import Foundation
 
@@ -41,7 +43,7 @@ struct SweepCommand: ParsableCommand {
             var inputs = CommandInputs()
             inputs.add(data.path, as: "the data \(data.path)", enclosed: true)
             inputs.add(configPath, as: "--config \(configPath)")
-            let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm) { if comm.rank == 0 { log($0) } }
+            let dataset = try loadDatasetOnCoordinator(path: data.path, strict: false, comm: comm, log: comm.coordinatorLog())
             guard let results = try runSweep(configPath: configPath, overrides: config.overrides, axes: axes, epochs: epochs,
                                              data: dataset, runDir: runDir, comm: comm, groups: groups, resume: resume,
                                              inputs: inputs, log: log) else { return }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERCore
+import FERTools
 import FERTrain
 import Foundation
 
@@ -44,8 +45,7 @@ struct TimeToAccuracyCommand: ParsableCommand {
             try plotTimeToAccuracy(timelines, thresholds: levels, names: labels, path: png)
         }
         if output.json {
-            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            print(String(decoding: try enc.encode(timelines), as: UTF8.self))
+            try printJSON(timelines)
         } else {
             print(timeToAccuracyTable(timelines, thresholds: levels), terminator: "")
             if let png { print("wrote \(png)") }

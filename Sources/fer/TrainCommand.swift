@@ -1,6 +1,9 @@
 import ArgumentParser
-import FERCluster
+import FERComm
+import FERConfig
 import FERCore
+import FERData
+import FERInference
 import FERTrain
 import Foundation
 
@@ -21,53 +24,18 @@ struct TrainCommand: ParsableCommand {
             --resume latest --epochs 60
           fer train --config configs/best.yaml --run runs/best3h --budget 3h
         """)
-    @OptionGroup var flags: TrainingFlags
+    @OptionGroup var flags: RunFlags
 
     func run() throws { try flags.train() }
 }
 
-/// `fer distill --teacher A --teacher B --config C --run R`: `fer train` with the teachers' averaged TTA
-/// probabilities as a second target (distill.teachers, .weight, .temperature, .cache; Distill.swift).
-struct DistillCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "distill",
-        abstract: "Train one student on the labels and on teachers' averaged test-time-augmented probabilities.",
-        discussion: """
-        Each teacher (a checkpoint) runs once over the training images with its own TTA (eval.tta and \
-        eval.tta_mode of its run); the averaged probabilities are cached (distill.cache, default RUN/teachers.probs), \
-        so --resume latest and other students of the same teachers skip that pass. The loss is \
-        (1 - distill.weight) x the labels' cross-entropy + distill.weight x T^2 x the cross-entropy to the \
-        teachers at temperature T (distill.temperature). A teacher that trained on the student's validation \
-        images (another split) is refused. Every other flag is fer train's.
-
-        Examples:
-          fer distill --teacher runs/a/checkpoints/best.ckpt \\
-            --teacher runs/b/checkpoints/best.ckpt \\
-            --config configs/best.yaml --run runs/student --set distill.temperature=2
-          fer distill --config runs/student/config.yaml --run runs/student \\
-            --resume latest
-        """)
-    @Option(name: .customLong("teacher"), help: ArgumentHelp("A teacher checkpoint (repeat for an ensemble); sets distill.teachers.", valueName: "checkpoint"))
-    var teachers: [String] = []
-    @OptionGroup var flags: TrainingFlags
-
-    func run() throws {
-        try flags.train { cfg in
-            if !teachers.isEmpty { cfg.distill.teachers = teachers }
-            guard !cfg.distill.teachers.isEmpty else {
-                throw FERError("fer distill needs teachers: pass --teacher CHECKPOINT (repeatable) or set distill.teachers in the config")
-            }
-            try cfg.validate()
-        }
-    }
-}
-
 /// What `fer train` and `fer distill` share: the config, data, run folder and how the run starts and stops.
-struct TrainingFlags: ParsableArguments {
+struct RunFlags: ParsableArguments {
     @OptionGroup var config: ConfigOptions
     @OptionGroup var data: DataOptions
     @Option(name: .customLong("run"), help: "Run folder for config, metrics, checkpoints and plots.") var runDir: String
     @Option(help: "Total epochs (overrides train.epochs).") var epochs: Int?
-    @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: String?
+    @Option(help: "Resume: 'latest' (newest good checkpoint in the run folder) or a checkpoint path.") var resume: ResumeFrom?
     @Option(help: "Stop after this epoch (the run can be resumed later).") var stopAfter: Int?
     @Option(help: ArgumentHelp("Fit train.epochs to a time budget (3h, 90m, 1h30m, or seconds), counted from the start: the first steps are timed, and the epochs chosen are written into the run's config.yaml.",
                                valueName: "duration"))
@@ -99,7 +67,7 @@ struct TrainingFlags: ParsableArguments {
         try runDistributed { comm in
             // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
             let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
-            let log: (String) -> Void = { if comm.rank == 0 { print((tty ? "\r\u{1B}[K" : "") + $0); fflush(nil) } }
+            let log = comm.coordinatorLog(prefix: tty ? "\r\u{1B}[K" : "")
             var cfg = try resolveConfig(comm: comm, log: log)
             try adjust(&cfg)
             // Recorded absolute: a resume from another working directory must find the same files.
@@ -107,7 +75,7 @@ struct TrainingFlags: ParsableArguments {
             if !cfg.distill.cache.isEmpty { cfg.distill.cache = absolutePath(cfg.distill.cache) }
             let inputs = commandInputs(cfg)
             let dataset = try loadDatasetOnCoordinator(path: data.path, strict: strict, comm: comm, log: log)
-            let options = TrainOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
+            let options = RunOptions(resume: resume, overwrite: overwrite, allowConfigChange: allowConfigChange,
                                        bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter, budget: try budget.map { try parseDuration($0) })
             let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, inputs: inputs, log: log)
             if let plan = try trainer.fitEpochsToBudget(started: started) { log(plan.description) }

@@ -110,7 +110,8 @@ final class SignalPhaseTests: XCTestCase {
         let pipe = Pipe()
         p.standardOutput = pipe; p.standardError = pipe
         try p.run()
-        usleep(300_000)
+        // After start-up (loading the libraries can take longer than ingest's first check on a busy machine).
+        XCTAssertTrue(waitForHandler(pid: p.processIdentifier, signal: SIGTERM), "fer train installed no SIGTERM handler")
         let sent = Date()
         kill(p.processIdentifier, SIGTERM)
         p.waitUntilExit()

@@ -1,5 +1,6 @@
 import FERCore
 import FERData
+import FERTestSupport
 import Foundation
 import XCTest
 

@@ -1,3 +1,4 @@
+import FERCore
 import FERData
 import FERTestSupport
 import Foundation
@@ -18,9 +19,16 @@ final class CacheTests: XCTestCase {
         assertThrows(try Dataset(serialized: flipped), contains: ["checksum mismatch"])
         var magic = bytes; magic[0] = 0x58
         assertThrows(try Dataset(serialized: magic), contains: ["bad magic"])
-        var version = bytes; version[8] = 99
+        // Another build's version, sealed intact: named as a version, not as damage.
+        var version = Array(bytes.dropLast(8)); version[8] = 99
+        version += withUnsafeBytes(of: Checksum.of(version).littleEndian) { Array($0) }
         assertThrows(try Dataset(serialized: version), contains: ["version 99"])
-        assertThrows(try Dataset(serialized: Array(bytes.prefix(bytes.count - 9))), contains: ["size mismatch"])
+        // Cut short: the checksum catches it before any count is believed.
+        assertThrows(try Dataset(serialized: Array(bytes.prefix(bytes.count - 9))), contains: ["checksum mismatch"])
+        // Counts that do not fit the size, sealed intact (a crafted buffer): the size check refuses them.
+        var counts = Array(bytes.dropLast(8)); counts[16] &+= 1
+        counts += withUnsafeBytes(of: Checksum.of(counts).littleEndian) { Array($0) }
+        assertThrows(try Dataset(serialized: counts), contains: ["size mismatch"])
         assertThrows(try Dataset(serialized: Array(bytes.prefix(5))), contains: ["truncated"])
         XCTAssertEqual(try Dataset(serialized: Dataset().serialize()).count, 0)
     }

@@ -255,8 +255,11 @@ final class HostileCacheTests: XCTestCase {
         let (first, _) = try loadDataset(path: root, cacheDir: cache)
         let file = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: cache).first)
         var bytes = [UInt8](FileManager.default.contents(atPath: cache + "/" + file)!)
-        // The report length (u64 at 24): added to the position it would overflow.
-        withUnsafeBytes(of: UInt64(Int.max - 8).littleEndian) { bytes.replaceSubrange(24..<32, with: $0) }
+        // The report length (u64 at 20, after magic, version and key): added to the position it would
+        // overflow. Sealed again, so the parser meets it (a checksum is no defence against a crafted file).
+        withUnsafeBytes(of: UInt64(Int.max - 8).littleEndian) { bytes.replaceSubrange(20..<28, with: $0) }
+        bytes.removeLast(8)
+        withUnsafeBytes(of: Checksum.of(bytes).littleEndian) { bytes += $0 }
         FileManager.default.createFile(atPath: cache + "/" + file, contents: Data(bytes))
         let (again, report) = try loadDataset(path: root, cacheDir: cache)
         XCTAssertFalse(report.fromCache)

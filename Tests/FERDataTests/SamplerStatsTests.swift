@@ -1,4 +1,5 @@
 import FERData
+import FERTestSupport
 import Foundation
 import XCTest
 

@@ -1,21 +1,24 @@
-import XCTest
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
+@testable import FERConfig
 import FERCore
 import FERData
+@testable import FERDeploy
+@testable import FERInference
 import FERNet
 import FERTestSupport
-@testable import FERDeploy
 @testable import FERTrain
+import XCTest
 
 /// `fer export --onnx` checked by ONNX Runtime (from the project's .venv-onnx, PyPI's onnxruntime): its
 /// probabilities equal fer's on the same inputs within 1e-4, with the same argmax.
 final class ONNXExportTests: XCTestCase {
     /// The venv's python; skips (not fails) only where the venv cannot be made (no PyPI, no python3).
     func onnxPython() throws -> String {
-        let r = try runCommand([repoRoot + "/scripts/onnx-venv"], timeout: 600)
+        let r = try runCommand([repoRoot + "/tools/onnx-venv"], timeout: 600)
         let python = r.output.split(separator: "\n").last.map(String.init) ?? ""
         guard r.status == 0, FileManager.default.isExecutableFile(atPath: python) else {
-            throw XCTSkip("scripts/onnx-venv could not create .venv-onnx: \(r.output.suffix(500))")
+            throw XCTSkip("tools/onnx-venv could not create .venv-onnx: \(r.output.suffix(500))")
         }
         return python
     }
@@ -25,7 +28,7 @@ final class ONNXExportTests: XCTestCase {
         let python = try onnxPython()
         let inPath = dir + "/input.f32", outPath = dir + "/output.f32"
         try inputs.withUnsafeBytes { try Data($0).write(to: URL(fileURLWithPath: inPath)) }
-        let r = try runCommand([python, repoRoot + "/scripts/onnx_run.py", onnx, inPath, outPath], timeout: 300)
+        let r = try runCommand([python, repoRoot + "/tools/onnx_run.py", onnx, inPath, outPath], timeout: 300)
         XCTAssertEqual(r.status, 0, r.output)
         let out = try Data(contentsOf: URL(fileURLWithPath: outPath))
         let probabilities = out.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }

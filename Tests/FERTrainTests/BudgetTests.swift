@@ -1,9 +1,11 @@
-import XCTest
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
+@testable import FERConfig
 import FERCore
 import FERNet
 import FERTestSupport
 @testable import FERTrain
+import XCTest
 
 final class BudgetTests: TinyRunTestCase {
     func testDurationsParseAndBadOnesAreRefused() throws {
@@ -52,7 +54,7 @@ final class BudgetTests: TinyRunTestCase {
         let data = syntheticDataset(perClass: 12)
         let cfg = try tinyConfig(["train.batch=16", "train.validation_fraction=0.25", "train.ema_decay=0.9", "train.mixup_alpha=0.4"])
         let a = tempDir("budget")
-        let t = try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), options: TrainOptions(budget: 120), log: silent)
+        let t = try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), options: RunOptions(budget: 120), log: silent)
         let plan = try XCTUnwrap(try t.fitEpochsToBudget(started: Date()))
         XCTAssertEqual(t.config.train.epochs, plan.epochs)
         XCTAssertEqual(t.schedule.totalEpochs, plan.epochs)

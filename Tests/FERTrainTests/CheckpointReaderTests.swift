@@ -1,9 +1,10 @@
+@testable import FERCheckpoint
 import FERCore
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 // Checkpoint files are untrusted: their checksum detects damage, not intent. These re-seal doctored
 // headers with a valid checksum and check that the reader refuses them with the reason, never crashing.
@@ -13,7 +14,7 @@ final class CheckpointReaderTests: XCTestCase {
         let model = try Model(config: try tinyConfig().model, batch: 1)
         let path = tempDir() + "/tiny.ckpt"
         try Checkpoint.save(path: path, model: model, optimizer: nil,
-                            state: TrainingState(epoch: 1, step: 2, schedule: .init(plateauScale: 1, best: 0.5, sinceBest: 0),
+                            state: TrainingProgress(epoch: 1, step: 2, schedule: .init(plateauScale: 1, best: 0.5, sinceBest: 0),
                                                  validationAccuracy: nil),
                             globalBatch: 32, datasetChecksum: 7, configHash: 9)
         let b = [UInt8](FileManager.default.contents(atPath: path)!)
@@ -29,11 +30,10 @@ final class CheckpointReaderTests: XCTestCase {
     /// Checkpoint bytes with this header and data, and a valid checksum.
     func sealed(_ header: CheckpointHeader, _ data: [UInt8], headerLength: UInt32? = nil) throws -> [UInt8] {
         let json = [UInt8](try JSONEncoder().encode(header))
-        var w = ByteWriter()
-        w.put(bytes: checkpointMagic); w.put(checkpointVersion); w.put(headerLength ?? UInt32(json.count))
-        w.put(bytes: json + data)
-        w.put(Checksum.of(w.bytes))
-        return w.bytes
+        return checkpointEnvelope.seal { w in
+            w.put(headerLength ?? UInt32(json.count))
+            w.put(bytes: json + data)
+        }
     }
 
     func write(_ bytes: [UInt8]) -> String {
@@ -107,15 +107,5 @@ final class CheckpointReaderTests: XCTestCase {
         for cut in stride(from: 0, to: bytes.count, by: 61) {
             XCTAssertThrowsError(try Checkpoint.parse(bytes: Array(bytes[0..<cut]), source: "x.ckpt"))
         }
-    }
-}
-
-private func assertThrows(_ expr: @autoclosure () throws -> Any, contains parts: [String],
-                          file: StaticString = #filePath, line: UInt = #line) {
-    do {
-        _ = try expr()
-        XCTFail("expected an error containing \(parts)", file: file, line: line)
-    } catch {
-        for p in parts { XCTAssertTrue("\(error)".contains(p), "'\(error)' lacks '\(p)'", file: file, line: line) }
     }
 }

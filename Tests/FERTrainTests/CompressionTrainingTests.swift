@@ -1,12 +1,13 @@
 // train.gradient_compression: bf16 in training: the config key, the bucket path in process (what each
 // bucket sends, in how many bytes), and a real 2-rank training against the f32 one.
-@testable import FERCluster
+@testable import FERComm
+@testable import FERConfig
 import FERCore
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class CompressionTrainingTests: XCTestCase {
     func testConfigKey() throws {
@@ -20,7 +21,7 @@ final class CompressionTrainingTests: XCTestCase {
     }
 
     /// Records the bf16 sums started (and leaves the values as they are: a sum over one rank).
-    final class SpyReducer: GradientReducer {
+    final class SpyReducer: BF16Reducer {
         var floats: [Int] = [], bf16: [(count: Int, values: [UInt16])] = []
         func iallreduceSum(_ buf: UnsafeMutablePointer<Float>, count: Int) throws -> CommRequest {
             floats.append(count); return CommRequest(handle: nil)
@@ -46,13 +47,13 @@ final class CompressionTrainingTests: XCTestCase {
         let plainSpy = SpyReducer()
         let plain = DataParallel(model: model, network: net, comm: LocalCommunicator(), reducer: plainSpy, bucketBytes: 16 << 10)
         plain.compress(.bf16)
-        XCTAssertNil(plain.compressed, "one rank has nothing to compress")
+        XCTAssertTrue(plain.bucketSum is AllreduceSum, "one rank has nothing to compress")
         let f32 = try step(plain)
         XCTAssertEqual(plain.takeSentBytes(), 4 * model.grads.count)
 
         let spy = SpyReducer()
         let dataParallel = DataParallel(model: model, network: net, comm: LocalCommunicator(), reducer: spy, bucketBytes: 16 << 10)
-        dataParallel.compressed = BF16Buckets(arenaCount: model.grads.count)   // as compress(.bf16) does on 2+ ranks
+        dataParallel.registerHook(BF16CompressedSum(arenaCount: model.grads.count, reducer: spy))   // as compress(.bf16) does on 2+ ranks
         let back = try step(dataParallel)
         XCTAssertEqual(spy.floats, [])
         XCTAssertEqual(spy.bf16.map(\.count), dataParallel.buckets.map { $0.range.count })

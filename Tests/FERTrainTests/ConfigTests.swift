@@ -1,9 +1,10 @@
-import FERTestSupport
-import XCTest
+@testable import FERConfig
 import FERCore
 import FERNet
-import Foundation
+import FERTestSupport
 @testable import FERTrain
+import Foundation
+import XCTest
 
 final class ConfigTests: XCTestCase {
     func testPaperConfigHasTheSeedsParameterCounts() throws {

@@ -1,10 +1,12 @@
-import XCTest
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
 import FERCore
 import FERData
+@testable import FERInference
 import FERNet
 import FERTestSupport
 @testable import FERTrain
+import XCTest
 
 /// Crop models (augment.crop, model.input_size = crop): ten-crop TTA against explicitly cut views, a
 /// crop run with random erasing resuming bit-exactly, and the centre crop in `fer predict`'s classifier.
@@ -58,7 +60,7 @@ final class CropTTATests: XCTestCase {
         let a = tempDir("cropA"), b = tempDir("cropB")
         try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), log: silent).run()
         try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), log: silent).run(untilEpoch: 1)
-        try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: silent).run()
+        try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: RunOptions(resume: "latest"), log: silent).run()
         let ckpt = a + "/checkpoints/epoch-0002.ckpt"
         let x = try Checkpoint.read(path: ckpt).1, y = try Checkpoint.read(path: b + "/checkpoints/epoch-0002.ckpt").1
         XCTAssertEqual(x.count, y.count)

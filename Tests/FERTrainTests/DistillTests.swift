@@ -1,14 +1,16 @@
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
 import FERCore
 import FERData
+@testable import FERInference
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class DistillTests: XCTestCase {
-    let fast = ["train.batch=16", "train.validation_fraction=0.25", "train.keep_checkpoints=5"]
+    let fast = fastTraining
 
     /// The loss with teachers is (1 - w) * the label term + w * T^2 * CE(q, softmax(z / T)); its gradient
     /// matches central finite differences, with and without mixing; at w = 0 it is the plain loss exactly.
@@ -94,7 +96,7 @@ final class DistillTests: XCTestCase {
         for j in expected.indices { XCTAssertEqual(teachers.rows[j], expected[j], accuracy: 1e-6) }
         try student.run()
 
-        let resumed = try Trainer(config: cfg, data: data, runDir: run, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: silent)
+        let resumed = try Trainer(config: cfg, data: data, runDir: run, comm: LocalCommunicator(), options: RunOptions(resume: "latest"), log: silent)
         XCTAssertEqual(resumed.teachers?.fromCache, true)
         XCTAssertEqual(resumed.teachers?.rows, teachers.rows)
         let shared = try Trainer(config: try tinyConfig(fast + ["distill.teachers=[\(a), \(b)]", "distill.cache=\(run)/teachers.probs"]),

@@ -1,13 +1,16 @@
 // Data-parallel training end to end: real `fer` ranks under mpirun on a small fer2013.csv. Each job has a
 // time limit, so a hang fails instead of blocking the suite. 2 cores: one thread per rank, tiny models.
-@testable import FERCluster
+@testable import FERCheckpoint
+@testable import FERComm
+@testable import FERConfig
 import FERCore
 import FERData
+@testable import FERInference
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class DistributedTrainingTests: XCTestCase {
     var dir = "", csv = "", noBN = "", fer = ""
@@ -110,7 +113,7 @@ final class DistributedTrainingTests: XCTestCase {
         let config = try loadRunConfig(path: tiny, overrides: ["train.batch=16", "train.epochs=1"])
         let (data, _) = try loadDataset(path: csv)
         let t = try Trainer(config: config, data: data, runDir: "\(dir)/bn-check", comm: LocalCommunicator(),
-                            options: TrainOptions(resume: "\(dir)/bn/checkpoints/epoch-0001.ckpt"), log: silent)
+                            options: RunOptions(resume: .checkpoint("\(dir)/bn/checkpoints/epoch-0001.ckpt")), log: silent)
         let (loss, accuracy) = try t.validate()
         // To float rounding: 2 ranks validate in smaller batches, and oneDNN's kernels may round by batch
         // size. Statistics other than the checkpoint's would differ in the third digit.
@@ -245,9 +248,6 @@ final class DistributedGradientSyncTests: XCTestCase {
             let lo = buf - base
             started.append((lo..<(lo + count), Array(UnsafeBufferPointer(start: buf, count: count))))
             return CommRequest(handle: OpaquePointer(bitPattern: 1))   // pending until waitAll
-        }
-        func iallreduceSumBF16(_ buf: UnsafeMutablePointer<UInt16>, count: Int) throws -> CommRequest {
-            throw FERError("not compressed here")
         }
         func test(_ request: CommRequest) throws -> Bool { tests += 1; return false }
         func waitAll(_ requests: [CommRequest]) throws { for r in requests { r.isComplete = true; r.handle = nil } }

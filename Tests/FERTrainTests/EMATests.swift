@@ -1,13 +1,14 @@
-import XCTest
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
 import FERCore
 import FERNet
 import FERTestSupport
 @testable import FERTrain
+import XCTest
 
 final class EMATests: XCTestCase {
-    let fast = ["train.batch=16", "train.validation_fraction=0.25", "augment.rotation_range=8", "train.keep_checkpoints=5",
-                "train.ema_decay=0.9", "train.mixup_alpha=0.4", "train.cutmix_alpha=1", "train.mix_probability=0.7"]
+    let fast = fastTraining + ["augment.rotation_range=8", "train.ema_decay=0.9", "train.mixup_alpha=0.4",
+                               "train.cutmix_alpha=1", "train.mix_probability=0.7"]
 
     /// ema = d ema + (1 - d) p with the warm-up decay min(d, (1 + t) / (10 + t)); swapping it in and out
     /// gives the training parameters back bit for bit.
@@ -42,7 +43,7 @@ final class EMATests: XCTestCase {
         let a = tempDir("emaA"), b = tempDir("emaB")
         try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), log: silent).run()
         try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), log: silent).run(untilEpoch: 1)
-        try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: silent).run()
+        try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: RunOptions(resume: "latest"), log: silent).run()
         let x = try Checkpoint.read(path: a + "/checkpoints/epoch-0002.ckpt").1, y = try Checkpoint.read(path: b + "/checkpoints/epoch-0002.ckpt").1
         XCTAssertEqual(x.count, y.count)
         XCTAssertNotNil(x["ema/conv1.weight"]); XCTAssertNotNil(x["ema.stat/batchnorm1.running_var"])
@@ -87,7 +88,7 @@ final class EMATests: XCTestCase {
         XCTAssertNil(try Checkpoint.read(path: run + "/checkpoints/epoch-0001.ckpt").1["ema/conv1.weight"])
         var lines: [String] = []
         let t = try Trainer(config: try tinyConfig(["train.batch=16", "train.validation_fraction=0.25", "train.epochs=2", "train.ema_decay=0.99"]),
-                            data: data, runDir: run, comm: LocalCommunicator(), options: TrainOptions(resume: "latest", allowConfigChange: true),
+                            data: data, runDir: run, comm: LocalCommunicator(), options: RunOptions(resume: "latest", allowConfigChange: true),
                             log: { lines.append($0) })
         XCTAssertEqual(Array(t.ema!.arena.buffer), Array(t.model.params.buffer))
         XCTAssertEqual(Array(t.ema!.stats.buffer), Array(t.model.stats.buffer))

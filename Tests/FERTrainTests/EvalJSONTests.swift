@@ -1,12 +1,13 @@
+@testable import FERInference
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 /// eval.json is EvalResult's Codable: the keys users script against, and read back to the same result.
 final class EvalJSONTests: XCTestCase {
     func testEvalJSONKeysAndRoundTrip() throws {
         let labels = [0, 1, 2, 3, 4, 5, 6, 0]
-        let r = EvalResult(checkpoints: ["a.ckpt", "b.ckpt"], split: .val, labels: labels, predictions: [0, 1, 2, 3, 4, 5, 6, 1],
+        let r = EvalResult(checkpoints: ["a.ckpt", "b.ckpt"], split: .val, labels: labels, classes: 7, predictions: [0, 1, 2, 3, 4, 5, 6, 1],
                            tta: 3, ttaPredictions: labels, seconds: 1.5,
                            members: [MemberScore(checkpoint: "a.ckpt", accuracy: 0.5, ttaAccuracy: 0.75),
                                      MemberScore(checkpoint: "b.ckpt", accuracy: 0.625, ttaAccuracy: 0.5)])
@@ -37,7 +38,7 @@ final class EvalJSONTests: XCTestCase {
 
     /// Without TTA there are no tta_ keys, and reading it back gives no TTA report.
     func testNoTTANoTTAKeys() throws {
-        let r = EvalResult(checkpoints: ["a.ckpt"], split: .test, labels: [0, 1], predictions: [0, 0], tta: nil,
+        let r = EvalResult(checkpoints: ["a.ckpt"], split: .test, labels: [0, 1], classes: 7, predictions: [0, 0], tta: nil,
                            ttaPredictions: nil, seconds: 0, members: [MemberScore(checkpoint: "a.ckpt", accuracy: 0.5, ttaAccuracy: nil)])
         let data = try JSONEncoder().encode(r)
         let o = try JSONSerialization.jsonObject(with: data) as! [String: Any]

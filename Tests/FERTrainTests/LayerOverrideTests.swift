@@ -1,8 +1,9 @@
+@testable import FERConfig
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 /// `--set model.layers.NAME.key=value`: a layer named as the network names it (type and running count),
 /// so an override keeps meaning the same layer when the config gains another one before it.

@@ -1,6 +1,7 @@
+@testable import FERInference
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class MetricsTests: XCTestCase {
     /// Hand-computed: class 0 has tp 2, fp 1, fn 1; class 1 tp 1, fp 1, fn 1; class 2 tp 0, fp 0, fn 0.

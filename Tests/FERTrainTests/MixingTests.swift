@@ -1,16 +1,16 @@
-import XCTest
-import FERCluster
+import FERComm
 import FERCore
 import FERNet
 import FERTestSupport
 @testable import FERTrain
+import XCTest
 
 final class MixingTests: XCTestCase {
     /// Beta(a, a) from the keyed stream: in [0, 1], mean 1/2, variance 1 / (4 (2a + 1)), for a below and above 1.
     func testBetaDrawsHaveBetaMoments() {
         for a in [0.2, 0.4, 1.0, 2.0] {
             var r = KeyedStream(7, UInt64(a * 10))
-            let xs = (0..<20_000).map { _ in sampleBeta(a, &r) }
+            let xs = (0..<20_000).map { _ in r.beta(a) }
             XCTAssertTrue(xs.allSatisfy { (0...1).contains($0) })
             let mean = xs.reduce(0, +) / Double(xs.count)
             let variance = xs.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(xs.count)

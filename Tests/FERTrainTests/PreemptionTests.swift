@@ -1,11 +1,12 @@
 // Surviving preemption, through the real `fer` binary: SIGUSR1 (what Slurm's --signal sends before a time
 // limit) checkpoints the step like SIGTERM, and mid-epoch checkpoints every K steps or M minutes leave a
 // killed run little to redo and resume exactly, on 1 and 2 ranks and on another rank count.
+@testable import FERCheckpoint
 import FERCore
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class PreemptionTests: TinyRunTestCase {
     func finalTensors(_ run: String) throws -> [String: [Float]] {

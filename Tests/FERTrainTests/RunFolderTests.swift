@@ -1,19 +1,21 @@
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
+@testable import FERConfig
 import FERCore
 import FERData
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 /// Nothing in a run folder is lost or mixed silently: fresh runs refuse a folder that holds a run, one
 /// writer at a time, resumes keep the trajectory and keep metrics.jsonl one line per checkpointed epoch.
 final class RunFolderTests: XCTestCase {
-    let fast = ["train.batch=16", "train.validation_fraction=0.25", "train.keep_checkpoints=5"]
+    let fast = fastTraining
     lazy var data = syntheticDataset(perClass: 8)
 
-    func train(_ dir: String, _ overrides: [String] = [], options: TrainOptions = .init(), until: Int? = nil,
+    func train(_ dir: String, _ overrides: [String] = [], options: RunOptions = .init(), until: Int? = nil,
                log: @escaping (String) -> Void = silent) throws -> Trainer {
         let t = try Trainer(config: try tinyConfig(fast + overrides), data: data, runDir: dir, comm: LocalCommunicator(),
                             options: options, log: log)
@@ -38,7 +40,7 @@ final class RunFolderTests: XCTestCase {
         XCTAssertEqual(try epochs(dir), [1, 2])
 
         var logs: [String] = []
-        _ = try train(dir, ["train.epochs=1", "train.seed=9"], options: TrainOptions(overwrite: true), log: { logs.append($0) })
+        _ = try train(dir, ["train.epochs=1", "train.seed=9"], options: RunOptions(overwrite: true), log: { logs.append($0) })
         XCTAssertEqual(try epochs(dir), [1])
         let aside = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: dir).first { $0.hasPrefix("replaced-") })
         XCTAssertTrue(logs.contains { $0.contains(aside) }, "\(logs)")
@@ -68,18 +70,18 @@ final class RunFolderTests: XCTestCase {
         let config = contents(dir + "/config.yaml")
         for (change, named) in [("train.split_seed=7", "train.split_seed 1 -> 7"), ("optimizer.lr=0.01", "optimizer.lr 0.003 -> 0.01"),
                                 ("augment.zoom_range=0.3", "augment.zoom_range 0.1 -> 0.3"), ("train.validation_fraction=0.3", "train.validation_fraction")] {
-            XCTAssertThrowsError(try train(dir, ["train.epochs=3", change], options: TrainOptions(resume: "latest")), change) {
+            XCTAssertThrowsError(try train(dir, ["train.epochs=3", change], options: RunOptions(resume: "latest")), change) {
                 XCTAssertTrue("\($0)".contains(named) && "\($0)".contains("--allow-config-change"), "\($0)")
             }
             XCTAssertEqual(contents(dir + "/config.yaml"), config, "a refused resume must not rewrite config.yaml")
         }
         // Another architecture is refused too, before config.yaml is touched.
-        XCTAssertThrowsError(try train(dir, ["train.epochs=3", "model.layers.conv1.filters=32"], options: TrainOptions(resume: "latest")))
+        XCTAssertThrowsError(try train(dir, ["train.epochs=3", "model.layers.conv1.filters=32"], options: RunOptions(resume: "latest")))
         XCTAssertEqual(contents(dir + "/config.yaml"), config)
 
         // More epochs: allowed. A deliberate change: allowed when asked, and recorded with the next epoch.
-        _ = try train(dir, ["train.epochs=4"], options: TrainOptions(resume: "latest"), until: 2)
-        _ = try train(dir, ["train.epochs=4", "optimizer.lr=0.01"], options: TrainOptions(resume: "latest", allowConfigChange: true), until: 3)
+        _ = try train(dir, ["train.epochs=4"], options: RunOptions(resume: "latest"), until: 2)
+        _ = try train(dir, ["train.epochs=4", "optimizer.lr=0.01"], options: RunOptions(resume: "latest", allowConfigChange: true), until: 3)
         let m = try readMetrics(runDir: dir)
         XCTAssertEqual(m.map { $0.epoch }, [1, 2, 3])
         XCTAssertEqual(m[1].configChanges, ["train.epochs: 3 -> 4"])
@@ -97,13 +99,13 @@ final class RunFolderTests: XCTestCase {
         // A crash after epoch 3's line but before its checkpoint reached the disk; and an old duplicate.
         try FileManager.default.removeItem(atPath: dir + "/checkpoints/epoch-0003.ckpt")
         try ([lines[0], lines[1], lines[1], lines[2]].joined(separator: "\n") + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
-        let t = try train(dir, ["train.epochs=4"], options: TrainOptions(resume: "latest"))
+        let t = try train(dir, ["train.epochs=4"], options: RunOptions(resume: "latest"))
         XCTAssertEqual(t.history.map { $0.epoch }, [1, 2, 3, 4])
         XCTAssertEqual(try epochs(dir), [1, 2, 3, 4])
 
         // A crash between epoch 4's checkpoint and its line: the checkpoint carries the line.
         try ([lines[0], lines[1], lines[2]].joined(separator: "\n") + "\n").write(toFile: dir + "/metrics.jsonl", atomically: true, encoding: .utf8)
-        _ = try train(dir, ["train.epochs=4"], options: TrainOptions(resume: "latest"))
+        _ = try train(dir, ["train.epochs=4"], options: RunOptions(resume: "latest"))
         XCTAssertEqual(try epochs(dir), [1, 2, 3, 4])
         XCTAssertEqual(try readMetrics(runDir: dir)[3], try Checkpoint.read(path: dir + "/checkpoints/epoch-0004.ckpt").0.metrics)
     }
@@ -124,7 +126,7 @@ final class RunFolderTests: XCTestCase {
         _ = try train(dir, ["train.epochs=1"])
         let stale = [dir + "/checkpoints/.epoch-0002.ckpt.tmp-4242", dir + "/.config.yaml.tmp-17"]
         for s in stale { try Data(repeating: 7, count: 100).write(to: URL(fileURLWithPath: s)) }
-        _ = try train(dir, ["train.epochs=2"], options: TrainOptions(resume: "latest"))
+        _ = try train(dir, ["train.epochs=2"], options: RunOptions(resume: "latest"))
         for s in stale { XCTAssertFalse(FileManager.default.fileExists(atPath: s), s) }
         XCTAssertEqual(try epochs(dir), [1, 2])
     }
@@ -144,7 +146,7 @@ final class RunFolderTests: XCTestCase {
     func testFullDiskOnMetricsIsAnError() throws {
         let dir = tempDir()
         try FileManager.default.createSymbolicLink(atPath: dir + "/metrics.jsonl", withDestinationPath: "/dev/full")
-        XCTAssertThrowsError(try train(dir, ["train.epochs=1"], options: TrainOptions(resume: "latest"))) {
+        XCTAssertThrowsError(try train(dir, ["train.epochs=1"], options: RunOptions(resume: "latest"))) {
             XCTAssertTrue("\($0)".contains("metrics.jsonl") && "\($0)".contains("No space left"), "\($0)")
         }
     }

@@ -1,11 +1,12 @@
 // Interruptions and multi-rank runs as users meet them, through the real `fer` binary: SIGTERM ends a run
 // at a step boundary with a checkpoint it resumes from exactly, only rank 0 needs the run folder, and
 // command-line settings that differ between ranks stop the job instead of hanging it.
+@testable import FERCheckpoint
 import FERCore
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class RunSafetyTests: TinyRunTestCase {
     /// SIGTERM in the middle of epoch 2: the step finishes, a checkpoint is written, the exit says so

@@ -1,8 +1,10 @@
 // The scaling model's arithmetic on synthetic numbers: the alpha-beta fit recovers known values, the
 // overlap model hides what it should, predictions and the learning-rate rule add up, and the report
 // reads a raw/ folder of bench results and checks itself against them.
-@testable import FERTrain
+@testable import FERConfig
 import FERTestSupport
+@testable import FERTools
+@testable import FERTrain
 import Foundation
 import XCTest
 

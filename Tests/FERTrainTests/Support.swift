@@ -1,9 +1,10 @@
 // Config helpers for FERTrain's tests; the datasets and folders come from FERTestSupport's fixtures.
+@testable import FERConfig
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 /// One fixed step of the tiny model for tests that drive DataParallel by hand: 4 images of a ramp, fixed
 /// labels and step key. `forwardLoss()` runs forward and puts the loss gradient into the network.
@@ -34,6 +35,9 @@ func tinyConfig(_ overrides: [String] = []) throws -> RunConfig {
 }
 
 func silent(_: String) {}
+
+/// The overrides that make tiny.yaml train in seconds on the synthetic datasets: what most training tests share.
+let fastTraining = ["train.batch=16", "train.validation_fraction=0.25", "train.keep_checkpoints=5"]
 
 /// Runs of the real `fer train` on configs/tiny.yaml and a small synthetic fer2013.csv, one folder per test:
 /// what the interruption, preemption and restart tests share.

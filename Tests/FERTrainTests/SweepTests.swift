@@ -1,10 +1,14 @@
 // Hyper-parameter sweeps and ensembles, end to end: `fer sweep` single-process and under mpirun with
 // groups of ranks training points at once, and `fer eval` over several checkpoints.
+@testable import FERCheckpoint
+@testable import FERConfig
 import FERData
+@testable import FERInference
 import FERTestSupport
+@testable import FERTools
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class SweepTests: XCTestCase {
     var dir = "", csv = "", fer = ""

@@ -1,12 +1,12 @@
 // Synchronized batch norm (train.sync_batchnorm): batch statistics over the global batch. In process, the
 // layer's synchronized path against plain batch norm; end to end, real `fer` ranks under mpirun.
-import FERCluster
+import FERComm
 import FERCore
 import FERNet
 import FERTestSupport
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class SyncBatchNormTests: XCTestCase {
 

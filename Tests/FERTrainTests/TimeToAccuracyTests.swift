@@ -1,8 +1,11 @@
-import FERCluster
+@testable import FERCheckpoint
+import FERCore
+import FERComm
 import FERTestSupport
+@testable import FERTools
+@testable import FERTrain
 import Foundation
 import XCTest
-@testable import FERTrain
 
 final class TimeToAccuracyTests: XCTestCase {
     func line(_ epoch: Int, _ acc: Double, _ seconds: Double, _ validation: Double?) -> String {

@@ -1,15 +1,15 @@
-import XCTest
-import FERCluster
+@testable import FERCheckpoint
+import FERComm
 import FERCore
 import FERData
+@testable import FERInference
 import FERNet
 import FERTestSupport
 @testable import FERTrain
+import XCTest
 
 final class TrainingTests: XCTestCase {
-    let fast = ["train.batch=16", "train.validation_fraction=0.25", "augment.rotation_range=8", "train.keep_checkpoints=5"]
-
-    func paramBytes(_ path: String) throws -> [String: [Float]] { try Checkpoint.read(path: path).1 }
+    let fast = fastTraining + ["augment.rotation_range=8"]
 
     /// N epochs in one run and N/2 + resume N/2 give byte-identical parameters, optimizer state and
     /// batch-norm statistics.
@@ -21,10 +21,10 @@ final class TrainingTests: XCTestCase {
         try t1.run()
         let t2 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), log: silent)
         try t2.run(untilEpoch: 2)
-        let t3 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: silent)
+        let t3 = try Trainer(config: cfg, data: data, runDir: b, comm: LocalCommunicator(), options: RunOptions(resume: "latest"), log: silent)
         XCTAssertEqual(t3.state.epoch, 2)
         try t3.run()
-        let x = try paramBytes(a + "/checkpoints/epoch-0004.ckpt"), y = try paramBytes(b + "/checkpoints/epoch-0004.ckpt")
+        let x = try checkpointTensors(a + "/checkpoints/epoch-0004.ckpt"), y = try checkpointTensors(b + "/checkpoints/epoch-0004.ckpt")
         XCTAssertEqual(x.count, y.count)
         for (k, v) in x { XCTAssertEqual(v, y[k], "tensor \(k) differs after resume") }
         XCTAssertEqual(try readMetrics(runDir: b).map { $0.epoch }, [1, 2, 3, 4])
@@ -32,7 +32,7 @@ final class TrainingTests: XCTestCase {
         let c = tempDir("resumeInit")
         let init0 = try Trainer(config: cfg, data: data, runDir: c, comm: LocalCommunicator(), log: silent)
         try init0.saveCheckpoint(c + "/init.ckpt")
-        let z = try paramBytes(c + "/init.ckpt")
+        let z = try checkpointTensors(c + "/init.ckpt")
         XCTAssertNotEqual(z["param/conv1.weight"], x["param/conv1.weight"])
     }
 
@@ -56,7 +56,7 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.read(path: dir + "/junk.ckpt")) { XCTAssertTrue("\($0)".contains("bad magic"), "\($0)") }
 
         var logs: [String] = []
-        let resumed = try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), options: TrainOptions(resume: "latest"), log: { logs.append($0) })
+        let resumed = try Trainer(config: cfg, data: data, runDir: dir, comm: LocalCommunicator(), options: RunOptions(resume: "latest"), log: { logs.append($0) })
         XCTAssertEqual(resumed.state.epoch, 1)
         XCTAssertTrue(logs.contains { $0.contains("skipping") && $0.contains("epoch-0002.ckpt") }, "\(logs)")
         // Set aside, not deleted, and not overwritten when epoch 2 trains again.

@@ -1,0 +1,104 @@
+import FERConfig
+import FERCore
+import FERData
+import FERNet
+import Foundation
+
+/// One optimizer step, as `fer train` runs it and `fer bench` times it: mix the batch in the network's
+/// input (train.mixup_alpha, train.cutmix_alpha), forward, the loss against the labels (and the teachers'
+/// rows when distilling), backward with the gradient sum over ranks, the update, and the moving average.
+/// It owns what the step changes: the model, the optimizer, the data-parallel reducer, the average.
+public final class TrainingStep {
+    public let model: Model
+    public let optimizer: Optimizer
+    public let dataParallel: DataParallel
+    /// The model's moving average (train.ema_decay > 0), updated after every optimizer step.
+    public let ema: WeightAverage?
+    /// Batch-level mixup / cutmix.
+    let mixer: Mixer
+    public let loss: WeightedCrossEntropy
+    /// This rank's slice of the global batch.
+    public let slice: Range<Int>
+    let seed: UInt64, globalBatch: Int, classes: Int
+    /// The teachers' rows for every training image when distilling (set once they are computed).
+    public internal(set) var teachers: TeacherTargets?
+    /// When set, `run` adds the seconds of its phases outside the network (mixing, loss, optimizer, average)
+    /// here: what `fer bench` reports beside the per-layer profile.
+    public var phaseSeconds: [String: Double]?
+
+    /// The model of `config` at this rank's slice of train.batch (parameters not yet initialised), and
+    /// everything a step needs around it. `classWeights`: the loss's per-class weights.
+    public init(config: RunConfig, classWeights: [Float], comm: Communicator, bucketBytes: Int) throws {
+        let t = config.train
+        slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.batch)
+        // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
+        // since checkpoints store tensors in canonical layout, not per batch shape.
+        model = try Model(config: config.model, batch: slice.count, precision: t.precision)
+        dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: bucketBytes,
+                                        syncBatchNorm: t.syncBatchNorm)
+        dataParallel.compress(t.gradientCompression)
+        optimizer = Optimizer(config: config.optimizer, count: model.params.count)
+        ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count, statCount: model.stats.count) : nil
+        if let ema { dataParallel.registerStatistics(ema.stats) }   // per rank like batch norm's, averaged with them
+        mixer = Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability, seed: t.seed,
+                      side: config.model.inputSize)
+        loss = WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: t.labelSmoothing)
+        seed = t.seed; globalBatch = t.batch; classes = config.model.classes
+    }
+
+    /// The buffers a step needs beside `net`'s own (allocate once, reuse every step).
+    public func buffers(for net: Network) -> StepBuffers {
+        StepBuffers(inputCount: net.input.count, batch: slice.count, classes: classes)
+    }
+
+    /// One step on the batch in `net.input` and `buffers.labels` (and, distilling, the teachers' rows in
+    /// `buffers.soft`), global step `step`, learning rate `lr`.
+    public func run(_ net: Network, _ buffers: StepBuffers, step: Int, lr: Float) throws -> WeightedCrossEntropy.Result {
+        let n = slice.count
+        var mix: WeightedCrossEntropy.Mix?
+        if mixer.enabled {
+            timed("mixing") {
+                guard let m = mixer.draw(step: step, sliceStart: slice.lowerBound, count: n) else { return }
+                mixer.apply(m, input: net.input.ptr, scratch: buffers.scratch, count: n, perImage: buffers.inputCount / n,
+                            labels: buffers.labels, partnerLabels: buffers.partnerLabels)
+                mix = .init(partnerLabels: buffers.partnerLabels, lambda: Float(m.lambda))
+                teachers?.blend(buffers.soft, mix: m, scratch: buffers.softScratch, count: n)
+            }
+        }
+        let key = StepKey(seed: seed, step: UInt64(step), globalOffset: slice.lowerBound)
+        net.forward(training: true, key: key)
+        let r = timed("loss") {
+            loss.evaluate(logits: net.logits, labels: buffers.labels, mix: mix, distill: teachers?.loss(buffers.soft), n: n, k: classes,
+                          globalBatch: globalBatch, grad: net.logitsGrad)
+        }
+        try dataParallel.backward(key: key)
+        timed("optimizer") { optimizer.step(params: model.params, grads: model.grads, lr: lr) }
+        if let ema { timed("weight average") { ema.update(params: model.params, stats: model.stats, update: optimizer.t) } }
+        return r
+    }
+
+    private func timed<T>(_ phase: String, _ body: () throws -> T) rethrows -> T {
+        guard phaseSeconds != nil else { return try body() }
+        var value: T?
+        let s = try Timing.seconds { value = try body() }
+        phaseSeconds?[phase, default: 0] += s
+        return value!
+    }
+}
+
+/// A step's buffers besides the network's own, allocated once per epoch (the step loop allocates none):
+/// the labels, the teachers' rows when distilling, and for mixed steps the partners' labels, the unmixed
+/// batch and the unblended rows.
+public final class StepBuffers {
+    public let inputCount: Int
+    public let labels: UnsafeMutablePointer<Int32>, partnerLabels: UnsafeMutablePointer<Int32>
+    let scratch: UnsafeMutablePointer<Float>
+    let soft: UnsafeMutablePointer<Float>, softScratch: UnsafeMutablePointer<Float>
+    init(inputCount: Int, batch: Int, classes: Int) {
+        self.inputCount = inputCount
+        labels = .allocate(capacity: batch); partnerLabels = .allocate(capacity: batch)
+        scratch = .allocate(capacity: inputCount)
+        soft = .allocate(capacity: batch * classes); softScratch = .allocate(capacity: batch * classes)
+    }
+    deinit { labels.deallocate(); partnerLabels.deallocate(); scratch.deallocate(); soft.deallocate(); softScratch.deallocate() }
+}
