@@ -33,7 +33,7 @@ public func onCoordinator(_ comm: Communicator, _ work: () throws -> Void) throw
 
 /// The same for a Codable result, sent as JSON.
 public func onCoordinator<T: Codable>(_ comm: Communicator, _ work: () throws -> T) throws -> T {
-    try onCoordinator(comm, work, encode: { Array(try JSONEncoder().encode($0)) },
+    try onCoordinator(comm, work, encode: { try JSON.line($0) },
                       decode: { try JSONDecoder().decode(T.self, from: Data($0)) })
 }
 

@@ -1,6 +1,6 @@
 import Foundation
 
-// Durations as users write them (`--budget 3h`, `checkpoint_every_minutes`), parsed strictly once.
+// Durations as users write them (`--budget 3h`), parsed strictly, and printed back the same way.
 
 /// The longest budget: 30 days. Past it a duration is a typo, and the arithmetic stays far from overflow.
 public let maxBudgetSeconds = 30.0 * 24 * 3600

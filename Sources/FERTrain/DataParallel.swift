@@ -128,7 +128,9 @@ public final class DataParallel {
     /// train.gradient_compression: bf16 registers the bf16 hook. Alone there is nothing to send: gradients
     /// stay f32, so a one-rank run equals an uncompressed one.
     public func compress(_ compression: GradientCompression) {
-        guard compression == .bf16, comm.size > 1, let bf16 = reducer as? BF16Reducer else { return }
+        guard compression == .bf16, comm.size > 1 else { return }
+        // On 2+ ranks the reducer is the MPI communicator, which sums bf16; anything else is a wiring error.
+        guard let bf16 = reducer as? BF16Reducer else { preconditionFailure("train.gradient_compression bf16: the reducer cannot sum bf16") }
         registerHook(BF16CompressedSum(arenaCount: model.grads.count, reducer: bf16))
     }
 

@@ -169,7 +169,7 @@ enum TeacherCache {
         }
         do {
             // The size is known before reading: a file of another size is not this cache.
-            let expected = 8 + 4 + 8 + 8 + count * 4 + 8
+            let expected = Envelope.overhead + 8 + 8 + count * 4   // key, count, rows
             let bytes = try readRegularFile(path, limit: expected)
             return try envelope.open(bytes, source: path) { r -> [Float]? in
                 guard try r.read(UInt64.self, "key") == key else {

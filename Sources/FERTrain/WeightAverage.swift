@@ -1,5 +1,4 @@
 import FERCheckpoint
-import FERCore
 import FERNet
 
 /// An exponential moving average of the model, as timm's ModelEmaV2 keeps one: after every optimizer
