@@ -11,7 +11,7 @@ public func loadModel(checkpoint: String, comm: Communicator = LocalCommunicator
 
 /// A checkpoint file's bytes on every rank: rank 0 reads it and broadcasts them.
 package func checkpointBytes(_ path: String, comm: Communicator) throws -> [UInt8] {
-    try onCoordinator(comm, { try Checkpoint.bytes(path: path) }, encode: { $0 }, decode: { Array($0) })
+    try comm.onCoordinator({ try Checkpoint.bytes(path: path) }, encode: { $0 }, decode: { Array($0) })
 }
 
 /// The same from a checkpoint's bytes, already read (`source` names them in errors).

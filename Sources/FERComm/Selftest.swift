@@ -148,16 +148,16 @@ private func checkGather(_ comm: Communicator) throws -> String {
 
 private func checkHandshake(_ comm: Communicator) throws -> String {
     let same: [AgreementPart] = [("version", "selftest"), ("config", "lr: 0.1"), ("dataset", "abc")]
-    try agree(on: agreementKey(same), describing: same, comm: comm)
+    try comm.agree(on: agreementKey(same), describing: same)
     guard comm.size > 1 else { return "handshake: agreement (mismatch needs 2 ranks)" }
     var odd = same
     if comm.rank == comm.size - 1 { odd[1].value = "lr: 0.2" }
     // Key 0: the parts alone must reveal the differing config.
-    let named = try refusal { try agree(on: 0, describing: odd, comm: comm) }
+    let named = try refusal { try comm.agree(on: 0, describing: odd) }
     try expect(named != nil, "handshake: a differing config was not detected on rank \(comm.rank)")
     try expect(named!.contains("config differs on rank(s) \(comm.size - 1)"), "handshake: message '\(named!)'")
     // Same parts, different key: still caught.
-    let keys = try refusal { try agree(on: comm.rank == comm.size - 1 ? 1 : 0, describing: same, comm: comm) }
+    let keys = try refusal { try comm.agree(on: comm.rank == comm.size - 1 ? 1 : 0, describing: same) }
     try expect(keys != nil, "handshake: a differing key was not detected on rank \(comm.rank)")
     try expect(keys!.contains("keys differ"), "handshake: message '\(keys!)'")
     return "handshake: agreement, and a mismatch reported as: \(named!)"

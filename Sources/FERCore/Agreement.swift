@@ -15,14 +15,16 @@ public func agreementKey(_ parts: [AgreementPart]) -> UInt64 {
     return c.value
 }
 
-/// Throws on every rank unless all ranks have the same parts and the same `key`. The parts are always
-/// hashed in; `key` adds anything else the ranks must share (a hash of data too big to describe, or 0).
-public func agree(on key: UInt64, describing parts: [AgreementPart], comm: Communicator) throws {
-    if try comm.allEqual(hashKey(key, agreementKey(parts))) { return }
-    let report = try comm.gather(encodeParts(parts), root: 0)
-    var message = report.map { describeMismatch(decoded: $0.map(decodeParts)) }.map { Array($0.utf8) } ?? []
-    try comm.broadcast(&message, root: 0)
-    throw FERError("ranks disagree at start-up: " + String(decoding: message, as: UTF8.self))
+extension Communicator {
+    /// Throws on every rank unless all ranks have the same parts and the same `key`. The parts are always
+    /// hashed in; `key` adds anything else the ranks must share (a hash of data too big to describe, or 0).
+    public func agree(on key: UInt64, describing parts: [AgreementPart]) throws {
+        if try allEqual(hashKey(key, agreementKey(parts))) { return }
+        let report = try gather(encodeParts(parts), root: 0)
+        var message = report.map { describeMismatch(decoded: $0.map(decodeParts)) }.map { Array($0.utf8) } ?? []
+        try broadcast(&message, root: 0)
+        throw FERError("ranks disagree at start-up: " + String(decoding: message, as: UTF8.self))
+    }
 }
 
 /// Names each part whose value differs from rank 0's, with the ranks and a short view of the values.

@@ -348,7 +348,7 @@ private func parseRow(_ b: UnsafeBufferPointer<UInt8>, _ line: Range<Int>, colum
 /// checksum and deserialises.
 public func loadDatasetOnCoordinator(path: String, strict: Bool, comm: Communicator,
                                      log: (String) -> Void) throws -> Dataset {
-    try onCoordinator(comm, {
+    try comm.onCoordinator({
         let (d, report) = try loadDataset(path: path, strict: strict)
         if !report.skipped.isEmpty {
             log("warning: \(report.skipped.count) unreadable image(s) skipped, e.g. \(report.skipped[0].source): \(report.skipped[0].reason)")

@@ -113,10 +113,10 @@ public func evaluate(checkpoints: [String], data: Dataset, split: EvalSplit, con
     let start = Date()
     // Ranks split the images between them: with other checkpoints, a split or a TTA count they would
     // compute different things and meet in the wrong collectives.
-    try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
-                                  AgreementPart(name: "checkpoints", value: checkpoints.joined(separator: "\n")),
-                                  AgreementPart(name: "split, tta, batch, precision", value: "\(split) \(tta?.description ?? "off") \(batch) \(precision)"),
-                                  AgreementPart(name: "dataset checksum", value: hex64(data.checksum))], comm: comm)
+    try comm.agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
+                                       AgreementPart(name: "checkpoints", value: checkpoints.joined(separator: "\n")),
+                                       AgreementPart(name: "split, tta, batch, precision", value: "\(split) \(tta?.description ?? "off") \(batch) \(precision)"),
+                                       AgreementPart(name: "dataset checksum", value: hex64(data.checksum))])
     let indices = try split.indices(data: data, checkpoints: checkpoints, config: config)
     guard !indices.isEmpty else { throw FERError("the dataset has no \(split) images") }
     let labels = indices.map { Int(data.labels[$0]) }

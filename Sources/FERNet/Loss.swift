@@ -39,11 +39,25 @@ public struct WeightedCrossEntropy {
         }
     }
 
-    /// `logits` and `grad` are n x k row-major; `labels` n class ids. Returns the local weighted loss sum
-    /// (divide by the global batch for the mean) and the number of correct argmax predictions; in a
-    /// mixed batch a prediction is correct when it names the label with the larger share (y_a on a tie).
-    public func evaluate(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>, mix: Mix? = nil, distill: Distillation? = nil,
-                         n: Int, k: Int, globalBatch: Int, grad: UnsafeMutablePointer<Float>?) -> Result {
+    /// What each image of a batch is trained towards, the one value the loss takes: its label, blended
+    /// with a partner's in a mixed batch, and, distilling, the teachers' rows as a second target. FERTrain's
+    /// TargetProvider builds it from whatever features a run has on; plain training passes the labels alone.
+    public struct Targets {
+        /// n class ids.
+        public var labels: UnsafePointer<Int32>
+        public var mix: Mix?
+        public var distill: Distillation?
+        public init(labels: UnsafePointer<Int32>, mix: Mix? = nil, distill: Distillation? = nil) {
+            self.labels = labels; self.mix = mix; self.distill = distill
+        }
+    }
+
+    /// `logits` and `grad` are n x k row-major. Returns the local weighted loss sum (divide by the global
+    /// batch for the mean) and the number of correct argmax predictions; in a mixed batch a prediction is
+    /// correct when it names the label with the larger share (y_a on a tie).
+    public func evaluate(logits: UnsafePointer<Float>, targets: Targets, n: Int, k: Int, globalBatch: Int,
+                         grad: UnsafeMutablePointer<Float>?) -> Result {
+        let labels = targets.labels, mix = targets.mix, distill = targets.distill
         var lossSum = 0.0, correct = 0
         let scale = 1 / Float(globalBatch)
         let eps = labelSmoothing, off = eps / Float(k), on = 1 - eps + eps / Float(k)

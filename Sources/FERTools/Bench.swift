@@ -62,7 +62,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     var config = config
     config.train.batch = globalBatch
-    // The step `fer train` runs (mixing, loss, gradient sum, optimizer, average); teachers are not loaded,
+    // The step `fer train` runs (targets, loss, gradient sum, optimizer, average); teachers are not loaded,
     // so a distillation config is timed without its soft term.
     let k = config.model.classes
     let trainingStep = try TrainingStep(config: config, classWeights: [Float](repeating: 1, count: k), comm: comm, bucketBytes: bucketBytes)

@@ -81,13 +81,13 @@ public func runSweep(configPath: String, overrides: [String], axes: [SweepAxis],
         }
     }
     // Every rank must sweep the same grid, or the groups would train different points and never meet.
-    try agree(on: 0, describing: [AgreementPart(name: "sweep", value: "\(axes.map { "\($0.key)=\($0.values)" }) epochs \(epochs) groups \(requested ?? 0)"),
-                                  AgreementPart(name: "base config", value: configs[0].yaml())], comm: comm)
+    try comm.agree(on: 0, describing: [AgreementPart(name: "sweep", value: "\(axes.map { "\($0.key)=\($0.values)" }) epochs \(epochs) groups \(requested ?? 0)"),
+                                       AgreementPart(name: "base config", value: configs[0].yaml())])
     let runDir = try inputs.outputFolder(runDir, flag: "--run", holdsNoInput: true, create: false)
     let names = points.map { p in p.map { "\(shortKey($0.key))=\($0.value)" }.joined(separator: " ") }
     // A point's folder that holds a run would refuse that point hours in: refuse the sweep now.
     if !resume {
-        _ = try onCoordinator(comm) { () -> Bool in
+        _ = try comm.onCoordinator { () -> Bool in
             if let held = names.first(where: { !RunFolder.heldRun(runDir + "/" + folderName($0)).isEmpty }) {
                 throw FERError(file: runDir + "/" + folderName(held), "already holds a run: continue the sweep with --resume, or sweep into another --run")
             }

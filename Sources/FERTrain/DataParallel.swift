@@ -91,10 +91,10 @@ public final class DataParallel {
     /// a bucket size) would hang or crash.
     func handshake(config: RunConfig, options: RunOptions, datasetChecksum: UInt64) throws {
         let flags = String(decoding: try JSON.line(options), as: UTF8.self)
-        try agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
-                                      AgreementPart(name: "resolved config", value: config.yaml()),
-                                      AgreementPart(name: "command line", value: flags),
-                                      AgreementPart(name: "dataset checksum", value: hex64(datasetChecksum))], comm: comm)
+        try comm.agree(on: 0, describing: [AgreementPart(name: "binary version", value: ferVersion),
+                                           AgreementPart(name: "resolved config", value: config.yaml()),
+                                           AgreementPart(name: "command line", value: flags),
+                                           AgreementPart(name: "dataset checksum", value: hex64(datasetChecksum))])
     }
 
     /// Rank 0's state is the truth: every rank starts from its parameters, statistics and optimizer state.

@@ -41,7 +41,7 @@ public final class TeacherTargets {
         let path = settings.cache.isEmpty ? runDir + "/teachers.probs" : settings.cache
         let start = Date()
         // The cache is written after the teachers' pass: a bad path must fail before it, not minutes later.
-        try onCoordinator(comm) { try checkCacheFolder(path, inputs: inputs) }
+        try comm.onCoordinator { try checkCacheFolder(path, inputs: inputs) }
         // Every rank loads and checks the teachers (rank 0 reads each file once and shares its bytes), so
         // all agree on the key.
         var teachers: [(model: Model, views: Int, mode: TTAMode, path: String)] = []
@@ -59,7 +59,7 @@ public final class TeacherTargets {
         var raw = [Float](repeating: 0, count: count)
         // Rank 0 reads the cache; every rank learns whether it did.
         var cached: [Float]?
-        let hit = try onCoordinator(comm) { () -> Bool in
+        let hit = try comm.onCoordinator { () -> Bool in
             cached = try TeacherCache.read(path, key: key.value, count: count, log: log)
             return cached != nil
         }
@@ -76,7 +76,7 @@ public final class TeacherTargets {
                 throw TrainingInterrupted(signal: e.signal, advice: "stopped during the teachers' pass; no cache was written and the run has not started: run the same command again")
             }
             // Rank 0 holds every row (the gathered predictions) and writes the cache.
-            try onCoordinator(comm) {
+            try comm.onCoordinator {
                 try TeacherCache.write(path, key: key.value, rows: raw)
                 let names = teachers.map { "\($0.path) (\($0.views) \($0.mode.rawValue) views)" }.joined(separator: ", ")
                 log(String(format: "teachers: %@ ran over %d training images in %.0f s; probabilities cached in %@",

@@ -22,7 +22,7 @@ final class RunCoordinator {
     }
 
     /// Rank 0 runs `body` (reads the folder, a checkpoint) and every rank gets its outcome, or rank 0's error.
-    func decide<T: Codable>(_ body: () throws -> T) throws -> T { try onCoordinator(comm, body) }
+    func decide<T: Codable>(_ body: () throws -> T) throws -> T { try comm.onCoordinator(body) }
 
     /// Opens the folder on rank 0 if it is not open.
     func openFolder(_ make: () throws -> RunFolder) throws {

@@ -4,9 +4,9 @@ import FERData
 import FERNet
 import Foundation
 
-/// One optimizer step, as `fer train` runs it and `fer bench` times it: mix the batch in the network's
-/// input (train.mixup_alpha, train.cutmix_alpha), forward, the loss against the labels (and the teachers'
-/// rows when distilling), backward with the gradient sum over ranks, the update, and the moving average.
+/// One optimizer step, as `fer train` runs it and `fer bench` times it: the batch's targets (its labels,
+/// mixed by train.mixup_alpha / train.cutmix_alpha, and the teachers' rows when distilling; Targets.swift),
+/// forward, the loss against them, backward with the gradient sum over ranks, the update, and the moving average.
 /// It owns what the step changes: the model, the optimizer, the data-parallel reducer, the average.
 public final class TrainingStep {
     public let model: Model
@@ -14,15 +14,18 @@ public final class TrainingStep {
     public let dataParallel: DataParallel
     /// The model's moving average (train.ema_decay > 0), updated after every optimizer step.
     public let ema: WeightAverage?
-    /// Batch-level mixup / cutmix.
-    let mixer: Mixer
+    /// What each image is trained towards: its label, mixed (mixup, cutmix), and the teachers' rows.
+    let targets: TargetProvider
     public let loss: WeightedCrossEntropy
     /// This rank's slice of the global batch.
     public let slice: Range<Int>
     let seed: UInt64, globalBatch: Int, classes: Int
     /// The teachers' rows for every training image when distilling (set once they are computed).
-    public internal(set) var teachers: TeacherTargets?
-    /// When set, `run` adds the seconds of its phases outside the network (mixing, loss, optimizer, average)
+    public internal(set) var teachers: TeacherTargets? {
+        get { targets.teachers }
+        set { targets.teachers = newValue }
+    }
+    /// When set, `run` adds the seconds of its phases outside the network (targets, loss, optimizer, average)
     /// here: what `fer bench` reports beside the per-layer profile.
     public var phaseSeconds: [String: Double]?
 
@@ -40,8 +43,8 @@ public final class TrainingStep {
         optimizer = Optimizer(config: config.optimizer, count: model.params.count)
         ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count, statCount: model.stats.count) : nil
         if let ema { dataParallel.registerStatistics(ema.stats) }   // per rank like batch norm's, averaged with them
-        mixer = Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability, seed: t.seed,
-                      side: config.model.inputSize)
+        targets = TargetProvider(mixer: Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability,
+                                              seed: t.seed, side: config.model.inputSize))
         loss = WeightedCrossEntropy(classWeights: classWeights, labelSmoothing: t.labelSmoothing)
         seed = t.seed; globalBatch = t.batch; classes = config.model.classes
     }
@@ -54,22 +57,11 @@ public final class TrainingStep {
     /// One step on the batch in `net.input` and `buffers.labels` (and, distilling, the teachers' rows in
     /// `buffers.soft`), global step `step`, learning rate `lr`.
     public func run(_ net: Network, _ buffers: StepBuffers, step: Int, lr: Float) throws -> WeightedCrossEntropy.Result {
-        let n = slice.count
-        var mix: WeightedCrossEntropy.Mix?
-        if mixer.enabled {
-            timed("mixing") {
-                guard let m = mixer.draw(step: step, sliceStart: slice.lowerBound, count: n) else { return }
-                mixer.apply(m, input: net.input.ptr, scratch: buffers.scratch, count: n, perImage: buffers.inputCount / n,
-                            labels: buffers.labels, partnerLabels: buffers.partnerLabels)
-                mix = .init(partnerLabels: buffers.partnerLabels, lambda: Float(m.lambda))
-                teachers?.blend(buffers.soft, mix: m, scratch: buffers.softScratch, count: n)
-            }
-        }
+        let batchTargets = timed("targets") { targets.targets(step: step, slice: slice, input: net.input.ptr, buffers: buffers) }
         let key = StepKey(seed: seed, step: UInt64(step), globalOffset: slice.lowerBound)
         net.forward(training: true, key: key)
         let r = timed("loss") {
-            loss.evaluate(logits: net.logits, labels: buffers.labels, mix: mix, distill: teachers?.loss(buffers.soft), n: n, k: classes,
-                          globalBatch: globalBatch, grad: net.logitsGrad)
+            loss.evaluate(logits: net.logits, targets: batchTargets, n: slice.count, k: classes, globalBatch: globalBatch, grad: net.logitsGrad)
         }
         try dataParallel.backward(key: key)
         timed("optimizer") { optimizer.step(params: model.params, grads: model.grads, lr: lr) }

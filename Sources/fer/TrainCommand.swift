@@ -107,7 +107,7 @@ struct RunFlags: ParsableArguments {
         }
         let own = try outputPath(runDir, flag: "--run") + "/config.yaml"
         // Rank 0 reads the run folder; every rank parses the same text.
-        let text: String? = try onCoordinator(comm) {
+        let text: String? = try comm.onCoordinator {
             FileIdentity(own) == nil ? nil : String(decoding: try readRegularFile(own, limit: 1 << 20), as: UTF8.self)
         }
         guard let text else {

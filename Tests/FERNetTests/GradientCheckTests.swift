@@ -48,7 +48,7 @@ final class GradientCheckTests: XCTestCase {
         net.forward(training: true, key: key)
         let ce = WeightedCrossEntropy(classWeights: classWeights)
         let r = labels.withUnsafeBufferPointer {
-            ce.evaluate(logits: net.logits, labels: $0.baseAddress!, n: net.batch, k: 7, globalBatch: net.batch,
+            ce.evaluate(logits: net.logits, targets: .init(labels: $0.baseAddress!), n: net.batch, k: 7, globalBatch: net.batch,
                         grad: grad ? net.logitsGrad : nil)
         }
         if grad { net.backward(key: key) }

@@ -9,7 +9,7 @@ final class LossAndOptimizerTests: XCTestCase {
         let w: [Float] = [1, 2, 1, 1, 1, 1, 0.5]
         let ce = WeightedCrossEntropy(classWeights: w)
         var grad = [Float](repeating: 0, count: 14)
-        let r = ce.evaluate(logits: logits, labels: labels, n: 2, k: 7, globalBatch: 4, grad: &grad)
+        let r = ce.evaluate(logits: logits, targets: .init(labels: labels), n: 2, k: 7, globalBatch: 4, grad: &grad)
         let s0 = exp(1.0) + exp(2.0) + 5, s1 = exp(3.0) + exp(1.0) + 5
         let expected = 2 * -log(exp(2.0) / s0) + 0.5 * -log(exp(1.0) / s1)
         XCTAssertEqual(r.weightedLossSum, expected, accuracy: 1e-5)

@@ -28,11 +28,11 @@ final class DistillTests: XCTestCase {
                 let d = WeightedCrossEntropy.Distillation(targets: qp.baseAddress!, weight: w, temperature: t)
                 for mix in [nil, WeightedCrossEntropy.Mix(partnerLabels: pb.baseAddress!, lambda: 0.3)] {
                     func loss(_ z: [Float], _ d: WeightedCrossEntropy.Distillation?) -> Double {
-                        ce.evaluate(logits: z, labels: a, mix: mix, distill: d, n: n, k: k, globalBatch: batch, grad: nil).weightedLossSum / Double(batch)
+                        ce.evaluate(logits: z, targets: .init(labels: a, mix: mix, distill: d), n: n, k: k, globalBatch: batch, grad: nil).weightedLossSum / Double(batch)
                     }
                     var g = [Float](repeating: 0, count: n * k), plain = g
-                    let rd = ce.evaluate(logits: logits, labels: a, mix: mix, distill: d, n: n, k: k, globalBatch: batch, grad: &g)
-                    let rp = ce.evaluate(logits: logits, labels: a, mix: mix, n: n, k: k, globalBatch: batch, grad: &plain)
+                    let rd = ce.evaluate(logits: logits, targets: .init(labels: a, mix: mix, distill: d), n: n, k: k, globalBatch: batch, grad: &g)
+                    let rp = ce.evaluate(logits: logits, targets: .init(labels: a, mix: mix), n: n, k: k, globalBatch: batch, grad: &plain)
                     // The soft term by hand.
                     var soft = 0.0
                     for i in 0..<n {
@@ -49,7 +49,7 @@ final class DistillTests: XCTestCase {
                     }
                     // Weight 0: the plain loss and gradient, bit for bit.
                     var g0 = [Float](repeating: 0, count: n * k)
-                    let r0 = ce.evaluate(logits: logits, labels: a, mix: mix, distill: .init(targets: qp.baseAddress!, weight: 0, temperature: t),
+                    let r0 = ce.evaluate(logits: logits, targets: .init(labels: a, mix: mix, distill: .init(targets: qp.baseAddress!, weight: 0, temperature: t)),
                                          n: n, k: k, globalBatch: batch, grad: &g0)
                     XCTAssertEqual(r0.weightedLossSum, rp.weightedLossSum)
                     XCTAssertEqual(g0, plain)

@@ -80,15 +80,15 @@ final class MixingTests: XCTestCase {
         var g = [Float](repeating: 0, count: n * k), ga = g, gb = g
         func loss(_ z: [Float]) -> Double {
             b.withUnsafeBufferPointer { pb in
-                ce.evaluate(logits: z, labels: a, mix: .init(partnerLabels: pb.baseAddress!, lambda: lambda), n: n, k: k,
+                ce.evaluate(logits: z, targets: .init(labels: a, mix: .init(partnerLabels: pb.baseAddress!, lambda: lambda)), n: n, k: k,
                             globalBatch: batch, grad: nil).weightedLossSum / Double(batch)
             }
         }
         let mixed = b.withUnsafeBufferPointer { pb in
-            ce.evaluate(logits: logits, labels: a, mix: .init(partnerLabels: pb.baseAddress!, lambda: lambda), n: n, k: k, globalBatch: batch, grad: &g)
+            ce.evaluate(logits: logits, targets: .init(labels: a, mix: .init(partnerLabels: pb.baseAddress!, lambda: lambda)), n: n, k: k, globalBatch: batch, grad: &g)
         }
-        let ra = ce.evaluate(logits: logits, labels: a, n: n, k: k, globalBatch: batch, grad: &ga)
-        let rb = ce.evaluate(logits: logits, labels: b, n: n, k: k, globalBatch: batch, grad: &gb)
+        let ra = ce.evaluate(logits: logits, targets: .init(labels: a), n: n, k: k, globalBatch: batch, grad: &ga)
+        let rb = ce.evaluate(logits: logits, targets: .init(labels: b), n: n, k: k, globalBatch: batch, grad: &gb)
         XCTAssertEqual(mixed.weightedLossSum, 0.3 * ra.weightedLossSum + 0.7 * rb.weightedLossSum, accuracy: 1e-5)
         // Row 1 has one label twice: its term equals the unmixed loss.
         for j in 0..<n * k {

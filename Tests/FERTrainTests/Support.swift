@@ -24,7 +24,7 @@ struct TinyStep {
         net.forward(training: true, key: key)
         _ = labels.withUnsafeBufferPointer {
             WeightedCrossEntropy(classWeights: [Float](repeating: 1, count: 7))
-                .evaluate(logits: net.logits, labels: $0.baseAddress!, n: 4, k: 7, globalBatch: 4, grad: net.logitsGrad)
+                .evaluate(logits: net.logits, targets: .init(labels: $0.baseAddress!), n: 4, k: 7, globalBatch: 4, grad: net.logitsGrad)
         }
     }
 }
