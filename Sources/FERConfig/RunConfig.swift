@@ -75,7 +75,11 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
     public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     public var gradientCompression = GradientCompression.none   // bf16: gradients summed across ranks in bf16 (Compression.swift)
-    public var precision = Precision.fp32   // bf16: convolutions in mixed precision (FERNet/Conv.swift), where oneDNN has bf16
+    // fp32, bf16 (convolutions in mixed precision, FERNet/Conv.swift; needs AVX512_BF16) or auto: each
+    // convolution in the precision measured faster at start-up (FERNet/Precision.swift), recorded in
+    // precision_layers (one per convolution, in order) so a resumed run, and every rank, uses the same.
+    public var precision = Precision.auto
+    public var precisionLayers: [Precision] = []
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
@@ -83,6 +87,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
         case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision
+        case precisionLayers = "precision_layers"
     }
     public init() {}
 
@@ -101,6 +106,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require("train.cutmix_alpha", cutmixAlpha, 0, 100)
         try require("train.mix_probability", mixProbability, 0, 1)
         try require("train.ema_decay", emaDecay, 0, 1, "[)")   // at 1 the average never moves
+        if precisionLayers.contains(.auto) { throw FERError("train.precision_layers: each entry is fp32 or bf16 (one per convolution), not auto") }
     }
 }
 

@@ -10,31 +10,6 @@ import Foundation
 // mixed precision would run: bf16 activations, weights and gradients of activations, fp32 bias and
 // weight gradients (the master copies).
 
-/// What a training network's convolutions compute in (`train.precision`): fp32, or bf16 as mixed precision
-/// runs it (bf16 activations and weight copies into each convolution, fp32 output, fp32 master weights
-/// and weight gradients; Conv.swift).
-public enum Precision: String, ConfigChoice {
-    case fp32, bf16
-    public static let what = "precision"
-
-    /// Whether oneDNN has bf16 convolutions on this CPU (AVX512_BF16 and up): a small one is built to see.
-    public static let bf16Available: Bool = {
-        var src = desc([1, 16, 8, 8], dnnl_bf16), w = desc([16, 16, 3, 3], dnnl_bf16), b = desc([16], dnnl_f32, dnnl_a)
-        var dst = desc([1, 16, 8, 8], dnnl_f32)
-        var strides = dims([1, 1]), pad = dims([1, 1])
-        var fd = dnnl_convolution_desc_t()
-        guard dnnl_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &src, &w, &b, &dst,
-                                                 &strides, &pad, &pad) == dnnl_success, let pd = tryPrimitiveDesc(fd) else { return false }
-        return !pd.implementation.hasPrefix("ref")
-    }()
-
-    /// Refuses bf16 where oneDNN cannot run it, with the reason.
-    public func checkAvailable() throws {
-        guard self == .bf16, !Precision.bf16Available else { return }
-        throw FERError("train.precision: bf16: oneDNN has no bf16 convolution on this CPU (its ISA is \(effectiveISA); bf16 needs AVX512_BF16): use fp32")
-    }
-}
-
 /// One convolution's medians, and oneDNN's implementation of each pass ("brg:avx512_core_bf16", ...).
 public struct ConvPassTimes: Codable, Sendable, Equatable {
     public var name: String

@@ -6,16 +6,21 @@ import Foundation
 /// `Network` (one per batch shape) built from it.
 public final class Model {
     public let config: ModelConfig
-    /// What the networks' convolutions compute in (training and inference alike).
+    /// What the networks' convolutions compute in (training and inference alike): the setting, and each
+    /// convolution's resolved precision (fp32 or bf16), in order.
     public let precision: Precision
+    public let convPrecisions: [Precision]
     public let layout = ParamLayout()
     public private(set) var arenas: Arenas!
     private var networks: [String: Network] = [:]
 
-    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32) throws {
+    /// `layers`: for precision `auto`, each convolution's precision in order (train.precision_layers, or
+    /// what measureConvPrecisions chose).
+    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32, layers: [Precision] = []) throws {
         try config.validate()
         try precision.checkAvailable()
         self.config = config; self.precision = precision
+        convPrecisions = try precision.perConvolution(layers, count: config.layers.filter { $0.type == .conv }.count)
         let net = try Network(model: self, batch: batch, inference: false)   // registers tensors, fixes layouts
         arenas = Arenas(layout)
         net.bind()

@@ -25,6 +25,7 @@ public final class Network {
         var rows: [LayerRow] = []
         var src = input.desc
         let names = LayerSpec.names(ofTypes: c.layers.map(\.type.rawValue))
+        var convs = model.convPrecisions.makeIterator()
         for (i, spec) in c.layers.enumerated() {
             let name = names[i]
             let first = i == 0
@@ -33,7 +34,7 @@ public final class Network {
             case .conv:
                 layer = Conv(name: name, src: src, filters: spec.filters!, kernel: spec.window, stride: spec.step,
                              same: spec.samePadding, relu: spec.activation == .relu,
-                             needDiffSrc: !first, inference: inference, bf16: model.precision == .bf16,
+                             needDiffSrc: !first, inference: inference, bf16: convs.next() == .bf16,
                              layout: model.layout)
             case .batchnorm:
                 layer = BatchNorm(name: name, src: src, momentum: spec.batchNormMomentum, epsilon: spec.batchNormEpsilon,
@@ -107,6 +108,16 @@ public final class Network {
             layers[i].backward(key: key)
             onLayerBackwardDone?(i)
         }
+    }
+
+    /// Each layer's seconds for one step: forward, then (training) backward, last layer first. Gradients
+    /// are whatever is in logitsGrad: timing does not depend on their values.
+    func timeLayers(training: Bool) -> [Double] {
+        let key = StepKey(seed: 1, step: 0, globalOffset: 0)
+        var t = [Double](repeating: 0, count: layers.count)
+        for (i, l) in layers.enumerated() { t[i] += Timing.seconds { l.forward(training: training, key: key) } }
+        if training { for (i, l) in layers.enumerated().reversed() { t[i] += Timing.seconds { l.backward(key: key) } } }
+        return t
     }
 
     /// Names of the layers (for profiling and bucketing).

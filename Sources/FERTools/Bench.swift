@@ -15,6 +15,10 @@ public struct BenchResult: Codable, Sendable {
     public var batch: Int, steps: Int, threads: Int, ranks: Int
     /// oneDNN's effective instruction set on this CPU.
     public var isa: String
+    /// train.precision, and each convolution's precision and implementations in the timed network (with
+    /// both precisions' times when `auto` measured them); nil in files older than the choice.
+    public var precision: Precision?
+    public var convolutions: [ConvChoice]?
     public var allreduceWaitShare: Double
     /// Gradient bytes each rank hands to the allreduce per step (half with train.gradient_compression: bf16).
     public var allreduceBytesPerStep: Int
@@ -46,7 +50,7 @@ public struct BenchResult: Codable, Sendable {
     /// optimizer timed inside the training step).
     public struct Component: Codable, Sendable { public var name: String; public var ms: Double }
     enum CodingKeys: String, CodingKey {
-        case batch, steps, threads, ranks, isa, allreduceWaitShare = "allreduce_wait_share",
+        case batch, steps, threads, ranks, isa, precision, convolutions, allreduceWaitShare = "allreduce_wait_share",
              allreduceBytesPerStep = "allreduce_bytes_per_step", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
              trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components, gradientBytes = "gradient_bytes",
@@ -62,6 +66,9 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     var config = config
     config.train.batch = globalBatch
+    // auto: measured as `fer train` measures it, on rank 0's slice.
+    let precision = try PrecisionChoice(config, batch: Sampler.slice(rank: 0, size: comm.size, of: globalBatch).count, comm: comm)
+    config = precision.config
     // The step `fer train` runs (targets, loss, gradient sum, optimizer, average); teachers are not loaded,
     // so a distillation config is timed without its soft term.
     let k = config.model.classes
@@ -136,7 +143,12 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     // Both precisions' bounds, measured the same way on this rank's batch (bf16: nil where oneDNN has none).
     let alone = trainOnly ? nil : convolutionBound(config.model, batch: batch, precision: .fp32, steps: steps)
     let aloneBF16 = trainOnly ? nil : convolutionBound(config.model, batch: batch, precision: .bf16, steps: steps)
-    return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA, allreduceWaitShare: waitShare,
+    var convolutions = net.convChoices
+    for (i, m) in (precision.measured ?? []).enumerated() where i < convolutions.count {
+        (convolutions[i].fp32Ms, convolutions[i].bf16Ms) = (m.fp32Ms, m.bf16Ms)
+    }
+    return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA,
+                       precision: config.train.precision, convolutions: convolutions, allreduceWaitShare: waitShare,
                        allreduceBytesPerStep: sentPerStep,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
                        inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,

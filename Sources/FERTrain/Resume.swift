@@ -125,9 +125,11 @@ extension Trainer {
 }
 
 /// Keys whose values differ between two resolved configs (YAML). Keys absent from `before` (settings added
-/// since it was written) take today's defaults, which is what that run used.
+/// since it was written) take the defaults of their time, which is what that run used.
 func differingSettings(_ before: String, _ after: String) -> [(key: String, old: String, new: String)] {
-    var old = flattenYAML(RunConfig().yaml())
+    var defaults = RunConfig()
+    defaults.train.precision = .fp32   // the default before train.precision: auto existed
+    var old = flattenYAML(defaults.yaml())
     old.merge(flattenYAML(before)) { $1 }
     let new = flattenYAML(after)
     return Set(old.keys).union(new.keys).sorted().compactMap { k in

@@ -84,15 +84,19 @@ public final class Trainer {
 
     /// `inputs`: the command's input files and folders (its data above all), checked against every
     /// output before anything is written.
-    public init(config: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: RunOptions = .init(),
+    public init(config given: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: RunOptions = .init(),
                 inputs: CommandInputs = .init(), log: @escaping (String) -> Void = { print($0) }) throws {
+        guard given.train.batch >= comm.size else {
+            throw FERError("train.batch \(given.train.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
+        }
+        // train.precision: auto is measured on rank 0's slice before the model exists (a resumed run reuses its choice).
+        let precision = try PrecisionChoice(given, batch: Sampler.slice(rank: 0, size: comm.size, of: given.train.batch).count, comm: comm)
+        if let line = precision.description { log(line) }
+        let config = precision.config
         self.config = config; self.options = options; self.data = data; self.comm = comm; self.inputs = inputs
         coordinator = RunCoordinator(comm: comm, log: log)
         self.runDir = try outputPath(runDir, flag: "--run")
         let t = config.train
-        guard t.batch >= comm.size else {
-            throw FERError("train.batch \(t.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
-        }
         let split = config.holdOut(data)
         guard !split.train.isEmpty || !split.validation.isEmpty else { throw FERError("the dataset has no usable training images") }
         trainIndices = split.train; validationIndices = split.validation; excluded = split.excluded
@@ -146,10 +150,10 @@ public final class Trainer {
         // opens: a start refused before this (a budget too short, a teacher refused) leaves no config.yaml.
         if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
         let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
-        if model.precision != .fp32 {
+        if model.convPrecisions.contains(.bf16) {
             try coordinator.log {
                 let impls = try model.network(batch: slice.count).convolutionImplementations
-                return "precision \(model.precision): " + impls.map { "\($0.name) \($0.implementations[0])" }.joined(separator: ", ")
+                return "precision \(model.precision): " + zip(impls, model.convPrecisions).map { "\($0.name) \($1) \($0.implementations[0])" }.joined(separator: ", ")
             }
         }
         if state.step == 0 {

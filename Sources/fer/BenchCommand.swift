@@ -67,6 +67,7 @@ struct BenchCommand: ParsableCommand {
             if output.json { try printJSON(r); return }
             print("config \(config), global batch \(batch), \(r.ranks) rank(s) x \(r.threads) thread(s), median of \(steps) steps, oneDNN ISA \(r.isa)")
             print(String(format: "train      %8.1f images/s  (%.1f ms/step)", r.trainImagesPerSecond, r.trainStepMs))
+            printPrecision(r)
             if !trainOnly {
                 print(String(format: "conv bound %8.1f images/s  (%.1f ms of convolutions: fwd + bwd-data + bwd-weights)", r.convBoundImagesPerSecond, r.convMs))
                 print(String(format: "ratio      %8.2f of the convolution bound", r.trainImagesPerSecond / r.convBoundImagesPerSecond))
@@ -97,6 +98,14 @@ struct BenchCommand: ParsableCommand {
         for p in r.points {
             print(String(format: "%9d %11.3f %9.3f", p.bytes / 1024, p.seconds * 1e3, Double(p.bytes) / p.seconds / 1e9))
         }
+    }
+
+    /// train.precision and each convolution's precision, implementation and (auto) measured times.
+    private func printPrecision(_ r: BenchResult) {
+        print("precision  \(r.precision?.rawValue ?? "?"): " + (r.convolutions ?? []).map { c in
+            let times = c.fp32Ms.map { f in String(format: " (fp32 %.2f ms / bf16 %.2f ms)", f, c.bf16Ms ?? 0) } ?? ""
+            return "\(c.name) \(c.precision) \(c.implementations.first ?? "")" + times
+        }.joined(separator: ", "))
     }
 
     private func printProfile(_ r: BenchResult) {

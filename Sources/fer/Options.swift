@@ -44,10 +44,11 @@ struct AllreduceOptions: ParsableArguments {
     var bucketBytes: Int { allreduceBucketKb > 0 ? allreduceBucketKb * 1024 : Int.max }
 }
 
-/// `--precision fp32|bf16`: what the convolutions compute in (bf16: mixed precision, where oneDNN has bf16
-/// kernels; refused with the reason elsewhere). For train and bench it sets train.precision.
+/// `--precision fp32|bf16|auto`: what the convolutions compute in (bf16: mixed precision, where oneDNN has
+/// bf16 kernels, refused with the reason elsewhere; auto: each convolution in the precision measured
+/// faster). For train and bench it sets train.precision.
 struct PrecisionOption: ParsableArguments {
-    @Option(help: "Convolutions in fp32, or bf16 (mixed precision: bf16 copies in, fp32 out; needs AVX512_BF16).")
+    @Option(help: "Convolutions in fp32, bf16 (mixed precision: bf16 copies in, fp32 out; needs AVX512_BF16), or auto (each convolution in whichever measures faster here; train's default).")
     var precision: Precision?
     /// As a config override, for the commands that read a config.
     var overrides: [String] { precision.map { ["train.precision=\($0)"] } ?? [] }

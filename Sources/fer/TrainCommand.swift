@@ -121,6 +121,10 @@ struct RunFlags: ParsableArguments {
             log("note: \(path) says train.epochs \(given.train.epochs); the run keeps its \(runs.train.epochs) (pass --epochs to change its length)")
             given.train.epochs = runs.train.epochs
         }
+        // auto's measured choice is part of the run (its arithmetic): kept, not measured again.
+        if given.train.precision == .auto, given.train.precisionLayers.isEmpty, runs.train.precision == .auto {
+            given.train.precisionLayers = runs.train.precisionLayers
+        }
         return given
     }
 }

@@ -92,4 +92,77 @@ final class BenchPrecisionTests: XCTestCase {
         XCTAssertEqual(refusedEval.status, 1, refusedEval.output)
         XCTAssertTrue(refusedEval.output.contains("oneDNN has no bf16 convolution"), refusedEval.output)
     }
+
+    /// `train.precision: auto` times each convolution in both precisions on rank 0, prints and records the
+    /// choice (config.yaml's train.precision_layers), and a resumed run uses the recorded choice instead of
+    /// measuring again; a choice written into the config is what the network runs. Without bf16 (a child
+    /// limited to AVX2) auto is fp32 for every convolution and nothing is timed.
+    func testAutoMeasuresRecordsAndIsHonouredOnResume() throws {
+        let dir = tempDir("auto-precision"), csv = dir + "/fer2013.csv"
+        try writeFER2013CSV(csv, train: 40, test: 6)
+        let args = [try ferBinary(), "train", "--config", repoRoot + "/configs/tiny.yaml", "--data", csv,
+                    "--set", "train.batch=16", "--precision", "auto"]
+        // config.yaml's train.precision_layers, "[a,b]" whether written inline or as a block list.
+        func layers(_ run: String) throws -> String {
+            let lines = try String(contentsOfFile: run + "/config.yaml", encoding: .utf8).split(separator: "\n")
+            let i = try XCTUnwrap(lines.firstIndex { $0.contains("precision_layers:") }, "\(lines)")
+            let inline = lines[i].split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)[1].filter { !$0.isWhitespace }
+            if !inline.isEmpty { return "precision_layers:" + inline }
+            let items = lines[(i + 1)...].prefix { $0.trimmingCharacters(in: .whitespaces).hasPrefix("- ") }
+            return "precision_layers:[" + items.map { $0.trimmingCharacters(in: .whitespaces).dropFirst(2) }.joined(separator: ",") + "]"
+        }
+
+        let avx2 = try runCommand(args + ["--epochs", "1", "--run", dir + "/avx2"], env: ["DNNL_MAX_CPU_ISA": "AVX2"])
+        XCTAssertEqual(avx2.status, 0, avx2.output)
+        XCTAssertFalse(avx2.output.contains("measured"), avx2.output)
+        XCTAssertEqual(try layers(dir + "/avx2").filter { !$0.isWhitespace }, "precision_layers:[fp32,fp32]")
+
+        let first = try runCommand(args + ["--epochs", "1", "--run", dir + "/auto"], timeout: 180)
+        if first.output.contains("no bf16") { throw XCTSkip("no bf16 kernels on this CPU") }
+        XCTAssertEqual(first.status, 0, first.output)
+        let line = try XCTUnwrap(first.output.split(separator: "\n").first { $0.hasPrefix("precision auto (measured on rank 0): ") }, first.output)
+        XCTAssertTrue(line.contains("conv1 ") && line.contains("conv2 "), String(line))
+        let chosen = line.split(separator: ",").map { $0.contains(" bf16 (") ? "bf16" : "fp32" }
+        XCTAssertEqual(try layers(dir + "/auto").filter { !$0.isWhitespace }, "precision_layers:[\(chosen.joined(separator: ","))]")
+
+        let resumed = try runCommand(args + ["--epochs", "2", "--run", dir + "/auto", "--resume", "latest"], timeout: 180)
+        XCTAssertEqual(resumed.status, 0, resumed.output)
+        XCTAssertFalse(resumed.output.contains("measured"), "a resumed run re-measured:\n\(resumed.output)")
+        XCTAssertEqual(try layers(dir + "/auto").filter { !$0.isWhitespace }, "precision_layers:[\(chosen.joined(separator: ","))]")
+
+        // A recorded mixed choice is what the network builds: conv1 bf16, conv2 fp32.
+        let mixed = try runCommand(args + ["--epochs", "1", "--run", dir + "/mixed", "--set", "train.precision_layers=[bf16, fp32]"], timeout: 180)
+        XCTAssertEqual(mixed.status, 0, mixed.output)
+        XCTAssertFalse(mixed.output.contains("measured"), mixed.output)
+        let kernels = try XCTUnwrap(mixed.output.split(separator: "\n").first { $0.hasPrefix("precision auto: ") }, mixed.output)
+        let parts = kernels.dropFirst("precision auto: ".count).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        XCTAssertEqual(parts.count, 2, String(kernels))
+        XCTAssertTrue(parts[0].hasPrefix("conv1 bf16 ") && parts[0].contains("bf16:"), String(kernels))
+        XCTAssertTrue(parts[1].hasPrefix("conv2 fp32 ") && !parts[1].contains("bf16"), String(kernels))
+
+        let wrongCount = try runCommand(args + ["--epochs", "1", "--run", dir + "/wrong", "--set", "train.precision_layers=[bf16]"])
+        XCTAssertEqual(wrongCount.status, 1, wrongCount.output)
+        XCTAssertTrue(wrongCount.output.contains("train.precision_layers with one entry per convolution (2), it has 1"), wrongCount.output)
+    }
+
+    /// `fer bench --json` records train.precision and, for auto, each convolution's two times and the
+    /// choice they made: bf16 only where it was at least 3% faster.
+    func testBenchRecordsAutosChoicePerConvolution() throws {
+        let r = try runCommand([try ferBinary(), "bench", "--config", repoRoot + "/configs/tiny.yaml", "--batch", "16", "--steps", "2",
+                                "--train-only", "--precision", "auto", "--json"], timeout: 120)
+        XCTAssertEqual(r.status, 0, r.output)
+        let json = String(r.output[try XCTUnwrap(r.output.firstIndex(of: "{"))...])
+        let o = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        XCTAssertEqual(o["precision"] as? String, "auto")
+        let convs = try XCTUnwrap(o["convolutions"] as? [[String: Any]])
+        XCTAssertEqual(convs.map { $0["name"] as? String }, ["conv1", "conv2"])
+        for c in convs {
+            let p = try XCTUnwrap(c["precision"] as? String)
+            XCTAssertFalse((c["implementations"] as? [String] ?? []).isEmpty)
+            guard let f = c["fp32_ms"] as? Double, let b = c["bf16_ms"] as? Double else {
+                XCTAssertEqual(p, "fp32", "unmeasured auto must be fp32"); continue
+            }
+            XCTAssertEqual(p, b < f * 0.97 ? "bf16" : "fp32", "\(c)")
+        }
+    }
 }
