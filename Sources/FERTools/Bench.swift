@@ -37,9 +37,8 @@ public struct BenchResult: Codable, Sendable {
     /// (bf16 nil: oneDNN has no bf16 convolution on this CPU); nil when not measured (--train-only).
     public var convolutionsFP32: [ConvPassTimes]?, convolutionsBF16: [ConvPassTimes]?
     /// Images/s the stand-alone convolutions allow: the two bounds, measured alike.
-    public var convBoundFP32ImagesPerSecond: Double? { convolutionsFP32.map { rate($0) } }
-    public var convBoundBF16ImagesPerSecond: Double? { convolutionsBF16.map { rate($0) } }
-    private func rate(_ c: [ConvPassTimes]) -> Double {
+    public var convBoundFP32ImagesPerSecond: Double?, convBoundBF16ImagesPerSecond: Double?
+    static func rate(_ c: [ConvPassTimes], batch: Int) -> Double {
         let ms = c.reduce(0) { $0 + $1.totalMs }
         return ms > 0 ? Double(batch) / (ms / 1e3) : 0
     }
@@ -54,7 +53,8 @@ public struct BenchResult: Codable, Sendable {
              allreduceBytesPerStep = "allreduce_bytes_per_step", trainImagesPerSecond = "train_images_per_second",
              convBoundImagesPerSecond = "conv_bound_images_per_second", inferImagesPerSecond = "infer_images_per_second",
              trainStepMs = "train_step_ms", convMs = "conv_ms", layers, components, gradientBytes = "gradient_bytes",
-             backwardMs = "backward_ms", buckets, convolutionsFP32 = "convolutions_fp32", convolutionsBF16 = "convolutions_bf16"
+             backwardMs = "backward_ms", buckets, convolutionsFP32 = "convolutions_fp32", convolutionsBF16 = "convolutions_bf16",
+             convBoundFP32ImagesPerSecond = "conv_bound_fp32_images_per_second", convBoundBF16ImagesPerSecond = "conv_bound_bf16_images_per_second"
     }
 }
 
@@ -147,7 +147,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     for (i, m) in (precision.measured ?? []).enumerated() where i < convolutions.count {
         (convolutions[i].fp32Ms, convolutions[i].bf16Ms) = (m.fp32Ms, m.bf16Ms)
     }
-    return BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA,
+    var result = BenchResult(batch: globalBatch, steps: steps, threads: threads, ranks: comm.size, isa: effectiveISA,
                        precision: config.train.precision, convolutions: convolutions, allreduceWaitShare: waitShare,
                        allreduceBytesPerStep: sentPerStep,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
@@ -155,6 +155,10 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
                        layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
                        components: components, gradientBytes: model.grads.count * MemoryLayout<Float>.stride,
                        backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets, convolutionsFP32: alone, convolutionsBF16: aloneBF16)
+    // Each rank's convolutions run on its slice at once: the bound is the global batch over their time.
+    result.convBoundFP32ImagesPerSecond = alone.map { BenchResult.rate($0, batch: globalBatch) }
+    result.convBoundBF16ImagesPerSecond = aloneBF16.map { BenchResult.rate($0, batch: globalBatch) }
+    return result
 }
 
 /// Allreduce time by message size: for each size, `repeats` timed in-place sums of that many bytes of
