@@ -15,10 +15,34 @@ public struct ConvPassTimes: Codable, Sendable, Equatable {
     public var name: String
     public var forwardMs: Double, backwardDataMs: Double, backwardWeightsMs: Double
     public var implementations: [String]
+    /// Every forward implementation oneDNN offers for this shape (its primitive-descriptor iterator, in
+    /// its order of preference; the first is the one above), direct and Winograd, each timed alike.
+    public var forwardOffered: [Offered]?
     public var totalMs: Double { forwardMs + backwardDataMs + backwardWeightsMs }
-    enum CodingKeys: String, CodingKey {
-        case name, forwardMs = "forward_ms", backwardDataMs = "backward_data_ms", backwardWeightsMs = "backward_weights_ms", implementations
+    public struct Offered: Codable, Sendable, Equatable {
+        public var algorithm: String, implementation: String, ms: Double
     }
+    enum CodingKeys: String, CodingKey {
+        case name, forwardMs = "forward_ms", backwardDataMs = "backward_data_ms", backwardWeightsMs = "backward_weights_ms", implementations,
+             forwardOffered = "forward_offered"
+    }
+}
+
+/// Every implementation oneDNN has for an op descriptor, in its order of preference (the first is what
+/// a plain primitive-descriptor create returns), reference kernels left out: its iterator, walked.
+func implementationsOffered<T>(_ opDesc: T, hint: PrimitiveDesc? = nil) -> [PrimitiveDesc] {
+    var d = opDesc
+    var it: dnnl_primitive_desc_iterator_t?
+    let status = withUnsafePointer(to: &d) { dnnl_primitive_desc_iterator_create(&it, UnsafeRawPointer($0), nil, Engine.cpu.engine, hint?.pd) }
+    guard status == dnnl_success, let it else { return [] }
+    defer { dnnl_primitive_desc_iterator_destroy(it) }
+    var out: [PrimitiveDesc] = []
+    repeat {
+        guard let p = dnnl_primitive_desc_iterator_fetch(it) else { break }
+        let pd = PrimitiveDesc(raw: p)
+        if !pd.implementation.hasPrefix("ref") { out.append(pd) }
+    } while dnnl_primitive_desc_iterator_next(it) == dnnl_success && out.count < 16
+    return out
 }
 
 /// A conv layer's shape, found by walking the config's layers from the input.
@@ -112,6 +136,20 @@ private func timeConvolution(_ s: ConvShape, precision: Precision, steps: Int) -
     let mDiffW = Memory(bwpd.query(dnnl_query_diff_weights_md)), mDiffB = Memory(bwpd.query(dnnl_query_diff_weights_md, 1))
     let backwardWeights = Primitive(bwpd, [(DNNL_ARG_SRC, mSrcW), (DNNL_ARG_DIFF_DST, mDiffDstW),
                                            (DNNL_ARG_DIFF_WEIGHTS, mDiffW), (DNNL_ARG_DIFF_BIAS, mDiffB)])
+    // The alternatives: each forward implementation of the direct algorithm and of Winograd (where
+    // oneDNN has one for this shape and precision), on its own buffers in the layouts it asks for.
+    var offered: [ConvPassTimes.Offered] = []
+    for (name, algorithm) in [("direct", dnnl_convolution_direct), ("winograd", dnnl_convolution_winograd)] {
+        var (s0, w0, d0) = (desc(s.src, act), desc(wShape, act), desc(dShape, act))
+        var od = dnnl_convolution_desc_t()
+        guard dnnl_convolution_forward_desc_init(&od, dnnl_forward_training, algorithm, &s0, &w0, &b, &d0,
+                                                 &strides, &padL, &padR) == dnnl_success else { continue }
+        for pd in implementationsOffered(od) {
+            let p = Primitive(pd, [(DNNL_ARG_SRC, Memory(pd.query(dnnl_query_src_md))), (DNNL_ARG_WEIGHTS, Memory(pd.query(dnnl_query_weights_md))),
+                                   (DNNL_ARG_BIAS, Memory(pd.query(dnnl_query_weights_md, 1))), (DNNL_ARG_DST, Memory(pd.query(dnnl_query_dst_md)))])
+            offered.append(.init(algorithm: name, implementation: pd.implementation, ms: median(p)))
+        }
+    }
     func median(_ p: Primitive) -> Double {
         p.execute()   // warm-up: first-touch of the buffers, kernel caches
         var t: [Double] = []
@@ -124,5 +162,6 @@ private func timeConvolution(_ s: ConvShape, precision: Precision, steps: Int) -
     }
     return ConvPassTimes(name: s.name, forwardMs: median(forward), backwardDataMs: backwardData.map(median) ?? 0,
                          backwardWeightsMs: median(backwardWeights),
-                         implementations: [fpd.implementation, bdpd?.implementation ?? "(none: first layer)", bwpd.implementation])
+                         implementations: [fpd.implementation, bdpd?.implementation ?? "(none: first layer)", bwpd.implementation],
+                         forwardOffered: offered)
 }

@@ -125,11 +125,14 @@ public final class Network {
 }
 
 extension Network {
-    /// Median forward and backward seconds of each layer over `steps` training steps (after one warm-up).
-    /// Gradients are whatever is in logitsGrad: timing does not depend on their values.
-    public func profileLayers(steps: Int, key: StepKey) -> [(name: String, forward: Double, backward: Double)] {
-        var fw = [[Double]](repeating: [], count: layers.count), bw = fw
+    /// Median forward and backward seconds of each layer over `steps` training steps (after one warm-up),
+    /// and of the reorders inside them (layout and precision conversions: bf16 copies, padded channels,
+    /// weights for backward). Gradients are whatever is in logitsGrad: timing does not depend on their values.
+    public func profileLayers(steps: Int, key: StepKey) -> [(name: String, forward: Double, backward: Double, reorders: Double)] {
+        let weighted = layers.map { $0 as? WeightedLayer }
+        var fw = [[Double]](repeating: [], count: layers.count), bw = fw, ro = fw
         for s in 0...steps {
+            for w in weighted { w?.reorderSeconds = 0 }
             for (i, l) in layers.enumerated() {
                 let t = DispatchTime.now().uptimeNanoseconds
                 l.forward(training: true, key: key)
@@ -140,8 +143,10 @@ extension Network {
                 l.backward(key: key)
                 if s > 0 { bw[i].append(Double(DispatchTime.now().uptimeNanoseconds - t) * 1e-9) }
             }
+            if s > 0 { for (i, w) in weighted.enumerated() { ro[i].append(w?.reorderSeconds ?? 0) } }
         }
+        for w in weighted { w?.reorderSeconds = nil }
         func median(_ v: [Double]) -> Double { let s = v.sorted(); return s.isEmpty ? 0 : s[s.count / 2] }
-        return layers.indices.map { (layers[$0].name, median(fw[$0]), median(bw[$0])) }
+        return layers.indices.map { (layers[$0].name, median(fw[$0]), median(bw[$0]), median(ro[$0])) }
     }
 }

@@ -1,4 +1,5 @@
 import CDNNL
+import FERCore
 
 /// What convolution and dense layers share: weights and bias viewed in the arenas, forward with an
 /// optional fused ReLU (a oneDNN post-op), and backward as ReLU -> weights -> data. Subclasses only
@@ -104,20 +105,30 @@ class WeightedLayer: Layer {
         [fwdPD.implementation, bwdDataPD?.implementation ?? "-", bwdWeightsPD?.implementation ?? "-"]
     }
 
+    /// When set (`fer bench --profile`), the seconds this layer spends in reorders (layout and precision
+    /// conversions: bf16 copies, padded channels, weights for backward) are added here.
+    var reorderSeconds: Double?
+
     func forward(training: Bool, key: StepKey) {
-        toLocal?.execute()
-        for r in weightsForForward { r.execute() }
+        reorder(toLocal)
+        for r in weightsForForward { reorder(r) }
         fwd.execute()
     }
 
     func backward(key: StepKey) {
         reluBwd?.execute()
-        diffDstForWeights?.execute()
+        reorder(diffDstForWeights)
         bwdWeights?.execute()
-        weightGradToArena?.execute()
-        weightsForBackward?.execute()
-        diffDstForData?.execute()
+        reorder(weightGradToArena)
+        reorder(weightsForBackward)
+        reorder(diffDstForData)
         bwdData?.execute()
-        gradToIncoming?.execute()
+        reorder(gradToIncoming)
+    }
+
+    private func reorder(_ r: Primitive?) {
+        guard let r else { return }
+        guard reorderSeconds != nil else { return r.execute() }
+        reorderSeconds! += Timing.seconds { r.execute() }
     }
 }

@@ -44,7 +44,11 @@ public struct BenchResult: Codable, Sendable {
     }
     public struct BucketTime: Codable, Sendable { public var bytes: Int; public var readyMs: Double
         enum CodingKeys: String, CodingKey { case bytes, readyMs = "ready_ms" } }
-    public struct LayerTime: Codable, Sendable { public var name: String; public var forwardMs: Double; public var backwardMs: Double }
+    /// A layer's forward and backward, and the reorders inside them (nil in files older than the field).
+    public struct LayerTime: Codable, Sendable {
+        public var name: String; public var forwardMs: Double; public var backwardMs: Double; public var reorderMs: Double?
+        enum CodingKeys: String, CodingKey { case name, forwardMs, backwardMs, reorderMs = "reorder_ms" }
+    }
     /// Milliseconds per step by kind of work (layer kinds from the per-layer profile; data, loss and
     /// optimizer timed inside the training step).
     public struct Component: Codable, Sendable { public var name: String; public var ms: Double }
@@ -113,7 +117,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     trainingStep.phaseSeconds = nil
     try comm.barrier()
 
-    let profile = trainOnly ? net.layerNames.map { (name: $0, forward: 0.0, backward: 0.0) }
+    let profile = trainOnly ? net.layerNames.map { (name: $0, forward: 0.0, backward: 0.0, reorders: 0.0) }
                             : net.profileLayers(steps: steps, key: StepKey(seed: 1, step: 0, globalOffset: 0))
     let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == .conv ? net.rows[$0.0].name : nil })
     let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
@@ -152,7 +156,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
                        allreduceBytesPerStep: sentPerStep,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
                        inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,
-                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3) },
+                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3, reorderMs: $0.reorders * 1e3) },
                        components: components, gradientBytes: model.grads.count * MemoryLayout<Float>.stride,
                        backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets, convolutionsFP32: alone, convolutionsBF16: aloneBF16)
     // Each rank's convolutions run on its slice at once: the bound is the global batch over their time.

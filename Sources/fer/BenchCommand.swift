@@ -121,8 +121,15 @@ struct BenchCommand: ParsableCommand {
                 print(c.name.padding(toLength: 22, withPad: " ", startingAt: 0) + String(format: "%11.2f %12.2f %15.2f  ", c.forwardMs, c.backwardDataMs, c.backwardWeightsMs)
                       + c.implementations.joined(separator: ", "))
             }
+            print("forward implementations oneDNN offers (its order; the first is used), ms:")
+            for c in convs {
+                print("  " + c.name.padding(toLength: 20, withPad: " ", startingAt: 0)
+                      + (c.forwardOffered ?? []).map { String(format: "%@ %@ %.2f", $0.algorithm, $0.implementation, $0.ms) }.joined(separator: ", "))
+            }
         }
-        print("\nlayer         forward ms  backward ms")
-        for l in r.layers { print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f", l.forwardMs, l.backwardMs)) }
+        print("\nlayer         forward ms  backward ms  of which reorders ms")
+        for l in r.layers {
+            print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f %21.2f", l.forwardMs, l.backwardMs, l.reorderMs ?? 0))
+        }
     }
 }
