@@ -9,7 +9,10 @@ import XCTest
 /// second case runs on any CPU: a child limited with DNNL_MAX_CPU_ISA=AVX2.
 final class BenchPrecisionTests: XCTestCase {
     struct Bench: Decodable {
-        struct Conv: Decodable { var name: String; var forward_ms: Double; var backward_weights_ms: Double; var implementations: [String] }
+        struct Offered: Decodable { var algorithm: String; var implementation: String; var ms: Double }
+        struct Conv: Decodable {
+            var name: String; var forward_ms: Double; var backward_weights_ms: Double; var implementations: [String]; var forward_offered: [Offered]?
+        }
         struct Layer: Decodable { var name: String }
         var isa: String
         var layers: [Layer]
@@ -31,6 +34,12 @@ final class BenchPrecisionTests: XCTestCase {
         XCTAssertEqual(fp32.map(\.name), b.layers.map(\.name).filter { $0.hasPrefix("conv") })   // the network's convolutions, in order
         XCTAssertFalse(fp32.isEmpty)
         XCTAssertTrue(fp32.allSatisfy { $0.forward_ms > 0 && $0.backward_weights_ms > 0 })
+        // The iterator's walk: its first offer is the implementation a plain create gives, each one timed.
+        for c in fp32 {
+            let offered = try XCTUnwrap(c.forward_offered, c.name)
+            XCTAssertEqual(offered.first?.implementation, c.implementations[0], c.name)
+            XCTAssertTrue(offered.allSatisfy { $0.ms > 0 && !$0.implementation.hasPrefix("ref") }, "\(offered)")
+        }
         if b.isa.hasPrefix("avx512_core_bf16") || b.isa.hasPrefix("avx512_core_amx") {
             let bf16 = try XCTUnwrap(b.convolutions_bf16, "oneDNN runs bf16 on \(b.isa): the bf16 bound must be measured")
             XCTAssertEqual(bf16.count, fp32.count)
