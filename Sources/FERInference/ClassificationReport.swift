@@ -87,8 +87,9 @@ public struct ClassificationReport: Codable, Sendable {
     }
 }
 
-/// The seed's Figures 6 and 8: the confusion matrix as a heatmap with counts.
+/// The seed's Figures 6 and 8: the confusion matrix as a heatmap with counts, each cell shaded by its
+/// share of the true class (its row), with that scale beside it.
 public func plotConfusion(_ report: ClassificationReport, title: String, path: String) throws {
     try heatmap(title: title, rowLabels: Emotion.names, colLabels: Emotion.names,
-                matrix: report.confusion.map { $0.map(Double.init) }, path: path)
+                matrix: report.confusion.map { $0.map(Double.init) }, rowTitle: "true", colTitle: "predicted", path: path)
 }

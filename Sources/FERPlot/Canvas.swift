@@ -45,17 +45,45 @@ public struct Canvas {
         }
     }
 
+    /// A filled disc of the given radius centred on (x, y): a data point's marker.
+    public mutating func disc(_ x: Double, _ y: Double, radius: Int, _ c: RGB) {
+        let cx = Int(x.rounded()), cy = Int(y.rounded())
+        for dy in -radius...radius { for dx in -radius...radius where dx * dx + dy * dy <= radius * radius { set(cx + dx, cy + dy, c) } }
+    }
+
+    /// A ring (a circle two pixels thick) centred on (x, y): a highlighted point.
+    public mutating func ring(_ x: Double, _ y: Double, radius: Int, _ c: RGB) {
+        let cx = Int(x.rounded()), cy = Int(y.rounded()), inner = (radius - 2) * (radius - 2)
+        for dy in -radius...radius { for dx in -radius...radius {
+            let d = dx * dx + dy * dy
+            if d <= radius * radius && d > inner { set(cx + dx, cy + dy, c) }
+        } }
+    }
+
     /// Text with its top-left at (x, y); glyphs are about 7*scale pixels tall.
     public mutating func text(_ x: Int, _ y: Int, _ s: String, scale: Int = 1, _ c: RGB = .black) {
+        for q in Canvas.glyphQuads(s) { rect(x + q.x * scale, y + q.y * scale, q.w * scale, q.h * scale, c) }
+    }
+
+    /// Text turned a quarter left, read bottom to top (an axis title beside a vertical axis); (x, y) is the
+    /// top-left of its box, `textWidth` tall and about 7*scale wide. The glyphs are axis-aligned
+    /// rectangles, so turning each is exact.
+    public mutating func verticalText(_ x: Int, _ y: Int, _ s: String, scale: Int = 1, _ c: RGB = .black) {
+        let length = Canvas.textWidth(s, scale: scale)
+        for q in Canvas.glyphQuads(s) { rect(x + q.y * scale, y + length - (q.x + q.w) * scale, q.h * scale, q.w * scale, c) }
+    }
+
+    /// stb_easy_font's rectangles for `s` at scale 1, top-left at the origin.
+    static func glyphQuads(_ s: String) -> [(x: Int, y: Int, w: Int, h: Int)] {
         var buf = [Float](repeating: 0, count: 4 * 4 * 64 * max(1, s.utf8.count))   // 16-byte vertices, 4 per quad
         var color: [UInt8] = [0, 0, 0, 255]
         let quads = s.withCString { str in
             buf.withUnsafeMutableBytes { stb_easy_font_print(0, 0, UnsafeMutablePointer(mutating: str), &color, $0.baseAddress, Int32($0.count)) }
         }
-        for q in 0..<Int(quads) {
+        return (0..<Int(quads)).map { q in
             let v = q * 16   // floats: vertex k at v + 4k (x, y, z, packed colour)
-            let qx = Int(buf[v]), qy = Int(buf[v + 1]), qw = Int(buf[v + 8]) - qx, qh = Int(buf[v + 9]) - qy
-            rect(x + qx * scale, y + qy * scale, qw * scale, qh * scale, c)
+            let qx = Int(buf[v]), qy = Int(buf[v + 1])
+            return (qx, qy, Int(buf[v + 8]) - qx, Int(buf[v + 9]) - qy)
         }
     }
 

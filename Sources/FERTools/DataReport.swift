@@ -34,7 +34,7 @@ public enum DataReport {
         return out
     }
 
-    /// Class distribution, 8 train samples per class, and 8 augmentations of 4 images.
+    /// Class distribution, 8 random train samples per class, and 7 augmentations of 4 images of 4 classes.
     /// The report's PNGs, each path checked against the command's inputs by `file(name)`.
     public struct Plots {
         let classes: String, samples: String, augmented: String
@@ -42,6 +42,10 @@ public enum DataReport {
             classes = try file("class_distribution.png"); samples = try file("samples.png"); augmented = try file("augmented.png")
         }
     }
+
+    /// The seed of the pictures' random draws (the samples, the augmented images and their augmentations),
+    /// stated in their titles: the same dataset gives the same pictures.
+    public static let seed: UInt64 = 1
 
     public static func writePlots(_ d: Dataset, _ s: DataSummary, to plots: Plots) throws {
         let train = s.splits["train"]?.perClass ?? [:]
@@ -51,14 +55,15 @@ public enum DataReport {
         let usable = d.indices(in: .train).filter { !flagged.contains(d.sources[$0]) }
         var samples: [[UInt8]] = []
         for e in Emotion.allCases {
-            let picks = usable.filter { Int(d.labels[$0]) == e.rawValue }.prefix(8)
+            let picks = samplePicks(usable.filter { Int(d.labels[$0]) == e.rawValue }, count: 8, seed: seed, stream: UInt64(e.rawValue))
             samples += picks.map { i in d.withImage(i) { Array($0) } }
             samples += Array(repeating: [UInt8](repeating: 255, count: imagePixels), count: 8 - picks.count)
         }
-        try imageGrid(images: samples, columns: 8, rowLabels: Emotion.names, scale: 2, path: plots.samples)
-        let aug = Augmenter(config: AugmentConfig(), seed: 1)
+        try imageGrid(images: samples, columns: 8, title: "Train images: 8 drawn at random per class (seed \(seed))",
+                      rowLabels: Emotion.names, scale: 2, path: plots.samples)
+        let aug = Augmenter(config: AugmentConfig(), seed: seed)
         var variants: [[UInt8]] = [], labels: [String] = []
-        for i in usable.prefix(4) {
+        for i in oneEachOfClasses(usable, labels: usable.map { Int(d.labels[$0]) }, count: 4, seed: seed) {
             let src = d.withImage(i) { Array($0) }
             labels.append(Emotion(rawValue: Int(d.labels[i]))!.name)
             variants.append(src)
@@ -68,6 +73,24 @@ public enum DataReport {
                 variants.append(out)
             }
         }
-        try imageGrid(images: variants, columns: 8, rowLabels: labels, scale: 2, path: plots.augmented)
+        try imageGrid(images: variants, columns: 8, title: "Augmentations (seed \(seed)): each row one train image and its class",
+                      rowLabels: labels, columnLabels: ["original"] + (1...7).map { "aug \($0)" }, markedColumn: 0,
+                      scale: 2, path: plots.augmented)
+    }
+
+    /// `count` of `candidates` drawn at random without replacement, a pure function of `seed` and
+    /// `stream` (one stream per class, so the classes' draws are independent); all of them when fewer.
+    static func samplePicks(_ candidates: [Int], count: Int, seed: UInt64, stream: UInt64 = 0) -> [Int] {
+        permutation(candidates.count, key: KeyedStream(seed, stream)).prefix(max(0, count)).map { candidates[Int($0)] }
+    }
+
+    /// Up to `count` of `candidates`, each of a different class (`labels[k]` is candidate k's), drawn at
+    /// random under `seed`: the augmentation picture shows several classes, not the first images' one.
+    static func oneEachOfClasses(_ candidates: [Int], labels: [Int], count: Int, seed: UInt64) -> [Int] {
+        var seen = Set<Int>(), out: [Int] = []
+        for k in permutation(candidates.count, key: KeyedStream(seed, 0xA06)) where out.count < count {
+            if seen.insert(labels[Int(k)]).inserted { out.append(candidates[Int(k)]) }
+        }
+        return out
     }
 }
