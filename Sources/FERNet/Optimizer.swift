@@ -1,9 +1,11 @@
 import Foundation
 import FERCore
 
-/// SGD (with momentum, optionally Nesterov), Adam, or AdamW (Adam with decoupled weight decay).
+/// SGD (with momentum, optionally Nesterov), Adam, AdamW (Adam with decoupled weight decay), or the
+/// layer-wise adaptive ones for large batches: LARS (SGD with momentum, each weight tensor's step scaled by
+/// its trust ratio; You et al. 2017) and LAMB (Adam's direction, scaled the same way; You et al. 2019).
 public enum OptimizerKind: String, ConfigChoice {
-    case sgd, adam, adamw
+    case sgd, adam, adamw, lars, lamb
     public static let what = "optimizer"
 }
 
@@ -15,9 +17,10 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     public var beta1: Float = 0.9       // adam, adamw
     public var beta2: Float = 0.999
     public var epsilon: Float = 1e-7    // Keras' default
-    public var weightDecay: Float = 0   // L2 added to the gradient (sgd, adam) or decoupled (adamw)
+    public var weightDecay: Float = 0   // L2 added to the gradient (sgd, adam, lars) or decoupled (adamw, lamb)
+    public var trustCoefficient: Float = 0.001   // lars: eta in eta * ||w|| / (||g|| + wd * ||w||)
     enum CodingKeys: String, CodingKey {
-        case name, lr, momentum, nesterov, beta1, beta2, epsilon, weightDecay = "weight_decay"
+        case name, lr, momentum, nesterov, beta1, beta2, epsilon, weightDecay = "weight_decay", trustCoefficient = "trust_coefficient"
     }
     public init() {}
     /// Betas and momentum below 1 (at 1 the moments never forget, and Adam's bias correction divides by
@@ -29,19 +32,40 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         try require("optimizer.beta2", beta2, 0, 1, "[)")
         try require("optimizer.epsilon", epsilon, 0, 1, "(]")
         try require("optimizer.weight_decay", weightDecay, 0, 1)
+        try require("optimizer.trust_coefficient", trustCoefficient, 0, 1, "(]")
     }
 }
 
-/// Optimizers over the flat parameter arena: one loop, no per-tensor dispatch. State (momentum, Adam
-/// moments) lives in arenas with the parameters' layout, so checkpoints save it like the parameters.
+/// Optimizers over the flat parameter arena: one loop, no per-tensor dispatch (LARS and LAMB loop over
+/// the tensors, whose norms they need). State (momentum, Adam moments) lives in arenas with the
+/// parameters' layout, so checkpoints save it like the parameters.
 public final class Optimizer {
     public let config: OptimizerConfig
     public let m: Arena, v: Arena
     public var t: Int = 0              // updates applied (Adam's bias correction)
+    /// LARS and LAMB: the parameter tensors, each a range of the arena, and whether it adapts.
+    let tensors: [Tensor]
+    /// LAMB's update direction of one tensor (as large as the largest), so a step allocates nothing.
+    private let direction: Arena
 
-    public init(config: OptimizerConfig, count: Int) {
-        self.config = config
-        m = Arena(count); v = Arena(config.name == .sgd ? 0 : count)
+    /// A tensor of the arena. Kernels adapt (trust ratio, weight decay); biases and batch norm's scale
+    /// and shift do not (trust ratio 1, no weight decay), as the LARS and LAMB papers and Goyal et al. do.
+    public struct Tensor: Sendable {
+        public var range: Range<Int>
+        public var adapts: Bool
+        public init(range: Range<Int>, adapts: Bool) { self.range = range; self.adapts = adapts }
+        /// The trainable tensors of a layout; only kernels adapt.
+        public static func of(_ layout: ParamLayout) -> [Tensor] {
+            layout.tensors.filter(\.trainable).map { Tensor(range: $0.offset..<($0.offset + $0.count), adapts: $0.role == .weight) }
+        }
+    }
+
+    /// `tensors`: needed by LARS and LAMB (their trust ratios are per tensor); the others ignore it.
+    public init(config: OptimizerConfig, count: Int, tensors: [Tensor] = []) {
+        precondition(![.lars, .lamb].contains(config.name) || !tensors.isEmpty, "\(config.name) needs the parameter tensors")
+        self.config = config; self.tensors = tensors
+        m = Arena(count); v = Arena([.sgd, .lars].contains(config.name) ? 0 : count)
+        direction = Arena(config.name == .lamb ? tensors.map(\.range.count).max() ?? 0 : 0)
     }
 
     /// One update with learning rate `lr`; `grads` hold the mean gradient of the global batch.
@@ -71,6 +95,47 @@ public final class Optimizer {
                 m[i] = mi; v[i] = vi
                 p[i] -= lrT * mi / (vi.squareRoot() + eps) + (decoupled ? lr * wd * p[i] : 0)
             }
+        case .lars: for tensor in tensors { lars(tensor, p, g, lr: lr) }
+        case .lamb: for tensor in tensors { lamb(tensor, p, g, lr: lr) }
         }
+    }
+
+    /// LARS: the tensor's gradient plus weight decay, scaled by its trust ratio
+    /// eta * ||w|| / (||g|| + wd * ||w||) (1 where either norm is 0, or the tensor does not adapt), into
+    /// SGD's momentum (optionally Nesterov's).
+    private func lars(_ tensor: Tensor, _ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, lr: Float) {
+        let mu = config.momentum, wd = tensor.adapts ? config.weightDecay : 0, m = self.m.ptr
+        let w = norm(p, tensor.range), gn = norm(g, tensor.range)
+        let trust = tensor.adapts && w > 0 && gn > 0 ? config.trustCoefficient * w / (gn + wd * w) : 1
+        for i in tensor.range {
+            let gi = trust * (g[i] + wd * p[i])
+            let mi = mu * m[i] + gi
+            m[i] = mi
+            p[i] -= lr * (config.nesterov ? gi + mu * mi : mi)
+        }
+    }
+
+    /// LAMB: Adam's bias-corrected direction r = m^ / (sqrt(v^) + eps) + wd * w, scaled by the trust ratio
+    /// ||w|| / ||r|| (1 where either norm is 0, or the tensor does not adapt).
+    private func lamb(_ tensor: Tensor, _ p: UnsafeMutablePointer<Float>, _ g: UnsafeMutablePointer<Float>, lr: Float) {
+        let b1 = config.beta1, b2 = config.beta2, eps = config.epsilon, wd = tensor.adapts ? config.weightDecay : 0
+        let c1 = Float(1 - pow(Double(b1), Double(t))), c2 = Float(1 - pow(Double(b2), Double(t)))
+        let m = self.m.ptr, v = self.v.ptr
+        let r = direction.ptr
+        for (k, i) in tensor.range.enumerated() {
+            m[i] = b1 * m[i] + (1 - b1) * g[i]
+            v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+            r[k] = (m[i] / c1) / ((v[i] / c2).squareRoot() + eps) + wd * p[i]
+        }
+        let w = norm(p, tensor.range), rn = norm(r, 0..<tensor.range.count)
+        let trust = tensor.adapts && w > 0 && rn > 0 ? w / rn : 1
+        for (k, i) in tensor.range.enumerated() { p[i] -= lr * trust * r[k] }
+    }
+
+    /// The L2 norm of a range, summed in Double.
+    private func norm(_ x: UnsafeMutablePointer<Float>, _ range: Range<Int>) -> Float {
+        var s = 0.0
+        for i in range { s += Double(x[i]) * Double(x[i]) }
+        return Float(s.squareRoot())
     }
 }

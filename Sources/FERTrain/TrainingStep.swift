@@ -40,7 +40,7 @@ public final class TrainingStep {
         dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: bucketBytes,
                                         syncBatchNorm: t.syncBatchNorm)
         dataParallel.compress(t.gradientCompression)
-        optimizer = Optimizer(config: config.optimizer, count: model.params.count)
+        optimizer = Optimizer(config: config.optimizer, count: model.params.count, tensors: Optimizer.Tensor.of(model.layout))
         ema = t.emaDecay > 0 ? WeightAverage(decay: t.emaDecay, warmup: t.emaWarmup, count: model.params.count, statCount: model.stats.count) : nil
         if let ema { dataParallel.registerStatistics(ema.stats) }   // per rank like batch norm's, averaged with them
         targets = TargetProvider(mixer: Mixer(mixupAlpha: t.mixupAlpha, cutmixAlpha: t.cutmixAlpha, probability: t.mixProbability,

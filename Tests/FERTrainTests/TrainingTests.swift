@@ -13,9 +13,18 @@ final class TrainingTests: XCTestCase {
 
     /// N epochs in one run and N/2 + resume N/2 give byte-identical parameters, optimizer state and
     /// batch-norm statistics.
-    func testResumeIsBitExact() throws {
+    func testResumeIsBitExact() throws { try checkResumeIsBitExact([]) }
+
+    /// The layer-wise optimizers' state (LARS: momentum; LAMB: both moments and the step count) resumes
+    /// exactly too.
+    func testResumeIsBitExactWithLARSAndLAMB() throws {
+        try checkResumeIsBitExact(["optimizer.name=lars", "optimizer.lr=0.5", "optimizer.weight_decay=0.0005"])
+        try checkResumeIsBitExact(["optimizer.name=lamb", "optimizer.weight_decay=0.01"])
+    }
+
+    func checkResumeIsBitExact(_ overrides: [String]) throws {
         let data = syntheticDataset(perClass: 12)
-        let cfg = try tinyConfig(fast + ["train.epochs=4"])
+        let cfg = try tinyConfig(fast + ["train.epochs=4"] + overrides)
         let a = tempDir("resumeA"), b = tempDir("resumeB")
         let t1 = try Trainer(config: cfg, data: data, runDir: a, comm: LocalCommunicator(), log: silent)
         try t1.run()
