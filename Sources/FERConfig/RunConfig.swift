@@ -76,6 +76,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     public var gradientCompression = GradientCompression.none   // bf16: gradients summed across ranks in bf16 (Compression.swift)
     public var precision = Precision.fp32   // bf16: convolutions in mixed precision (FERNet/Conv.swift), where oneDNN has bf16
+    public var earlyStoppingPatience = 0   // stop once validation accuracy has not improved for this many epochs (0: off)
+    public var earlyStoppingMinDelta = 0.0 // an improvement must beat the best validation accuracy by more than this
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
@@ -83,6 +85,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
         case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision
+        case earlyStoppingPatience = "early_stopping_patience", earlyStoppingMinDelta = "early_stopping_min_delta"
     }
     public init() {}
 
@@ -101,6 +104,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require("train.cutmix_alpha", cutmixAlpha, 0, 100)
         try require("train.mix_probability", mixProbability, 0, 1)
         try require("train.ema_decay", emaDecay, 0, 1, "[)")   // at 1 the average never moves
+        try require("train.early_stopping_patience", earlyStoppingPatience, 0, ScheduleConfig.maxEpochs)
+        try require("train.early_stopping_min_delta", earlyStoppingMinDelta, 0, 1)   // 1: no epoch counts as an improvement
     }
 }
 
