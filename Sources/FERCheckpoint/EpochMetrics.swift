@@ -39,6 +39,18 @@ package func metricsLine(_ m: EpochMetrics) throws -> String {
     String(decoding: try JSON.line(m), as: UTF8.self) + "\n"
 }
 
+/// metrics.csv: a header and a row per epoch, the columns of metrics.jsonl's numbers (an empty cell: a
+/// value the epoch did not record). Rewritten whole from the epochs' metrics, so a resumed run that trains
+/// epochs again never repeats their rows.
+package func metricsCSV(_ epochs: [EpochMetrics]) -> String {
+    let header = "epoch,step,lr,train_loss,train_accuracy,val_loss,val_accuracy,images_per_second,seconds,validation_seconds,allreduce_wait_seconds\n"
+    func cell(_ v: Double?) -> String { v.map { "\($0)" } ?? "" }
+    return header + epochs.map { m in
+        ["\(m.epoch)", "\(m.step)", cell(m.lr), cell(m.trainLoss), cell(m.trainAccuracy), cell(m.valLoss), cell(m.valAccuracy),
+         cell(m.imagesPerSecond), cell(m.seconds), cell(m.validationSeconds), cell(m.allreduceWaitSeconds)].joined(separator: ",") + "\n"
+    }.joined()
+}
+
 /// The one reader of RUN/metrics.jsonl (resume, plots, time-to-accuracy): every line must be an epoch's
 /// metrics with values in range, or the error names the file, the line and the field. The one exception is a
 /// last line cut short without its newline (a crash mid-append): it is left out, and the epoch's

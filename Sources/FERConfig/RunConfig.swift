@@ -80,6 +80,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     // precision_layers (one per convolution, in order) so a resumed run, and every rank, uses the same.
     public var precision = Precision.auto
     public var precisionLayers: [Precision] = []
+    public var earlyStoppingPatience = 0   // stop once validation accuracy has not improved for this many epochs (0: off)
+    public var earlyStoppingMinDelta = 0.0 // an improvement must beat the best validation accuracy by more than this
     enum CodingKeys: String, CodingKey {
         case epochs, batch, seed, validationFraction = "validation_fraction", splitSeed = "split_seed", classWeights = "class_weights",
              labelSmoothing = "label_smoothing", keepCheckpoints = "keep_checkpoints", checkEvery = "check_every",
@@ -88,6 +90,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
         case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision
         case precisionLayers = "precision_layers"
+        case earlyStoppingPatience = "early_stopping_patience", earlyStoppingMinDelta = "early_stopping_min_delta"
     }
     public init() {}
 
@@ -107,6 +110,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require("train.mix_probability", mixProbability, 0, 1)
         try require("train.ema_decay", emaDecay, 0, 1, "[)")   // at 1 the average never moves
         if precisionLayers.contains(.auto) { throw FERError("train.precision_layers: each entry is fp32 or bf16 (one per convolution), not auto") }
+        try require("train.early_stopping_patience", earlyStoppingPatience, 0, ScheduleConfig.maxEpochs)
+        try require("train.early_stopping_min_delta", earlyStoppingMinDelta, 0, 1)   // 1: no epoch counts as an improvement
     }
 }
 

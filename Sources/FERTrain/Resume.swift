@@ -115,12 +115,12 @@ extension Trainer {
     }
 
     /// Settings a resume may change without altering the trajectory so far: how long to train (extending a
-    /// run is what resuming is for), how many checkpoints to keep and how often to write them (a requeued
+    /// run is what resuming is for, and early stopping decides when to end it), how many checkpoints to keep and how often to write them (a requeued
     /// job may need them more often), checks and evaluation. Not eval.use_ema: the validation accuracy
     /// it changes picks best.ckpt and steers the plateau schedule.
     static func freeToChange(_ key: String) -> Bool {
         ["train.epochs", "train.keep_checkpoints", "train.check_every", "train.checkpoint_every_steps",
-         "train.checkpoint_every_minutes"].contains(key) || (key.hasPrefix("eval.") && key != "eval.use_ema")
+         "train.checkpoint_every_minutes", "train.early_stopping_patience", "train.early_stopping_min_delta"].contains(key) || (key.hasPrefix("eval.") && key != "eval.use_ema")
     }
 }
 

@@ -3,7 +3,7 @@ import FERCore
 import FERNet
 import Foundation
 
-/// A training run's folder: config.yaml, metrics.jsonl, checkpoints/ and plots. Rank 0 opens it for the
+/// A training run's folder: config.yaml, metrics.jsonl and metrics.csv, checkpoints/, tensorboard/ and plots. Rank 0 opens it for the
 /// whole run. Nothing in it is lost or mixed silently: one writer at a time (an flock on `.lock` that
 /// names its holder), a fresh run refuses a folder that already holds a run (unless told to move the old
 /// contents aside), and metrics lines are only ever written after their checkpoint.
@@ -21,12 +21,15 @@ public final class RunFolder {
 
     public var checkpoints: String { path + "/checkpoints" }
     public var metrics: String { path + "/metrics.jsonl" }
+    /// The same epochs as a table (FERCheckpoint's metricsCSV), rewritten whole after every epoch.
+    public var csv: String { path + "/metrics.csv" }
 
     /// What fer writes into a run folder, and so all that `--overwrite` moves aside: everything else in
     /// the folder (the user's data, configs, logs) stays where it is. A feature that writes a new file
     /// into run folders adds its name here.
     public static let written = ["config.yaml", "metrics.jsonl", "checkpoints", "curves-loss.png", "curves-accuracy.png",
-                                 "eval.json", "confusion.png", "confusion-tta.png", "data", "teachers.probs", "sweep.json"]
+                                 "eval.json", "confusion.png", "confusion-tta.png", "data", "teachers.probs", "sweep.json",
+                                 "metrics.csv", "tensorboard", "confusion-validation.png"]
 
     /// `inputs`: what the command reads (its data above all): the folder must not be one, lie inside one
     /// (a dataset folder), or hold one.
@@ -89,6 +92,7 @@ public final class RunFolder {
         let kept = byEpoch.keys.sorted().map { byEpoch[$0]! }
         let text = try kept.map(metricsLine).joined()
         if FileManager.default.fileExists(atPath: metrics) { try writeAtomically(Array(text.utf8), to: metrics) }
+        if FileManager.default.fileExists(atPath: csv) { try writeAtomically(Array(metricsCSV(kept).utf8), to: csv) }
         return kept
     }
 

@@ -5,6 +5,7 @@ import FERCore
 import FERData
 import FERInference
 import FERNet
+import FERPlot
 import Foundation
 
 /// The command-line settings of a training run. Every rank must run with the same ones, so they are part
@@ -74,9 +75,17 @@ public final class Trainer {
     /// When the last checkpoint was written (or training started): train.checkpoint_every_minutes counts
     /// from it, on rank 0.
     var lastCheckpoint = Date()
-    /// Called after every step with (epoch, step within the epoch, steps per epoch, mean weighted loss so
-    /// far this epoch on this rank): the command line draws a progress bar from it on a terminal.
-    public var onStep: ((Int, Int, Int, Double) -> Void)?
+    /// Called after every step with how far the epoch and the run have come: the command line draws
+    /// progress from it (FERTrain/Progress.swift).
+    public var onStep: ((StepProgress) -> Void)?
+    /// Why training ended before its last epoch by early stopping (train.early_stopping_*), or nil.
+    public private(set) var stoppedEarly: String?
+    /// The epoch this `run` trains to, for progress.
+    var lastEpoch = 0
+    /// Rank 0's confusion matrix (rows true, columns predicted) of the latest validation; nil elsewhere.
+    var validationConfusion: [[Int]]?
+    /// Rank 0's TensorBoard event file, opened by the first `run` of this process; nil elsewhere.
+    var events: TensorBoardWriter?
 
     /// What the command reads (data, config, teachers): the run folder and the teachers' cache must not be
     /// or replace any of it (FERCore/Outputs.swift).
@@ -150,6 +159,10 @@ public final class Trainer {
         // opens: a start refused before this (a budget too short, a teacher refused) leaves no config.yaml.
         if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
         let last = min(untilEpoch ?? options.stopAfter ?? config.train.epochs, config.train.epochs)
+        lastEpoch = last
+        // A new event file for every process that trains the run: a resume never rewrites an old one.
+        if let folder, events == nil { events = try TensorBoardWriter(runDir: folder.path) }
+        let earlyStopping = EarlyStopping(patience: config.train.earlyStoppingPatience, minDelta: config.train.earlyStoppingMinDelta)
         if model.convPrecisions.contains(.bf16) {
             try coordinator.log {
                 let impls = try model.network(batch: slice.count).convolutionImplementations
@@ -160,8 +173,15 @@ public final class Trainer {
             log("training on \(trainIndices.count) images, validating on \(validationIndices.count); \(excluded.count) blank images excluded; \(comm.size) rank(s), global batch \(config.train.batch)")
         }
         while state.epoch < last {
+            // Asked before each epoch, so a resumed run that had already stopped early trains no further.
+            if let verdict = earlyStopping.verdict(history) {
+                stoppedEarly = verdict
+                log(verdict)
+                break
+            }
             guard let m = try trainEpoch(state.epoch) else { return }
             history.append(m)
+            try events?.write(m)
             log(String(format: "epoch %3d  loss %.4f  acc %.4f  val_loss %.4f  val_acc %.4f  lr %.2e  %.0f img/s  %.1fs",
                        m.epoch, m.trainLoss, m.trainAccuracy, m.valLoss, m.valAccuracy, m.lr, m.imagesPerSecond, m.seconds))
             // A signal during the epoch's last step, validation or checkpoint: the epoch is saved, nothing
@@ -172,6 +192,22 @@ public final class Trainer {
                 return
             }
         }
+        if let events, let folder { try writeValidationConfusion(folder: folder, events: events) }
+    }
+
+    /// The mean validation time of the epochs so far (nil: none validated yet), for the run's ETA.
+    var meanValidationSeconds: Double? {
+        let seconds = history.compactMap(\.validationSeconds)
+        return seconds.isEmpty ? nil : seconds.reduce(0, +) / Double(seconds.count)
+    }
+
+    /// The latest validation's confusion matrix as confusion-validation.png, and as an image in TensorBoard.
+    func writeValidationConfusion(folder: RunFolder, events: TensorBoardWriter) throws {
+        guard let confusion = validationConfusion, let epoch = history.last?.epoch else { return }
+        let path = folder.path + "/confusion-validation.png"
+        try heatmap(title: "validation, epoch \(epoch) (rows true, columns predicted)", rowLabels: Emotion.names, colLabels: Emotion.names,
+                    matrix: confusion.map { $0.map(Double.init) }, path: path)
+        try events.write(png: try readRegularFile(path, limit: 64 << 20), tag: "confusion/validation", step: epoch)
     }
 
     /// One epoch from wherever `state` stands in it (a resumed interrupted epoch starts mid-way). Returns
@@ -198,7 +234,13 @@ public final class Trainer {
             let r = try trainingStep.run(net, buffers, step: state.step, lr: lr)
             state.step += 1
             lossSum += r.weightedLossSum; correct += r.correct
-            let next = try afterStep(epoch: epoch, step: s, of: steps, meanLoss: lossSum / Double((s + 1 - first) * n + carriedSamples))
+            if let onStep {
+                let samples = Double((s + 1 - first) * n + carriedSamples)
+                onStep(StepProgress(epoch: epoch + 1, lastEpoch: lastEpoch, step: s + 1, steps: steps, loss: lossSum / samples,
+                                    accuracy: Double(correct) / samples, stepsRun: s + 1 - first, elapsed: Date().timeIntervalSince(start),
+                                    globalBatch: b, validationSeconds: meanValidationSeconds))
+            }
+            let next = try afterStep(epoch: epoch, step: s, of: steps)
             if next.signal != nil || next.checkpoint {
                 // The checkpoint carries the epoch's sums so far, over all ranks; the ranks keep their own.
                 let totals = try comm.allreduceSum([lossSum, Double(correct)])
@@ -262,11 +304,10 @@ public final class Trainer {
         }
     }
 
-    /// Everything between two steps, outside the step itself: the progress callback, injected faults, the
-    /// replica check, and the agreement on a signal and on a mid-epoch checkpoint. Returns what all ranks
-    /// do next; at the epoch's last step `run` asks instead, once the epoch is validated and saved.
-    func afterStep(epoch: Int, step s: Int, of steps: Int, meanLoss: Double) throws -> (signal: Int32?, checkpoint: Bool) {
-        onStep?(epoch + 1, s + 1, steps, meanLoss)
+    /// Everything between two steps, outside the step itself: injected faults, the replica check, and the
+    /// agreement on a signal and on a mid-epoch checkpoint. Returns what all ranks do next; at the epoch's
+    /// last step `run` asks instead, once the epoch is validated and saved.
+    func afterStep(epoch: Int, step s: Int, of steps: Int) throws -> (signal: Int32?, checkpoint: Bool) {
         if let fault, fault.step == state.step, fault.rank == comm.rank { try fault.fire(model: model) }
         if config.train.checkEvery > 0, state.step % config.train.checkEvery == 0 { try dataParallel.checkReplicasAgree(step: state.step) }
         return s + 1 < steps ? try dataParallel.agreeAfterStep(checkpointDue: midEpochCheckpointDue()) : (nil, false)
@@ -320,6 +361,9 @@ public final class Trainer {
         if let p {
             let labels = validationIndices.map { Int(data.labels[$0]) }
             let pred = argmaxRows(p, k: config.model.classes)
+            var confusion = [[Int]](repeating: [Int](repeating: 0, count: config.model.classes), count: config.model.classes)
+            for (t, q) in zip(labels, pred) { confusion[t][q] += 1 }
+            validationConfusion = confusion
             result = [meanLogLoss(p, labels: labels, k: config.model.classes),
                       Double(zip(pred, labels).filter { $0 == $1 }.count) / Double(labels.count)]
         }
@@ -338,6 +382,7 @@ public final class Trainer {
             try saveCheckpoint(folder.checkpoints + "/best.ckpt", metrics: m)
         }
         try folder.append(line: metricsLine(m))
+        try writeAtomically(Array(metricsCSV(history + [m]).utf8), to: folder.csv)
         pruneCheckpoints()
         try plotCurves(history: history + [m], path: folder.path + "/curves.png")
     }

@@ -11,8 +11,11 @@ struct TrainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "train",
         abstract: "Train a model (single process, or one rank of an mpirun job).",
         discussion: """
-        Writes the run folder: config.yaml (the resolved config), metrics.jsonl (one line per epoch), \
-        checkpoints/ (the newest train.keep_checkpoints epochs and best.ckpt) and curves-*.png. \
+        Writes the run folder: config.yaml (the resolved config), metrics.jsonl and metrics.csv (one line per epoch), \
+        checkpoints/ (the newest train.keep_checkpoints epochs and best.ckpt), curves-*.png, tensorboard/ (event files: \
+        tensorboard --logdir RUN/tensorboard) and confusion-validation.png. \
+        Progress: a bar on a terminal; otherwise (a file, a pipe, a rank under mpirun or srun) a plain line every \
+        FER_PROGRESS_SECONDS seconds (default 30). \
         SIGINT, SIGTERM or SIGUSR1 (Slurm's --signal) finishes the step, checkpoints and exits; --resume latest continues bit-exactly, \
         on any number of ranks.
 
@@ -65,9 +68,10 @@ struct RunFlags: ParsableArguments {
         let started = Date()
         Interrupt.install()
         try runDistributed { comm in
-            // On a terminal, rank 0 redraws one progress line per epoch; log lines first clear it.
-            let tty = comm.rank == 0 && isatty(STDOUT_FILENO) != 0
-            let log = comm.coordinatorLog(prefix: tty ? "\r\u{1B}[K" : "")
+            // On a terminal rank 0 redraws a progress bar, which log lines first clear; elsewhere it
+            // prints a plain line every few seconds.
+            let style = try ProgressStyle.detect(isTerminal: isatty(STDOUT_FILENO) != 0, environment: ProcessInfo.processInfo.environment)
+            let log = comm.coordinatorLog(prefix: style.logPrefix)
             var cfg = try resolveConfig(comm: comm, log: log)
             try adjust(&cfg)
             // Recorded absolute: a resume from another working directory must find the same files.
@@ -79,9 +83,10 @@ struct RunFlags: ParsableArguments {
                                        bucketBytes: allreduce.bucketBytes, stopAfter: stopAfter, budget: try budget.map { try parseDuration($0) })
             let trainer = try Trainer(config: cfg, data: dataset, runDir: runDir, comm: comm, options: options, inputs: inputs, log: log)
             if let plan = try trainer.fitEpochsToBudget(started: started) { log(plan.description) }
-            if tty { trainer.onStep = drawProgress }
+            if comm.rank == 0 { trainer.onStep = ProgressReporter(style: style).report }
             try trainer.run()
-            log("run folder: \(trainer.runDir) (metrics.jsonl, checkpoints/, curves-*.png)")
+            let ending = trainer.interruptedBy.map { "interrupted by signal \($0)" } ?? (trainer.stoppedEarly != nil ? "stopped early" : "done")
+            log(runSummary(history: trainer.history, runDir: trainer.runDir, wallSeconds: Date().timeIntervalSince(started), ending: ending))
             if let signal = trainer.interruptedBy { throw TrainingInterrupted(signal: signal) }
         }
     }
@@ -127,13 +132,4 @@ struct RunFlags: ParsableArguments {
         }
         return given
     }
-}
-
-/// "epoch 3 [=========>          ] 412/717  loss 1.2345", redrawn in place every few steps.
-func drawProgress(epoch: Int, step: Int, steps: Int, loss: Double) {
-    guard step % 5 == 0 || step == steps else { return }
-    let width = 30, done = width * step / max(steps, 1)
-    let bar = String(repeating: "=", count: done) + (done < width ? ">" : "") + String(repeating: " ", count: max(width - done - 1, 0))
-    print("\repoch \(epoch) [\(bar)] \(step)/\(steps)  loss " + String(format: "%.4f", loss), terminator: "")
-    fflush(nil)
 }

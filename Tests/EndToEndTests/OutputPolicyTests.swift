@@ -124,7 +124,8 @@ final class OutputPolicyTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.output)
         let aside = try XCTUnwrap(try FileManager.default.contentsOfDirectory(atPath: run).first { $0.hasPrefix("replaced-") })
         XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: run + "/" + aside)),
-                       ["config.yaml", "metrics.jsonl", "checkpoints", "curves-loss.png", "curves-accuracy.png"])
+                       ["config.yaml", "metrics.jsonl", "metrics.csv", "checkpoints", "curves-loss.png", "curves-accuracy.png",
+                        "tensorboard", "confusion-validation.png"])
         for mine in ["notes.txt", "my.yaml"] { XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/" + mine), mine) }
     }
 
