@@ -74,6 +74,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var emaDecay: Float = 0         // decay of the weights' moving average, e.g. 0.999 (0: off); see FERTrain/WeightAverage.swift
     public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
     public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
+    public var bnGroup = 0                 // ghost batch norm: statistics over groups of this many images (0: each rank's slice)
     public var gradientCompression = GradientCompression.none   // bf16: gradients summed across ranks in bf16 (Compression.swift)
     // fp32, bf16 (convolutions in mixed precision, FERNet/Conv.swift; needs AVX512_BF16) or auto: each
     // convolution in the precision measured faster at start-up (FERNet/Precision.swift), recorded in
@@ -88,7 +89,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
              checkpointEverySteps = "checkpoint_every_steps", checkpointEveryMinutes = "checkpoint_every_minutes"
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
-        case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision
+        case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision, bnGroup = "bn_group"
         case precisionLayers = "precision_layers"
         case earlyStoppingPatience = "early_stopping_patience", earlyStoppingMinDelta = "early_stopping_min_delta"
     }
@@ -109,6 +110,8 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require("train.cutmix_alpha", cutmixAlpha, 0, 100)
         try require("train.mix_probability", mixProbability, 0, 1)
         try require("train.ema_decay", emaDecay, 0, 1, "[)")   // at 1 the average never moves
+        try require("train.bn_group", bnGroup, 0, maxBatch)
+        if bnGroup > 0 && syncBatchNorm { throw FERError("train.bn_group and train.sync_batchnorm: ghost groups are smaller than a rank's slice, synchronized statistics span all ranks; choose one") }
         if precisionLayers.contains(.auto) { throw FERError("train.precision_layers: each entry is fp32 or bf16 (one per convolution), not auto") }
         try require("train.early_stopping_patience", earlyStoppingPatience, 0, ScheduleConfig.maxEpochs)
         try require("train.early_stopping_min_delta", earlyStoppingMinDelta, 0, 1)   // 1: no epoch counts as an improvement

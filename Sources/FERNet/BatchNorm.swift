@@ -16,13 +16,19 @@ public typealias ReplicaSum = (_ values: UnsafeMutablePointer<Float>, _ count: I
 /// them global, and oneDNN normalises with the global mean and variance as given statistics. We recombine
 /// oneDNN's own outputs rather than run a reduction primitive: its variance is computed centred (two
 /// passes), which keeps most of the precision the E[x^2] - E[x]^2 form loses, and it costs one extra
-/// normalisation pass over the activations (measured in README). Backward: with the statistics fixed the
+/// normalisation pass over the activations (measured in docs). Backward: with the statistics fixed the
 /// gradient is
 ///     dx = gamma/sigma * (dy - sum_g(dy)/N - xhat * sum_g(dy*xhat)/N)
 /// where the two global sums are the global beta and gamma gradients. oneDNN's backward with given
 /// statistics yields gamma/sigma * dy and this replica's sums; one allreduce of a [2C] copy makes them
 /// global, and a oneDNN binary primitive adds the per-channel affine rest, (x - mean) * a + b. The
 /// gradient arena keeps this replica's own sums, so the data-parallel gradient allreduce sums them once.
+///
+/// Ghost batch norm (`groups` > 1, train.bn_group): the batch is split into `groups` equal groups, each
+/// normalised with its own statistics, as that many data-parallel ranks would each normalise their slice.
+/// The running statistics move by the groups' mean statistics: their average over ranks, which is what the
+/// ranks' own running statistics average to (the update is linear). So one process reproduces N ranks'
+/// batch norm; the scale and shift gradients are summed over the groups, as the allreduce sums them.
 final class BatchNorm: Layer {
     let name: String
     let gamma: ParamTensor, beta: ParamTensor, runMean: ParamTensor, runVar: ParamTensor
@@ -35,7 +41,11 @@ final class BatchNorm: Layer {
     private(set) var dst: Memory!, diffDst: Memory!
     private var mean: Memory!, variance: Memory!, runningMean: Memory!, runningVar: Memory!
     private var train: Primitive!, infer: Primitive!, bwd: Primitive?
-    private let reduced: Int   // samples per channel in one batch: N*H*W
+    private let reduced: Int   // samples per channel in one batch (one group, ghost): N*H*W
+    let groups: Int
+    /// Ghost batch norm: each group's forward and backward on its views of the batch, its statistics and
+    /// its scale and shift gradients (summed into the arena's after backward).
+    private var ghosts: [(train: Primitive, bwd: Primitive, mean: Memory, variance: Memory, gradGamma: Memory, gradBeta: Memory)] = []
 
     /// Set: statistics are summed over all replicas (synchronized batch norm). Nil: this replica's own.
     var replicaSum: ReplicaSum?
@@ -45,16 +55,22 @@ final class BatchNorm: Layer {
     private var sums: Memory!, restMean: Memory!, restA: Memory!, restB: Memory!
     private var globalCount: Float = 0   // N: samples per channel over all replicas, from the last forward
 
-    init(name: String, src: MD, momentum: Float, epsilon: Float, layout: ParamLayout) {
-        self.name = name; self.momentum = momentum; self.epsilon = epsilon; dataDesc = src
-        let s = src.shape
+    /// `groups`: ghost batch norm's groups in the batch (1: the whole batch); must divide the batch.
+    init(name: String, src: MD, momentum: Float, epsilon: Float, groups: Int = 1, layout: ParamLayout) {
+        self.name = name; self.momentum = momentum; self.epsilon = epsilon; dataDesc = src; self.groups = groups
+        var s = src.shape
+        precondition(groups >= 1 && s[0] % groups == 0, "\(name): \(groups) ghost groups do not divide the batch \(s[0])")
+        s[0] /= groups
         reduced = s.count == 4 ? s[0] * s[2] * s[3] : s[0]
-        var m = src
+        // A group is a contiguous run of the batch in the layouts whose outermost dimension is the batch.
+        precondition(groups == 1 || formatTag(of: src) != dnnl_ba, "\(name): ghost groups need the batch outermost")
+        var m = groups == 1 ? src : md(s, formatTag(of: src))
         let flags = dnnl_use_scale.rawValue | dnnl_use_shift.rawValue
         let given = dnnl_use_global_stats.rawValue
-        func pd(_ prop: dnnl_prop_kind_t, _ f: UInt32, _ what: String) -> PrimitiveDesc {
+        func pd(_ prop: dnnl_prop_kind_t, _ f: UInt32, _ what: String, whole: Bool = false) -> PrimitiveDesc {
             var d = dnnl_batch_normalization_desc_t()
-            check(dnnl_batch_normalization_forward_desc_init(&d, prop, &m, epsilon, f), what)
+            var data = whole ? src : m
+            check(dnnl_batch_normalization_forward_desc_init(&d, prop, &data, epsilon, f), what)
             return primitiveDesc(d, "\(name) \(what)")
         }
         func bwdPD(_ f: UInt32, hint: PrimitiveDesc, _ what: String) -> PrimitiveDesc {
@@ -64,7 +80,7 @@ final class BatchNorm: Layer {
         }
         let tpd = pd(dnnl_forward_training, flags, "forward training")
         trainPD = tpd
-        inferPD = pd(dnnl_forward_inference, flags | given, "forward inference")
+        inferPD = pd(dnnl_forward_inference, flags | given, "forward inference", whole: true)
         self.bwdPD = bwdPD(flags, hint: tpd, "backward")
         let stpd = pd(dnnl_forward_training, flags | given, "synchronized forward")
         syncTrainPD = stpd
@@ -103,12 +119,14 @@ final class BatchNorm: Layer {
         guard training else { return }
         diffDst = Memory(dataDesc)
         mean = Memory(gamma.desc); variance = Memory(gamma.desc)
-        let stats = [(DNNL_ARG_SRC, src), (DNNL_ARG_MEAN, mean!), (DNNL_ARG_VARIANCE, variance!), (DNNL_ARG_SCALE, g), (DNNL_ARG_SHIFT, b)]
-        train = Primitive(trainPD, stats + [(DNNL_ARG_DST, dst)])
         // Batch-norm backward always yields the scale/shift gradients; it needs a diff_src even for a
         // first layer, so one is allocated then.
         let ds = diffSrc ?? Memory(dataDesc)
         scale = g; gradGamma = arenas.view(gamma, grad: true); gradBeta = arenas.view(beta, grad: true)
+        // Ghost: the primitives are a group's, run on views of the batch.
+        if groups > 1 { return bindGhosts(src: src, diffSrc: ds, scale: g, shift: b) }
+        let stats = [(DNNL_ARG_SRC, src), (DNNL_ARG_MEAN, mean!), (DNNL_ARG_VARIANCE, variance!), (DNNL_ARG_SCALE, g), (DNNL_ARG_SHIFT, b)]
+        train = Primitive(trainPD, stats + [(DNNL_ARG_DST, dst)])
         let grads = [(DNNL_ARG_DIFF_DST, diffDst!), (DNNL_ARG_DIFF_SRC, ds), (DNNL_ARG_DIFF_SCALE, gradGamma!),
                      (DNNL_ARG_DIFF_SHIFT, gradBeta!)]
         bwd = Primitive(bwdPD, stats + grads)
@@ -125,8 +143,23 @@ final class BatchNorm: Layer {
                                   (DNNL_ARG_DST, ds), (postOp(0), restA), (postOp(1), restB)])
     }
 
+    /// Ghost batch norm's per-group primitives over views of the batch's tensors.
+    private func bindGhosts(src: Memory, diffSrc: Memory, scale: Memory, shift: Memory) {
+        let group = trainPD.query(dnnl_query_src_md), floats = group.floats
+        func view(_ whole: Memory, _ j: Int) -> Memory { Memory(group, view: whole.ptr + j * floats) }
+        ghosts = (0..<groups).map { j in
+            let mean = Memory(gamma.desc), variance = Memory(gamma.desc), gg = Memory(gamma.desc), gb = Memory(beta.desc)
+            let stats = [(DNNL_ARG_SRC, view(src, j)), (DNNL_ARG_MEAN, mean), (DNNL_ARG_VARIANCE, variance), (DNNL_ARG_SCALE, scale), (DNNL_ARG_SHIFT, shift)]
+            return (Primitive(trainPD, stats + [(DNNL_ARG_DST, view(dst, j))]),
+                    Primitive(bwdPD, stats + [(DNNL_ARG_DIFF_DST, view(diffDst, j)), (DNNL_ARG_DIFF_SRC, view(diffSrc, j)),
+                                              (DNNL_ARG_DIFF_SCALE, gg), (DNNL_ARG_DIFF_SHIFT, gb)]),
+                    mean, variance, gg, gb)
+        }
+    }
+
     func forward(training: Bool, key: StepKey) {
         guard training else { infer.execute(); return }
+        if groups > 1 { return ghostForward() }
         train.execute()
         var count = Float(reduced)
         if let replicaSum { count = synchronize(replicaSum) }
@@ -137,6 +170,20 @@ final class BatchNorm: Layer {
         for i in 0..<c {
             rm[i] = m * rm[i] + (1 - m) * bm[i]
             rv[i] = m * rv[i] + (1 - m) * bv[i] * unbias
+        }
+    }
+
+    /// Each group normalised by its own statistics; the running statistics move by the groups' mean.
+    private func ghostForward() {
+        for g in ghosts { g.train.execute() }
+        let unbias = reduced > 1 ? Float(reduced) / Float(reduced - 1) : 1
+        let m = momentum, c = gamma.count, k = Float(groups)
+        let rm = runningMean.ptr, rv = runningVar.ptr
+        for i in 0..<c {
+            var bm: Float = 0, bv: Float = 0
+            for g in ghosts { bm += g.mean.ptr[i]; bv += g.variance.ptr[i] }
+            rm[i] = m * rm[i] + (1 - m) * (bm / k)
+            rv[i] = m * rv[i] + (1 - m) * (bv / k) * unbias
         }
     }
 
@@ -164,6 +211,18 @@ final class BatchNorm: Layer {
     }
 
     func backward(key: StepKey) {
+        if groups > 1 {
+            // The groups' scale and shift gradients summed, as the allreduce sums the ranks'.
+            let c = gamma.count, gg = gradGamma.ptr, gb = gradBeta.ptr
+            for (j, g) in ghosts.enumerated() {
+                g.bwd.execute()
+                for i in 0..<c {
+                    gg[i] = j == 0 ? g.gradGamma.ptr[i] : gg[i] + g.gradGamma.ptr[i]
+                    gb[i] = j == 0 ? g.gradBeta.ptr[i] : gb[i] + g.gradBeta.ptr[i]
+                }
+            }
+            return
+        }
         guard let replicaSum else { bwd?.execute(); return }
         // ds = gamma/sigma * dy, and this replica's sum(dy * xhat), sum(dy) into the gradient arena.
         syncBwd!.execute()

@@ -10,16 +10,19 @@ public final class Model {
     /// convolution's resolved precision (fp32 or bf16), in order.
     public let precision: Precision
     public let convPrecisions: [Precision]
+    /// Ghost batch norm (train.bn_group): images per batch-norm group in a training network (0: its batch).
+    public let bnGroup: Int
     public let layout = ParamLayout()
     public private(set) var arenas: Arenas!
     private var networks: [String: Network] = [:]
 
     /// `layers`: for precision `auto`, each convolution's precision in order (train.precision_layers, or
     /// what measureConvPrecisions chose).
-    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32, layers: [Precision] = []) throws {
+    /// `bnGroup`: ghost batch norm's images per group in training networks (0: the whole batch).
+    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32, layers: [Precision] = [], bnGroup: Int = 0) throws {
         try config.validate()
         try precision.checkAvailable()
-        self.config = config; self.precision = precision
+        self.config = config; self.precision = precision; self.bnGroup = bnGroup
         convPrecisions = try precision.perConvolution(layers, count: config.layers.filter { $0.type == .conv }.count)
         let net = try Network(model: self, batch: batch, inference: false)   // registers tensors, fixes layouts
         arenas = Arenas(layout)

@@ -26,6 +26,11 @@ public final class Network {
         var src = input.desc
         let names = LayerSpec.names(ofTypes: c.layers.map(\.type.rawValue))
         var convs = model.convPrecisions.makeIterator()
+        // Ghost batch norm splits a training batch into groups of model.bnGroup images.
+        let bnGroup = inference || model.bnGroup == 0 ? batch : model.bnGroup
+        guard bnGroup > 0, batch % bnGroup == 0 else {
+            throw FERError("train.bn_group \(model.bnGroup) does not divide the local batch of \(batch) images (each rank's slice of train.batch)")
+        }
         for (i, spec) in c.layers.enumerated() {
             let name = names[i]
             let first = i == 0
@@ -38,7 +43,7 @@ public final class Network {
                              layout: model.layout)
             case .batchnorm:
                 layer = BatchNorm(name: name, src: src, momentum: spec.batchNormMomentum, epsilon: spec.batchNormEpsilon,
-                                  layout: model.layout)
+                                  groups: batch / bnGroup, layout: model.layout)
             case .maxpool:
                 layer = MaxPool(name: name, src: src, size: spec.window, stride: spec.step,
                                 same: spec.samePadding, needDiffSrc: !first, inference: inference)
