@@ -14,8 +14,12 @@ import PackageDescription
 //                                    through FERNet's oneDNN conversions, the bf16 compression hook)
 //   FERTrain                         on FERInference, FERComm (trainer, data parallel, run folder, resume, progress,
 //                                    TensorBoard event files through swift-protobuf, ...)
-//   FERTools                         on FERTrain's public API (bench, sweep, scaling, time to accuracy, data report)
-//   fer                              thin commands over all of them
+//   FERTools                         on FERTrain's public API (bench, sweep, scaling, time to accuracy, data
+//                                    report, the node check)
+//   FERCommandLine                   on FERInference (option groups and `predict` shared by both executables)
+//   fer                              thin commands over all of them but FERFaces: it links no OpenCV, so a
+//                                    node that trains needs none
+//   fer-faces                        on FERFaces, FERCommandLine: `fer predict --faces` runs it
 // FERNet knows nothing of MPI or files; FERData knows nothing of networks.
 // Numeric loops: no bounds or overflow traps. FER_CHECKED=1 builds with them, to measure what they cost.
 // Only FERNet's kernels run unchecked: the modules that parse files keep their traps,
@@ -25,7 +29,8 @@ let hot: [SwiftSetting] = ProcessInfo.processInfo.environment["FER_CHECKED"] == 
 let package = Package(
     name: "fer-cluster",
     platforms: [.macOS(.v15)],
-    products: [.executable(name: "fer", targets: ["fer"])],
+    products: [.executable(name: "fer", targets: ["fer"]),
+               .executable(name: "fer-faces", targets: ["fer-faces"])],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
@@ -61,9 +66,16 @@ let package = Package(
                                                  "FERInference", "FERComm", .product(name: "SwiftProtobuf", package: "swift-protobuf")]),
         .target(name: "FERTools", dependencies: ["FERCore", "FERData", "FERNet", "FERPlot", "FERConfig", "FERCheckpoint",
                                                  "FERInference", "FERTrain"]),
+        .target(name: "FERCommandLine", dependencies: ["FERCore", "FERData", "FERNet", "FERConfig", "FERInference",
+                                                       .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // No FERFaces (OpenCV, and with it Qt, VTK, GDAL, FFmpeg): EndToEndTests check its ldd.
         .executableTarget(name: "fer", dependencies: [
-            "FERCore", "FERData", "FERNet", "FERPlot", "FERConfig", "FERCheckpoint", "FERInference", "FERDeploy", "FERFaces",
-            "FERComm", "FERTrain", "FERTools",
+            "FERCore", "FERData", "FERNet", "FERPlot", "FERConfig", "FERCheckpoint", "FERInference", "FERDeploy",
+            "FERComm", "FERTrain", "FERTools", "FERCommandLine",
+            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        // Faces in photos and videos: what `fer predict --faces` hands over to.
+        .executableTarget(name: "fer-faces", dependencies: [
+            "FERCore", "FERData", "FERInference", "FERFaces", "FERCommandLine",
             .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         // Shared by the tests and fer-fuzz's seed corpus: runners of `fer`, image, zip and CSV fixtures, assertions.
         .target(name: "FERTestSupport", dependencies: ["FERCore", "FERData", "CSTB", "CZlib"]),

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 struct FacesImage { cv::Mat bgr; };
 struct FacesDetector { cv::CascadeClassifier cascade; };
 struct FacesVideo { cv::VideoCapture capture; FacesImage frame; };
@@ -39,6 +41,39 @@ template <typename T, typename F> static T guarded(char *err, size_t n, T failur
     return failure;
 }
 
+// What the codec libraries print on their own (libpng's "iCCP: known incorrect sRGB profile" on many
+// web pictures, ...) goes straight to file descriptor 2, past OpenCV's logger. While a picture decodes,
+// descriptor 2 points at a temporary file instead: a picture that decodes makes the chatter moot (its
+// colour profile is ignored anyway), and one that fails gets it appended to its reason. Decoding runs on
+// one thread at a time, and nothing else writes to stderr meanwhile.
+class StderrCapture {
+    int saved_ = -1;
+    FILE *file_ = nullptr;
+public:
+    StderrCapture() {
+        std::fflush(stderr);
+        if ((file_ = std::tmpfile()) && (saved_ = dup(2)) >= 0) dup2(fileno(file_), 2);
+    }
+    // The text captured so far (at most 1 KiB of it); stderr is restored.
+    std::string finish() {
+        std::string text;
+        if (saved_ >= 0) {
+            std::fflush(stderr);
+            dup2(saved_, 2);
+            close(saved_);
+            saved_ = -1;
+            char buf[1024];
+            std::rewind(file_);
+            size_t got = std::fread(buf, 1, sizeof buf, file_);
+            text.assign(buf, got);
+            while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+        }
+        if (file_) { std::fclose(file_); file_ = nullptr; }
+        return text;
+    }
+    ~StderrCapture() { finish(); }
+};
+
 // A continuous 8-bit BGR copy of any decoded image (gray, BGRA and 16-bit pictures included).
 static cv::Mat toBGR(const cv::Mat &m) {
     cv::Mat out = m;
@@ -57,8 +92,15 @@ int faces_can_write_picture(const char *extension) {
 FacesImage *faces_image_decode(const void *bytes, size_t count, char *err, size_t n) {
     return guarded<FacesImage *>(err, n, nullptr, [&]() -> FacesImage * {
         cv::Mat raw(1, (int)count, CV_8U, const_cast<void *>(bytes));
+        StderrCapture chatter;
         cv::Mat m = cv::imdecode(raw, cv::IMREAD_COLOR);
-        if (m.empty()) { report(err, n, "cannot decode image (not a picture format OpenCV reads, or damaged)"); return nullptr; }
+        std::string said = chatter.finish();
+        if (m.empty()) {
+            std::string why = "cannot decode image (not a picture format OpenCV reads, or damaged)";
+            for (char &c : said) if (c == '\n') c = ';';
+            report(err, n, said.empty() ? why : why + ": " + said);
+            return nullptr;
+        }
         return new FacesImage{toBGR(m)};
     });
 }

@@ -12,5 +12,5 @@ func mpiErrorString(_ rc: Int32) -> String {
     var buf = [CChar](repeating: 0, count: Int(MPI_MAX_ERROR_STRING) + 1)
     var len: Int32 = 0
     guard MPI_Error_string(rc, &buf, &len) == MPI_SUCCESS else { return "unknown MPI error" }
-    return String(cString: buf)
+    return String(cBuffer: buf)
 }

@@ -60,3 +60,11 @@ public func describeDecoding(_ error: Error) -> String {
     default: return userMessage(error)
     }
 }
+
+extension String {
+    /// The NUL-terminated text a C function wrote into `buffer` (an error message, a host name), read
+    /// only up to the buffer's end even if the terminator is missing.
+    public init(cBuffer buffer: [CChar]) {
+        self = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -4,33 +4,6 @@ import FERData
 import FERInference
 import Foundation
 
-/// How faces are found and cut out. The detector is OpenCV's Viola-Jones frontal-face cascade from Debian's
-/// opencv-data: the "alt" cascade, which OpenCV's own facedetect sample uses (on messi5.jpg the "default"
-/// cascade also boxes the background beside the face; "alt" finds the face alone), at the usual settings:
-/// scale step 1.1, 5 neighbours.
-public struct FaceSettings: Sendable {
-    /// Debian's frontal-face cascade (package opencv-data).
-    public static let debianCascade = "/usr/share/opencv4/haarcascades/haarcascade_frontalface_alt.xml"
-
-    public var cascade = FaceSettings.debianCascade
-    /// Each side of a detected box grows by this fraction of its size before cropping: the detector's box
-    /// is tighter than FER-2013's faces, which show the whole head from forehead to chin.
-    public var margin = 0.15
-    /// Smallest face searched for, in pixels (a 48x48 network input gains nothing from smaller ones).
-    public var minSize = 30
-    public var scaleFactor = 1.1
-    public var minNeighbors = 5
-    /// Faces reported per picture at most (the largest).
-    public var maxFaces = 256
-
-    public init() {}
-
-    public func validate() throws {
-        guard (0...1).contains(margin) else { throw FERError("--margin: \(margin) must be in [0, 1]") }
-        guard (8...4096).contains(minSize) else { throw FERError("--min-face: \(minSize) must be in 8...4096 pixels") }
-    }
-}
-
 /// One face: where the detector found it, the region classified (the box plus the margin, inside the
 /// picture), the top emotion and the 7 probabilities.
 public struct Face: Encodable, Sendable {
@@ -67,7 +40,7 @@ public final class FaceFinder {
         close(try openRegularFile(settings.cascade).fd)
         var why = [CChar](repeating: 0, count: 256)
         guard let d = faces_detector_open(settings.cascade, &why, why.count) else {
-            throw FERError(file: settings.cascade, String(cString: why) + (settings.cascade == FaceSettings.debianCascade ? " (install opencv-data)" : ""))
+            throw FERError(file: settings.cascade, String(cBuffer: why) + (settings.cascade == FaceSettings.debianCascade ? " (install opencv-data)" : ""))
         }
         detector = d
         self.settings = settings
@@ -80,7 +53,7 @@ public final class FaceFinder {
         var why = [CChar](repeating: 0, count: 256)
         let n = faces_detect(detector, picture.image, Int32(settings.minSize), settings.scaleFactor, Int32(settings.minNeighbors),
                              &boxes, Int32(boxes.count), &why, why.count)
-        guard n >= 0 else { throw FERError("face detection failed: \(String(cString: why))") }
+        guard n >= 0 else { throw FERError("face detection failed: \(String(cBuffer: why))") }
         return boxes.prefix(Int(n)).map { FaceBox(x: Int($0.x), y: Int($0.y), width: Int($0.width), height: Int($0.height)) }
     }
 

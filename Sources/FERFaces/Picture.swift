@@ -29,7 +29,7 @@ public final class Picture {
         guard header.format != .gif else { throw FERError(file: path, "cannot decode image (a GIF: --faces reads JPEG, PNG, BMP and PGM/PPM pictures)") }
         var why = [CChar](repeating: 0, count: 256)
         guard let img = bytes.withUnsafeBytes({ faces_image_decode($0.baseAddress, $0.count, &why, why.count) }) else {
-            throw FERError(file: path, String(cString: why))
+            throw FERError(file: path, String(cBuffer: why))
         }
         self.init(img, owned: true)
         if let why = imageSizeProblem(width: width, height: height) { throw FERError(file: path, why) }
@@ -69,7 +69,7 @@ public final class Picture {
         let rc: Int32
         if var box = region?.c { rc = faces_image_encode(image, &box, `extension`, &bytes, &count, &why, why.count) }
         else { rc = faces_image_encode(image, nil, `extension`, &bytes, &count, &why, why.count) }
-        guard rc == 0, let bytes else { throw FERError(String(cString: why)) }
+        guard rc == 0, let bytes else { throw FERError(String(cBuffer: why)) }
         defer { faces_bytes_free(bytes) }
         return Array(UnsafeBufferPointer(start: bytes, count: count))
     }

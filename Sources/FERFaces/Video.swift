@@ -30,7 +30,7 @@ final class Video {
         let fd = try openRegularFile(path).fd
         let source = access("/proc/self/fd", X_OK) == 0 ? "/proc/self/fd/\(fd)" : path
         var why = [CChar](repeating: 0, count: 256)
-        guard let v = faces_video_open(source, &why, why.count) else { close(fd); throw FERError(file: path, String(cString: why)) }
+        guard let v = faces_video_open(source, &why, why.count) else { close(fd); throw FERError(file: path, String(cBuffer: why)) }
         handle = v
         self.fd = fd
         self.path = path
@@ -55,7 +55,7 @@ final class Video {
         switch faces_video_next(handle, decode ? 1 : 0, &frame, &why, why.count) {
         case 0: return .none
         case 1: return .some(frame.map { Picture($0, owned: false) })
-        default: throw FERError(file: path, String(cString: why))
+        default: throw FERError(file: path, String(cBuffer: why))
         }
     }
 }
@@ -82,7 +82,7 @@ final class VideoWriter {
         var why = [CChar](repeating: 0, count: 256)
         guard let w = faces_video_writer_open(temporary, fps, Int32(width), Int32(height), &why, why.count) else {
             unlink(temporary)
-            throw FERError(file: path, String(cString: why))
+            throw FERError(file: path, String(cBuffer: why))
         }
         handle = w
         self.path = path
@@ -94,7 +94,7 @@ final class VideoWriter {
 
     func add(_ frame: Picture) throws {
         var why = [CChar](repeating: 0, count: 256)
-        guard faces_video_writer_add(handle, frame.image, &why, why.count) == 0 else { throw FERError(file: path, String(cString: why)) }
+        guard faces_video_writer_add(handle, frame.image, &why, why.count) == 0 else { throw FERError(file: path, String(cBuffer: why)) }
     }
 
     /// Closes the video (OpenCV writes the container's index then) and renames it over the target, which

@@ -189,6 +189,14 @@ public var effectiveISA: String {
     }
 }
 
+/// The oneDNN library this process loaded, "2.6.3" (with its git hash where the build recorded one):
+/// `fer selftest node` prints it.
+public var oneDNNVersion: String {
+    guard let v = dnnl_version() else { return "unknown" }
+    let hash = v.pointee.hash.map { String(cString: $0) } ?? "N/A"
+    return "\(v.pointee.major).\(v.pointee.minor).\(v.pointee.patch)" + (hash == "N/A" ? "" : " (git \(hash))")
+}
+
 extension PrimitiveDesc {
     /// The implementation oneDNN picked (e.g. "jit:avx512_core"): bench prints it to catch slow fallbacks.
     var implementation: String {

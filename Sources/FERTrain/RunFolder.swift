@@ -130,7 +130,7 @@ private func lockFolder(_ path: String) throws -> Int32 {
     }
     var host = [CChar](repeating: 0, count: 256)
     gethostname(&host, host.count - 1)
-    let me = Array("pid \(getpid()) on host \(String(cString: host))\n".utf8)
+    let me = Array("pid \(getpid()) on host \(String(cBuffer: host))\n".utf8)
     if ftruncate(fd, 0) == 0 { _ = me.withUnsafeBytes { pwrite(fd, $0.baseAddress!, me.count, 0) } }
     return fd
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERComm
+import FERCommandLine
 import FERCore
 import FERTrain
 import Foundation
@@ -7,13 +8,11 @@ import Foundation
 /// Runs a command body with clean failure: the message names the file and reason, the exit is non-zero,
 /// and under MPI every rank stops (MPI_Abort), never hangs.
 func runReporting(_ comm: Communicator? = nil, _ body: () throws -> Void) throws {
-    do { try body() } catch let e as ValidationError { throw e } catch let e as ExitCode { throw e } catch let e as TrainingInterrupted {
-        if (comm?.rank ?? 0) == 0 { FileHandle.standardError.write(Data("fer: \(e)\n".utf8)) }
-        throw ExitCode(128 + e.signal)   // every rank stopped at the same step: no abort needed
-    } catch {
-        if let comm, comm.size > 1 { comm.abort("error: \(userMessage(error))") }
-        FileHandle.standardError.write(Data("error: \(userMessage(error))\n".utf8))
-        throw ExitCode.failure
+    try reportingFailures(beforeExit: { message in if let comm, comm.size > 1 { comm.abort("error: \(message)") } }) {
+        do { try body() } catch let e as TrainingInterrupted {
+            if (comm?.rank ?? 0) == 0 { FileHandle.standardError.write(Data("fer: \(e)\n".utf8)) }
+            throw ExitCode(128 + e.signal)   // every rank stopped at the same step: no abort needed
+        }
     }
 }
 
@@ -23,9 +22,4 @@ func runDistributed(_ body: (Communicator) throws -> Void) throws {
     let comm = try makeCommunicator()
     defer { comm.finalize() }
     try runReporting(comm) { try body(comm) }
-}
-
-/// Prints `value` as pretty, key-sorted JSON: what `--json` writes to stdout.
-func printJSON<T: Encodable>(_ value: T) throws {
-    print(String(decoding: try JSON.document(value), as: UTF8.self))
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import FERCheckpoint
 import FERComm
+import FERCommandLine
 import FERCore
 import FERData
 import FERInference

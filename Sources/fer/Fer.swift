@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERCore
 
 @main
 struct Fer: ParsableCommand {
@@ -16,6 +17,7 @@ struct Fer: ParsableCommand {
           fer eval --checkpoint runs/paper/checkpoints/best.ckpt --tta
           fer predict --checkpoint runs/paper/checkpoints/best.ckpt face.jpg
         """,
+        version: ferVersion,
         subcommands: [DataCommand.self, InfoCommand.self, TrainCommand.self, DistillCommand.self, EvalCommand.self,
                       PredictCommand.self, ExportCommand.self, SweepCommand.self, TimeToAccuracyCommand.self, BenchCommand.self, ScalingCommand.self, SelftestCommand.self])
 }

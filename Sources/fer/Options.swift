@@ -6,7 +6,8 @@ import FERTrain
 import Foundation
 
 // Options that several commands share, declared once: each command includes the groups it needs with
-// @OptionGroup, so a flag reads and behaves the same wherever it appears.
+// @OptionGroup, so a flag reads and behaves the same wherever it appears. Those fer-faces parses too
+// (TTA, precision, --json, predict's) are in FERCommandLine.
 
 /// Where the dataset comes from: `--data`, else $FER_DATA, else the shared FER-2013 zip beside the checkout.
 struct DataOptions: ParsableArguments {
@@ -42,47 +43,6 @@ struct AllreduceOptions: ParsableArguments {
     }
 
     var bucketBytes: Int { allreduceBucketKb > 0 ? allreduceBucketKb * 1024 : Int.max }
-}
-
-/// `--precision fp32|bf16|auto`: what the convolutions compute in (bf16: mixed precision, where oneDNN has
-/// bf16 kernels, refused with the reason elsewhere; auto: each convolution in the precision measured
-/// faster). For train and bench it sets train.precision.
-struct PrecisionOption: ParsableArguments {
-    @Option(help: "Convolutions in fp32, bf16 (mixed precision: bf16 copies in, fp32 out; needs AVX512_BF16), or auto (each convolution in whichever measures faster here; train's default).")
-    var precision: Precision?
-    /// As a config override, for the commands that read a config.
-    var overrides: [String] { precision.map { ["train.precision=\($0)"] } ?? [] }
-}
-
-extension Precision: ExpressibleByArgument {}
-
-/// `--json`: print one JSON object (or array) instead of the text report.
-struct JSONOutput: ParsableArguments {
-    @Flag(help: "Print JSON instead of the text report.")
-    var json = false
-}
-
-/// `--tta [N]`: average N test-time-augmentation variants (variant 0 is the image itself); `--tta` alone
-/// takes the count from the checkpoint's run config (eval.tta: 10 in the seed's configs). Which views
-/// they are (affine variants or ten crops) is the checkpoint's eval.tta_mode.
-struct TTAOptions: ParsableArguments {
-    // `.next`: the value, if any, follows at once; anything else after it (another option, an image
-    // name that is not a number) leaves --tta bare.
-    @Option(defaultAsFlag: TTA.configured, parsing: .next,
-            help: ArgumentHelp("Average this many test-time augmentation variants, 1...\(maxTTA) (ten_crop: 10); alone, as many as the checkpoint's run config says.",
-                               valueName: "n"))
-    var tta: TTA?
-
-    func validate() throws {
-        if case .variants(let n) = tta { try validateTTA(n, flag: "--tta") }
-    }
-}
-
-extension TTA: ExpressibleByArgument {
-    public init?(argument: String) {
-        guard let n = Int(argument) else { return nil }
-        self = .variants(n)
-    }
 }
 
 extension EvalSplit: ExpressibleByArgument {

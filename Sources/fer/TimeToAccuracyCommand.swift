@@ -1,4 +1,5 @@
 import ArgumentParser
+import FERCommandLine
 import FERCore
 import FERTools
 import FERTrain

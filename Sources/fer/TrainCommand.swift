@@ -1,5 +1,6 @@
 import ArgumentParser
 import FERComm
+import FERCommandLine
 import FERConfig
 import FERCore
 import FERData

@@ -85,7 +85,7 @@ final class OutputPolicyTests: XCTestCase {
         assertRefused(try fer(["eval", "--checkpoint", ckpt, "--data", Self.csv, "--json", dir]), "--json", "is a directory")
         XCTAssertFalse(FileManager.default.fileExists(atPath: (dir as NSString).deletingLastPathComponent + "/confusion.png"),
                        "eval used to write its plots into the parent of a --json folder")
-        FileManager.default.createFile(atPath: dir + "/FILE", contents: Data("mine".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/FILE", contents: Data("mine".utf8)))
         assertRefused(try fer(["data", "--data", Self.csv, "--out", dir + "/FILE"]), "--out", "is a regular file, not a folder")
         assertRefused(try fer(["data", "--data", Self.csv, "--out", dir + "/FILE/sub"]), "is a regular file, not a folder")
         // Data named like one of the report's plots, in the report's folder: refused, not replaced.
@@ -223,7 +223,7 @@ final class OutputPolicyTests: XCTestCase {
     /// "Error Domain=NSCocoaErrorDomain Code=...".
     func testFoundationErrorsAreWords() throws {
         let dir = tempDir("words")
-        FileManager.default.createFile(atPath: dir + "/file", contents: Data())
+        XCTAssertTrue(FileManager.default.createFile(atPath: dir + "/file", contents: Data()))
         do {
             try FileManager.default.createDirectory(atPath: dir + "/file/sub", withIntermediateDirectories: true)
             XCTFail("a folder under a file")

@@ -34,7 +34,7 @@ final class SignalPhaseTests: XCTestCase {
     /// that outlives the signal by 60 s is killed and fails the test.
     func terminate(_ args: [String], when marker: String, delay: Double) throws -> (status: Int32, seconds: Double, output: String) {
         let log = Self.work + "/log-\(UUID())"
-        FileManager.default.createFile(atPath: log, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: log, contents: nil))
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try ferBinary())
         p.arguments = args

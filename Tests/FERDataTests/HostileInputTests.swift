@@ -36,7 +36,7 @@ final class HostileZipTests: XCTestCase {
 
     func write(_ bytes: [UInt8], _ name: String = "z.zip") -> String {
         let path = tempDir() + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         return path
     }
 
@@ -136,7 +136,7 @@ final class HostileImageTests: XCTestCase {
         var b = [UInt8](FileManager.default.contents(atPath: path)!)
         let sof = try XCTUnwrap((0..<(b.count - 1)).first { b[$0] == 0xFF && b[$0 + 1] == 0xC0 })
         b[sof + 5] = UInt8(h >> 8); b[sof + 6] = UInt8(h & 255); b[sof + 7] = UInt8(w >> 8); b[sof + 8] = UInt8(w & 255)
-        FileManager.default.createFile(atPath: path, contents: Data(b))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(b)))
         return path
     }
 
@@ -158,18 +158,18 @@ final class HostileImageTests: XCTestCase {
     func testFuzzerCrashInputsAreRefused() throws {
         // A 5-byte PNM: stb decoded it to a 0-wide image and stb_image_resize aborted on it.
         let path = tempDir() + "/crash-8ebff63a.png"
-        FileManager.default.createFile(atPath: path, contents: Data([0x50, 0x36, 0x49, 0xFF, 0xD8]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data([0x50, 0x36, 0x49, 0xFF, 0xD8])))
         assertThrows(try loadImageFile(path), contains: [path, "image has no pixels (0x0)"])
         // The same emptiness in an allowed format: a GIF declaring 0x0 pixels.
         var gif = Array("GIF89a".utf8) + [0, 0, 0, 0, 0, 0, 0]
         gif += [0x2C, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 0x44, 0x01, 0, 0x3B]
-        FileManager.default.createFile(atPath: path, contents: Data(gif))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(gif)))
         assertThrows(try loadImageFile(path), contains: [path])
     }
 
     func testOversizedImageFileIsRefusedUnread() throws {
         let path = tempDir() + "/big.png"
-        FileManager.default.createFile(atPath: path, contents: Data(pngBytes()))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(pngBytes())))
         truncate(path, off_t(maxImageFileBytes + 1))   // sparse: costs no disk
         assertThrows(try loadImageFile(path), contains: [path, "file too large"])
     }
@@ -219,7 +219,7 @@ final class HostileFolderTests: XCTestCase {
 final class HostileCSVTests: XCTestCase {
     func write(_ text: [UInt8]) -> String {
         let path = tempDir() + "/fer2013.csv"
-        FileManager.default.createFile(atPath: path, contents: Data(text))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(text)))
         return path
     }
 
@@ -260,7 +260,7 @@ final class HostileCacheTests: XCTestCase {
         withUnsafeBytes(of: UInt64(Int.max - 8).littleEndian) { bytes.replaceSubrange(20..<28, with: $0) }
         bytes.removeLast(8)
         withUnsafeBytes(of: Checksum.of(bytes).littleEndian) { bytes += $0 }
-        FileManager.default.createFile(atPath: cache + "/" + file, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: cache + "/" + file, contents: Data(bytes)))
         let (again, report) = try loadDataset(path: root, cacheDir: cache)
         XCTAssertFalse(report.fromCache)
         XCTAssertTrue(report.cacheNote?.contains("truncated data while reading report") == true, report.cacheNote ?? "nil")

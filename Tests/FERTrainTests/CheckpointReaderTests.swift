@@ -38,7 +38,7 @@ final class CheckpointReaderTests: XCTestCase {
 
     func write(_ bytes: [UInt8]) -> String {
         let path = tempDir() + "/doctored.ckpt"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data(bytes)))
         return path
     }
 
