@@ -154,7 +154,7 @@ final class ConfigValidationTests: XCTestCase {
             ("optimizer.beta2=-0.5", "optimizer.beta2: -0.5 must be in [0, 1)"),
             ("optimizer.epsilon=-1", "optimizer.epsilon: -1 must be in (0, 1]"),
             ("optimizer.lr=0", "optimizer.lr: 0 must be in (0, 10]"),
-            ("optimizer.name=adamm", "optimizer.name: unknown optimizer 'adamm' (did you mean 'adam'? valid: sgd, adam, adamw)"),
+            ("optimizer.name=adamm", "optimizer.name: unknown optimizer 'adamm' (did you mean 'adam'? valid: sgd, adam, adamw, lars, lamb)"),
             ("schedule.warmup_epochs=-5", "schedule.warmup_epochs: -5 must be in [0, 10000]"),
             ("schedule.step_epochs=0", "schedule.step_epochs: 0 must be in [1, 10000]"),
             ("schedule.factor=0", "schedule.factor: 0 must be in (0, 1]"),
