@@ -40,9 +40,12 @@ public struct RunConfig: Codable, Equatable, Sendable {
             throw FERError("eval.use_ema: true needs train.ema_decay > 0 (the average it would use is off)")
         }
         // A floor above the base rate would make the cosine climb; the other schedules ignore the floor.
-        guard ![.cosine, .plateau].contains(schedule.name) || schedule.minLR <= optimizer.lr else {
-            throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(optimizer.lr)))")
+        let lr = optimizer.scaledLR(globalBatch: train.batch)
+        let scaled = optimizer.lrScaling == .none ? "" : " scaled by optimizer.lr_scaling to train.batch \(train.batch)"
+        guard ![.cosine, .plateau].contains(schedule.name) || schedule.minLR <= lr else {
+            throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(lr))\(scaled))")
         }
+        guard lr <= 10 else { throw FERError("optimizer.lr: \(showValue(lr))\(scaled) exceeds 10, where training can only diverge") }
         let perSample = try model.size().activations
         for (key, batch) in [("train.batch", train.batch), ("eval.batch", eval.batch)] where batch * perSample > RunConfig.maxActivations {
             throw FERError("\(key): \(batch) images x \(perSample) activations each exceed the cap of \(RunConfig.maxActivations) Floats (16 GiB)")

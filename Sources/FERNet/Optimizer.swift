@@ -9,6 +9,14 @@ public enum OptimizerKind: String, ConfigChoice {
     public static let what = "optimizer"
 }
 
+/// How optimizer.lr grows with the global batch (train.batch) from optimizer.base_batch: `none` (lr as
+/// written), `linear` (lr x batch / base; Goyal et al. 2017, with a warm-up) or `sqrt` (lr x sqrt(batch /
+/// base); Krizhevsky 2014, Hoffer et al. 2017). One config then trains any global batch.
+public enum LRScaling: String, ConfigChoice {
+    case none, linear, sqrt
+    public static let what = "learning-rate scaling"
+}
+
 public struct OptimizerConfig: Codable, Equatable, Sendable {
     public var name = OptimizerKind.adam
     public var lr: Float = 0.001
@@ -19,8 +27,21 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
     public var epsilon: Float = 1e-7    // Keras' default
     public var weightDecay: Float = 0   // L2 added to the gradient (sgd, adam, lars) or decoupled (adamw, lamb)
     public var trustCoefficient: Float = 0.001   // lars: eta in eta * ||w|| / (||g|| + wd * ||w||)
+    public var lrScaling = LRScaling.none        // how lr grows with train.batch over base_batch
+    public var baseBatch = 64
     enum CodingKeys: String, CodingKey {
-        case name, lr, momentum, nesterov, beta1, beta2, epsilon, weightDecay = "weight_decay", trustCoefficient = "trust_coefficient"
+        case name, lr, momentum, nesterov, beta1, beta2, epsilon, weightDecay = "weight_decay", trustCoefficient = "trust_coefficient",
+             lrScaling = "lr_scaling", baseBatch = "base_batch"
+    }
+
+    /// The learning rate a global batch of `batch` trains with (lr itself unless lr_scaling says otherwise).
+    public func scaledLR(globalBatch batch: Int) -> Float {
+        let ratio = Float(batch) / Float(baseBatch)
+        switch lrScaling {
+        case .none: return lr
+        case .linear: return lr * ratio
+        case .sqrt: return lr * ratio.squareRoot()
+        }
     }
     public init() {}
     /// Betas and momentum below 1 (at 1 the moments never forget, and Adam's bias correction divides by
@@ -33,6 +54,7 @@ public struct OptimizerConfig: Codable, Equatable, Sendable {
         try require("optimizer.epsilon", epsilon, 0, 1, "(]")
         try require("optimizer.weight_decay", weightDecay, 0, 1)
         try require("optimizer.trust_coefficient", trustCoefficient, 0, 1, "(]")
+        try require("optimizer.base_batch", baseBatch, 1, 65536)
     }
 }
 

@@ -67,7 +67,7 @@ extension Trainer {
         let plan = try planEpochs(budget: budget, spent: times[2], secondsPerStep: times[0], stepsPerEpoch: stepsPerEpoch,
                                   secondsPerValidation: times[1])
         config.train.epochs = plan.epochs
-        schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: plan.epochs)
+        schedule = Schedule(config: config.schedule, baseLR: config.optimizer.scaledLR(globalBatch: config.train.batch), totalEpochs: plan.epochs)
         configHash = Checksum.of(Array(config.yaml().utf8))
         if let folder { try writeAtomically(Array(config.yaml().utf8), to: folder.path + "/config.yaml") }
         return plan

@@ -120,7 +120,7 @@ public final class Trainer {
         // Injected faults are for tests, and fire only in a run started from scratch, so that a relaunch
         // with --resume recovers instead of failing again.
         fault = options.resume == nil ? try Fault.fromEnvironment() : nil
-        schedule = Schedule(config: config.schedule, baseLR: config.optimizer.lr, totalEpochs: t.epochs)
+        schedule = Schedule(config: config.schedule, baseLR: config.optimizer.scaledLR(globalBatch: config.train.batch), totalEpochs: t.epochs)
         state = TrainingProgress(epoch: 0, step: 0, validationAccuracy: nil)
         configHash = Checksum.of(Array(config.yaml().utf8))
         datasetChecksum = data.checksum

@@ -182,3 +182,25 @@ final class TrainingTests: XCTestCase {
         }
     }
 }
+
+/// optimizer.lr_scaling: one config trains any global batch with the learning rate its rule gives; the
+/// run's schedule uses the scaled rate (its metrics record it), and the schedule's floor is checked
+/// against it.
+final class LearningRateScalingTests: XCTestCase {
+    func testRulesScaleTheRateTheRunTrainsWith() throws {
+        let base = ["optimizer.lr=0.003", "optimizer.base_batch=16", "train.batch=64"]
+        XCTAssertEqual(try tinyConfig(base).optimizer.scaledLR(globalBatch: 64), 0.003)
+        XCTAssertEqual(try tinyConfig(base + ["optimizer.lr_scaling=linear"]).optimizer.scaledLR(globalBatch: 64), 0.012, accuracy: 1e-7)
+        XCTAssertEqual(try tinyConfig(base + ["optimizer.lr_scaling=sqrt"]).optimizer.scaledLR(globalBatch: 64), 0.006, accuracy: 1e-7)
+
+        let cfg = try tinyConfig(fastTraining + ["train.epochs=1", "train.batch=32", "optimizer.base_batch=16", "optimizer.lr_scaling=linear"])
+        let dir = tempDir("lr-scaling")
+        try Trainer(config: cfg, data: syntheticDataset(perClass: 8), runDir: dir, comm: LocalCommunicator(), log: silent).run()
+        XCTAssertEqual(try XCTUnwrap(try readMetrics(runDir: dir).first).lr, 2 * Double(cfg.optimizer.lr), accuracy: 1e-9)
+
+        XCTAssertThrowsError(try tinyConfig(["schedule.name=cosine", "schedule.min_lr=0.002", "optimizer.lr=0.003", "optimizer.base_batch=64",
+                                             "train.batch=16", "optimizer.lr_scaling=linear"])) {
+            XCTAssertTrue("\($0)".contains("must not exceed optimizer.lr (0.00075 scaled by optimizer.lr_scaling to train.batch 16)"), "\($0)")
+        }
+    }
+}
