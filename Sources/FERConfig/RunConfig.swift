@@ -42,7 +42,7 @@ public struct RunConfig: Codable, Equatable, Sendable {
         // A floor above the base rate would make the cosine climb; the other schedules ignore the floor.
         let lr = optimizer.scaledLR(globalBatch: train.batch)
         let scaled = optimizer.lrScaling == .none ? "" : " scaled by optimizer.lr_scaling to train.batch \(train.batch)"
-        guard ![.cosine, .plateau].contains(schedule.name) || schedule.minLR <= lr else {
+        guard ![.cosine, .linear, .plateau].contains(schedule.name) || schedule.minLR <= lr else {
             throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(lr))\(scaled))")
         }
         guard lr <= 10 else { throw FERError("optimizer.lr: \(showValue(lr))\(scaled) exceeds 10, where training can only diverge") }

@@ -3,7 +3,7 @@ import FERCore
 
 /// The shape of the learning-rate curve.
 public enum ScheduleName: String, ConfigChoice {
-    case constant, step, cosine, plateau
+    case constant, step, cosine, linear, plateau
     public static let what = "schedule"
 }
 
@@ -13,7 +13,7 @@ public struct ScheduleConfig: Codable, Equatable, Sendable {
     public var stepEpochs = 10          // step: multiply by factor every stepEpochs
     public var factor: Float = 0.5      // step, plateau
     public var patience = 3             // plateau: epochs without validation improvement
-    public var minLR: Float = 1e-6      // cosine floor, plateau floor
+    public var minLR: Float = 1e-6      // cosine and linear end, plateau floor
     enum CodingKeys: String, CodingKey {
         case name, warmupEpochs = "warmup_epochs", stepEpochs = "step_epochs", factor, patience, minLR = "min_lr"
     }
@@ -59,11 +59,19 @@ public struct Schedule: Sendable {
         switch config.name {
         case .step: return baseLR * pow(config.factor, Float(Int(e) / max(config.stepEpochs, 1)))
         case .cosine:
-            let p = min(max((e - w) / max(Double(totalEpochs) - w, 1e-9), 0), 1)
-            return config.minLR + (baseLR - config.minLR) * Float(0.5 * (1 + cos(Double.pi * p)))
+            return config.minLR + (baseLR - config.minLR) * Float(0.5 * (1 + cos(Double.pi * progress(e))))
+        // A straight line to min_lr at the last step: the budget-aware schedule of Li et al. 2020
+        // ("Budgeted training"), which ends a short run at a low rate however few its epochs are.
+        case .linear: return config.minLR + (baseLR - config.minLR) * Float(1 - progress(e))
         case .plateau: return max(baseLR * state.plateauScale, config.minLR)
         case .constant: return baseLR
         }
+    }
+
+    /// How far past the warm-up epoch `e` is, from 0 (warm-up's end) to 1 (the last epoch's end).
+    private func progress(_ e: Double) -> Double {
+        let w = Double(config.warmupEpochs)
+        return min(max((e - w) / max(Double(totalEpochs) - w, 1e-9), 0), 1)
     }
 
     /// Reduce-on-plateau bookkeeping after an epoch's validation score (higher is better).

@@ -16,7 +16,7 @@ import Foundation
 public struct BatchCurve: Sendable {
     public var run: String
     public var globalBatch: Int
-    /// "sgd lr 0.04, warm-up 1 epoch(s)": what the run's config says it trained with.
+    /// "sgd lr 0.64 (linear from batch 64), warm-up 5": what the run's config says it trained with.
     public var recipe: String
     public var timeline: RunTimeline
     /// Mean seconds of one validation pass on the run's machine (sharded over the nodes in the prediction).
@@ -24,7 +24,9 @@ public struct BatchCurve: Sendable {
 
     public init(run: String, config: RunConfig, timeline: RunTimeline, validationSeconds: Double) {
         self.run = run; globalBatch = config.train.batch; self.timeline = timeline; self.validationSeconds = validationSeconds
-        recipe = "\(config.optimizer.name) lr \(config.optimizer.lr), warm-up \(config.schedule.warmupEpochs) epoch(s)"
+        let o = config.optimizer, lr = o.scaledLR(globalBatch: config.train.batch)
+        let rule = o.lrScaling == .none ? "" : " (\(o.lrScaling) from batch \(o.baseBatch))"
+        recipe = "\(o.name) lr \(String(format: "%.3g", lr))\(rule), warm-up \(String(format: "%g", config.schedule.warmupEpochs))"
     }
 }
 
@@ -52,21 +54,29 @@ public struct NodeTimeToAccuracy: Codable, Sendable, Equatable {
     }
 }
 
-/// The measured curve nearest `batch` (by the ratio of batches; on a tie the larger, which errs slow).
-func nearestCurve(_ curves: [BatchCurve], to batch: Int) -> BatchCurve? {
-    func distance(_ c: BatchCurve) -> Double { abs(log2(Double(c.globalBatch) / Double(batch))) }
-    return curves.min { a, b in distance(a) != distance(b) ? distance(a) < distance(b) : a.globalBatch > b.globalBatch }
+/// The measured batch nearest `batch` (by the ratio of batches; on a tie the larger, which errs slow).
+func nearestBatch(_ curves: [BatchCurve], to batch: Int) -> Int? {
+    func distance(_ b: Int) -> Double { abs(log2(Double(b) / Double(batch))) }
+    return curves.map(\.globalBatch).min { a, b in distance(a) != distance(b) ? distance(a) < distance(b) : a > b }
+}
+
+/// Of the curves measured at the batch nearest `batch`, the recipe that reaches `threshold` in the fewest
+/// epochs (the first given when none reaches it or on a tie): a cluster user would train that one.
+func bestCurve(_ curves: [BatchCurve], batch: Int, threshold: Double) -> BatchCurve? {
+    guard let nearest = nearestBatch(curves, to: batch) else { return nil }
+    let epochs = { (c: BatchCurve) in c.timeline.reach(threshold)?.epoch ?? Int.max }
+    return curves.filter { $0.globalBatch == nearest }.min { epochs($0) < epochs($1) }
 }
 
 /// For every prediction (nodes, link) and threshold: epochs to the threshold at the nearest measured
-/// batch, times (the epoch's `trainImages` at the predicted images/s, plus a validation pass sharded over
+/// batch (its fastest recipe to that threshold), times (the epoch's `trainImages` at the predicted images/s, plus a validation pass sharded over
 /// the nodes) per epoch.
 public func predictTimeToAccuracy(curves: [BatchCurve], predictions: [ScalingPrediction], thresholds: [Double],
                                   trainImages: Int = 22_958) -> [NodeTimeToAccuracy] {
     predictions.flatMap { p in
         thresholds.compactMap { t -> NodeTimeToAccuracy? in
             let batch = p.rule.globalBatch
-            guard let c = nearestCurve(curves, to: batch), p.imagesPerSecond > 0 else { return nil }
+            guard let c = bestCurve(curves, batch: batch, threshold: t), p.imagesPerSecond > 0 else { return nil }
             let epochs = c.timeline.reach(t)?.epoch
             let perEpoch = Double(trainImages) / p.imagesPerSecond + c.validationSeconds / Double(p.nodes)
             return NodeTimeToAccuracy(gbit: p.gbit, nodes: p.nodes, globalBatch: batch, threshold: t, imagesPerSecond: p.imagesPerSecond,
@@ -88,7 +98,9 @@ public func nodeTimeToAccuracyTable(_ rows: [NodeTimeToAccuracy], thresholds: [D
         let cells = thresholds.map { t in
             group.first { $0.threshold == t }.map { g in g.minutes.map { String(format: "%.1f (%d ep)", $0, g.epochs ?? 0) } ?? "not reached" } ?? "-"
         }
-        let source = "batch \(r.measuredBatch)\(r.extrapolated ? "*" : "") (\(r.recipe))"
+        // Each threshold takes the recipe that reached it first; name each different one once.
+        let recipes = group.map(\.recipe).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+        let source = "batch \(r.measuredBatch)\(r.extrapolated ? "*" : "") (\(recipes.joined(separator: "; ")))"
         out += String(format: "| %g Gbit | %d | %d | %.0f | ", r.gbit, r.nodes, r.globalBatch, r.imagesPerSecond) + cells.joined(separator: " | ") + " | \(source) |\n"
     }
     if rows.contains(where: \.extrapolated) {

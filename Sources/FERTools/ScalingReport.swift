@@ -119,7 +119,9 @@ public func writeScalingReport(run: String, perRankBatch: Int, config: RunConfig
     }.sorted { ($0.gbit, $0.nodes, $0.overlapped ? 0 : 1) < ($1.gbit, $1.nodes, $1.overlapped ? 0 : 1) }
 
     guard let slowest = fits.first, let fastest = fits.last else { throw FERError(file: raw, "no allreduce-RATE-nP.json timings to fit") }
-    let alpha = fastest.alpha, efficiency = slowest.efficiency
+    // No link carries more than its rate: a fit above it (the token bucket's burst lets short messages
+    // through faster, and a few sizes fit loosely) would predict a faster network than exists.
+    let alpha = fastest.alpha, efficiency = min(slowest.efficiency, 1)
     guard efficiency > 0 else { throw FERError(file: raw, "the \(slowest.rate) fit has no bandwidth term (beta = 0)") }
     let links = gbits.map { (gbit: $0, link: AlphaBeta(alpha: alpha, beta: 8 / ($0 * 1e9) / efficiency)) }
     let predictions = predictScaling(node: StepProfile(bench: node), perRankBatch: perRankBatch, links: links, nodes: nodes, overlap: h,
@@ -166,7 +168,9 @@ public func scalingMarkdown(_ r: ScalingReport) -> String {
     for l in r.fits {
         s += "| \(l.rate) | " + f("%.1f | %.3f | %.0f%% | %.1f%%", l.alpha * 1e6, l.beta > 0 ? 1 / l.beta / 1e9 : .infinity, 100 * l.efficiency, 100 * l.rmsRelativeError) + " |\n"
     }
-    s += f("\nPredictions use alpha = %.1f us and %.0f%% of each link's rate.\n", r.predictionAlpha * 1e6, 100 * r.predictionEfficiency)
+    s += f("\nPredictions use alpha = %.1f us and %.0f%% of each link's rate", r.predictionAlpha * 1e6, 100 * r.predictionEfficiency)
+    s += (r.fits.first.map { $0.efficiency > 1 } ?? false) ? " (the slowest link's fit said more than its rate: capped at it).\n" : ".\n"
+
     s += "\n### Predicted scaling, \(r.perRankBatch) images per rank, 1 rank per node (\(r.nodeThreads) threads)\n\n"
     let gbits = Array(Set(r.predictions.map(\.gbit))).sorted()
     s += "| nodes | global batch | lr (linear) | warm-up epochs | steps/epoch |" + gbits.map { " \(label($0)) Gbit img/s (eff.) |" }.joined() + "\n"

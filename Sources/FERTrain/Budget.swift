@@ -8,6 +8,29 @@ import Foundation
 // timed steps are trained and then undone (parameters, optimizer state, statistics and the average are
 // restored bit for bit): the run that follows is the run its config.yaml describes.
 
+/// What `--budget` trains unless told otherwise (`--budget-recipe config` keeps the config's own): a budget
+/// is a short run, and a short run wants its own recipe (Li et al. 2020, "Budgeted training"). The rate
+/// falls in a straight line to zero at the budget's end instead of the long run's cosine to a floor, and
+/// the augmentation is lighter, since a model that trains for few epochs underfits rather than
+/// overfits. Chosen on FER-2013's validation split (docs/recipes.md, "Short budgets"). Each entry
+/// is applied as a `--set` placed before the user's own, so a `--set` of the same key wins.
+public let budgetRecipe = [
+    "schedule.name=linear", "schedule.min_lr=0",
+]
+
+/// `--budget-recipe`: the short-run recipe above, or the config's own recipe with only its epochs fitted.
+public enum BudgetRecipe: String, ConfigChoice {
+    case short, config
+    public static let what = "budget recipe"
+
+    /// The overrides this recipe puts before the user's `--set`s, less the keys those set (they would win anyway).
+    public func overrides(userSets: [String]) -> [String] {
+        guard self == .short else { return [] }
+        let userKeys = Set(userSets.map { String($0.prefix { $0 != "=" }).trimmingCharacters(in: .whitespaces) })
+        return budgetRecipe.filter { !userKeys.contains(String($0.prefix { $0 != "=" })) }
+    }
+}
+
 /// What the budget bought: the epochs, and the measurements and arithmetic behind them.
 public struct BudgetPlan: Equatable, Sendable {
     public var epochs: Int

@@ -25,10 +25,11 @@ struct ConfigOptions: ParsableArguments {
                                                        valueName: "key=value"))
     var overrides: [String] = []
 
-    /// The config with the overrides, then `extra` ones (a command's own flags, such as --epochs), applied.
-    func load(_ extra: [String] = []) throws -> RunConfig {
+    /// The config with `before` (defaults a command brings, such as --budget's recipe), the overrides, then
+    /// `extra` ones (a command's own flags, such as --epochs), applied in that order: the later wins.
+    func load(_ extra: [String] = [], before: [String] = []) throws -> RunConfig {
         guard let config else { throw ValidationError("--config is needed") }
-        return try loadRunConfig(path: config, overrides: overrides + extra)
+        return try loadRunConfig(path: config, overrides: before + overrides + extra)
     }
 }
 
@@ -53,3 +54,5 @@ extension EvalSplit: ExpressibleByArgument {
 extension ResumeFrom: ExpressibleByArgument {
     public init?(argument: String) { self.init(argument) }
 }
+
+extension BudgetRecipe: ExpressibleByArgument {}

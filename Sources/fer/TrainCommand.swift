@@ -44,6 +44,9 @@ struct RunFlags: ParsableArguments {
     @Option(help: ArgumentHelp("Fit train.epochs to a time budget (3h, 90m, 1h30m, or seconds), counted from the start: the first steps are timed, and the epochs chosen are written into the run's config.yaml.",
                                valueName: "duration"))
     var budget: String?
+    @Option(help: ArgumentHelp("With --budget: 'short' sets the short-run recipe (\(FERTrain.budgetRecipe.joined(separator: ", ")); a --set of the same key wins), 'config' keeps the config's own recipe and fits only its epochs.",
+                               valueName: "short|config"))
+    var budgetRecipe: BudgetRecipe?
     @Flag(help: "Start afresh in a run folder that holds a run: its contents move to RUN/replaced-<time>/ (never deleted).")
     var overwrite = false
     @Flag(help: "Resume even though settings that decide what the run learns changed (recorded in metrics.jsonl).")
@@ -61,6 +64,8 @@ struct RunFlags: ParsableArguments {
             do { _ = try parseDuration(budget) } catch { throw ValidationError("\(error)") }
             if resume != nil { throw ValidationError("--budget fixes the epochs of a new run; a resumed run keeps the epochs in its config.yaml (use --epochs to change them)") }
             if epochs != nil { throw ValidationError("--budget chooses the number of epochs; it cannot be combined with --epochs") }
+        } else if budgetRecipe != nil {
+            throw ValidationError("--budget-recipe needs --budget")
         }
     }
 
@@ -104,12 +109,14 @@ struct RunFlags: ParsableArguments {
     /// The run's settings. A new run: --config with --set and --epochs. A resumed run: its own
     /// RUN/config.yaml (with --set and --epochs), so `--resume latest` needs no --config; a --config given
     /// anyway is compared with the checkpoint as usual, but its train.epochs does not change the run's
-    /// length (only --epochs does).
+    /// length (only --epochs does), nor does it undo --budget's recipe.
     func resolveConfig(comm: Communicator, log: (String) -> Void) throws -> RunConfig {
         let extra = (epochs.map { ["train.epochs=\($0)"] } ?? []) + precision.overrides
         guard resume != nil else {
             guard config.config != nil else { throw ValidationError("--config is needed to start a run (a resumed run reads its own RUN/config.yaml)") }
-            return try config.load(extra)
+            let recipe = budget == nil ? [] : (budgetRecipe ?? .short).overrides(userSets: config.overrides)
+            if !recipe.isEmpty { log("budget recipe for a short run: \(recipe.joined(separator: ", ")) (--budget-recipe config keeps the config's; a --set wins)") }
+            return try config.load(extra, before: recipe)
         }
         let own = try outputPath(runDir, flag: "--run") + "/config.yaml"
         // Rank 0 reads the run folder; every rank parses the same text.
@@ -122,7 +129,15 @@ struct RunFlags: ParsableArguments {
         }
         let runs = try parseRunConfig(text, source: own, overrides: config.overrides + extra)
         guard let path = config.config else { return runs }
-        var given = try config.load(extra)
+        // --budget's short-run recipe is part of the run, as its epochs are: a --config without it keeps the
+        // run's values of those keys (a --set still wins).
+        let carried = try BudgetRecipe.short.overrides(userSets: config.overrides).filter { entry in
+            try parseRunConfig(runs.yaml(), source: own, overrides: [entry]).yaml() == runs.yaml()
+        }
+        var given = try config.load(extra, before: carried)
+        if try given.yaml() != config.load(extra).yaml() {
+            log("note: the run keeps its budget recipe (\(carried.joined(separator: ", "))), which \(path) lacks")
+        }
         if epochs == nil, given.train.epochs != runs.train.epochs {
             log("note: \(path) says train.epochs \(given.train.epochs); the run keeps its \(runs.train.epochs) (pass --epochs to change its length)")
             given.train.epochs = runs.train.epochs

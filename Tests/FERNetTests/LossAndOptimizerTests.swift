@@ -51,6 +51,18 @@ final class LossAndOptimizerTests: XCTestCase {
         XCTAssertEqual(s.lr(at: 11), 0, accuracy: 1e-6)
     }
 
+    /// Linear decay: warm-up, then a straight line from the base rate to min_lr at the last epoch's end.
+    func testLinearScheduleDecaysToMinLR() {
+        var c = ScheduleConfig(); c.name = .linear; c.warmupEpochs = 1; c.minLR = 0.1
+        let s = Schedule(config: c, baseLR: 1.1, totalEpochs: 11)
+        XCTAssertEqual(s.lr(at: 0.5), 0.55, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 1), 1.1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 3.5), 0.85, accuracy: 1e-6)   // a quarter of the way: 0.1 + 1.0 x 0.75
+        XCTAssertEqual(s.lr(at: 6), 0.6, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 11), 0.1, accuracy: 1e-6)
+        XCTAssertEqual(s.lr(at: 12), 0.1, accuracy: 1e-6)     // past the end: held at min_lr
+    }
+
     func testPlateauReducesAfterPatience() {
         var c = ScheduleConfig(); c.name = .plateau; c.patience = 2; c.factor = 0.5
         let s = Schedule(config: c, baseLR: 1, totalEpochs: 10)

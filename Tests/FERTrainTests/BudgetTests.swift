@@ -49,6 +49,27 @@ final class BudgetTests: TinyRunTestCase {
         XCTAssertThrowsError(try planEpochs(budget: 600, spent: 0, secondsPerStep: .nan, stepsPerEpoch: 100, secondsPerValidation: 5))
     }
 
+    /// The short recipe's keys go before the user's --set list, less the keys the user sets; `config` adds none.
+    func testBudgetRecipeYieldsToTheUsersSets() throws {
+        XCTAssertEqual(BudgetRecipe.short.overrides(userSets: []), budgetRecipe)
+        XCTAssertEqual(BudgetRecipe.short.overrides(userSets: ["schedule.min_lr=0.001", "train.batch=16"]),
+                       budgetRecipe.filter { !$0.hasPrefix("schedule.min_lr=") })
+        XCTAssertEqual(BudgetRecipe.config.overrides(userSets: []), [])
+        // Every key of the recipe is a real config key with a valid value.
+        let cfg = try loadRunConfig(path: tiny, overrides: budgetRecipe)
+        XCTAssertEqual(cfg.schedule.name, .linear)
+    }
+
+    /// `--budget-recipe config` fits the epochs and keeps the config's own recipe.
+    func testBudgetRecipeConfigKeepsTheConfigsSchedule() throws {
+        let run = dir + "/keep"
+        let r = try runCommand([fer, "train", "--config", tiny, "--data", csv, "--run", run, "--set", "train.batch=16",
+                                "--budget", "2m", "--budget-recipe", "config", "--stop-after", "1"], timeout: 120)
+        XCTAssertEqual(r.status, 0, r.output)
+        XCTAssertFalse(r.output.contains("budget recipe"), r.output)
+        XCTAssertEqual(try loadRunConfig(path: run + "/config.yaml").schedule, try loadRunConfig(path: tiny).schedule)
+    }
+
     /// The timed steps are undone: a run fitted to a budget trains exactly as a run given its epochs.
     func testBudgetRunEqualsARunWithItsEpochs() throws {
         let data = syntheticDataset(perClass: 12)
@@ -83,12 +104,18 @@ final class BudgetTests: TinyRunTestCase {
         let run = dir + "/budget"
         let r = try runCommand(mpirun(2) + args(run, ["--budget", "2m", "--stop-after", "1"]), timeout: 120)
         XCTAssertEqual(r.status, 0, r.output)
-        let epochs = try loadRunConfig(path: run + "/config.yaml").train.epochs
+        let recorded = try loadRunConfig(path: run + "/config.yaml"), epochs = recorded.train.epochs
         XCTAssertTrue(r.output.contains("train.epochs = \(epochs)"), r.output)
+        // The short-run recipe is in config.yaml (tiny.yaml's own schedule is constant).
+        XCTAssertTrue(r.output.contains("budget recipe for a short run: schedule.name=linear"), r.output)
+        XCTAssertEqual(recorded.schedule.name, .linear)
+        XCTAssertEqual(recorded.schedule.minLR, 0)
         XCTAssertGreaterThanOrEqual(epochs, 2, r.output)
         let resumed = try runCommand(mpirun(2) + args(run, ["--resume", "latest", "--stop-after", "2"]), timeout: 120)
         XCTAssertEqual(resumed.status, 0, resumed.output)
-        let clean = try runCommand(mpirun(2) + args(dir + "/clean", ["--epochs", "\(epochs)", "--stop-after", "2"]), timeout: 120)
+        XCTAssertTrue(resumed.output.contains("the run keeps its budget recipe"), resumed.output)
+        let recipe = budgetRecipe.flatMap { ["--set", $0] }   // what --budget set, given by hand
+        let clean = try runCommand(mpirun(2) + args(dir + "/clean", recipe + ["--epochs", "\(epochs)", "--stop-after", "2"]), timeout: 120)
         XCTAssertEqual(clean.status, 0, clean.output)
         let x = try checkpointTensors(run + "/checkpoints/epoch-0002.ckpt"), y = try checkpointTensors(dir + "/clean/checkpoints/epoch-0002.ckpt")
         XCTAssertNotNil(x["ema/conv1.weight"])
@@ -97,7 +124,9 @@ final class BudgetTests: TinyRunTestCase {
 
         for (extra, message) in [(["--budget", "3h", "--resume", "latest"], "--budget fixes the epochs of a new run"),
                                  (["--budget", "3h", "--epochs", "4"], "cannot be combined with --epochs"),
-                                 (["--budget", "3x"], "--budget: '3x' is not a duration")] {
+                                 (["--budget", "3x"], "--budget: '3x' is not a duration"),
+                                 (["--budget-recipe", "config"], "--budget-recipe needs --budget"),
+                                 (["--budget", "3h", "--budget-recipe", "long"], "--budget-recipe")] {
             let bad = try runCommand(args(dir + "/bad", extra), timeout: 60)
             XCTAssertNotEqual(bad.status, 0, bad.output)
             XCTAssertTrue(bad.output.contains(message), bad.output)

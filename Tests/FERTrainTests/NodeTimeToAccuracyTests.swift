@@ -1,6 +1,7 @@
 @testable import FERCheckpoint
 import FERConfig
 import FERCore
+import FERNet
 import FERTestSupport
 @testable import FERTools
 import Foundation
@@ -9,8 +10,8 @@ import XCTest
 /// Minutes to an accuracy on N nodes: epochs from the measured run at that global batch (or the nearest,
 /// marked extrapolated) times the predicted epoch time, checked against values worked out by hand.
 final class NodeTimeToAccuracyTests: XCTestCase {
-    func curve(batch: Int, reaches: [Double], validationSeconds: Double) throws -> BatchCurve {
-        var config = RunConfig(); config.train.batch = batch
+    func curve(batch: Int, reaches: [Double], validationSeconds: Double, optimizer: OptimizerKind = .sgd) throws -> BatchCurve {
+        var config = RunConfig(); config.train.batch = batch; config.optimizer.name = optimizer
         let history = reaches.enumerated().map { i, acc in
             EpochMetrics(epoch: i + 1, step: i, lr: 0.01, trainLoss: 1, trainAccuracy: 0.5, valLoss: 1, valAccuracy: acc, imagesPerSecond: 1, seconds: 1)
         }
@@ -53,6 +54,22 @@ final class NodeTimeToAccuracyTests: XCTestCase {
         let png = tempDir("node-tta") + "/minutes.png"
         try plotNodeTimeToAccuracy(rows, thresholds: [0.66, 0.68], gbit: 10, path: png)
         XCTAssertGreaterThan(try Data(contentsOf: URL(fileURLWithPath: png)).count, 1000)
+    }
+
+    /// Two recipes measured at one batch: each threshold takes the one that reached it in fewer epochs,
+    /// and the table names both.
+    func testEachThresholdTakesTheFastestRecipeAtItsBatch() throws {
+        let sgd = try curve(batch: 1024, reaches: Array(repeating: 0.5, count: 9) + [0.66, 0.66, 0.66], validationSeconds: 0)
+        let lars = try curve(batch: 1024, reaches: Array(repeating: 0.5, count: 10) + [0.67, 0.69], validationSeconds: 0, optimizer: .lars)
+        let rows = predictTimeToAccuracy(curves: [sgd, lars], predictions: [prediction(nodes: 16, imagesPerSecond: 1000)], thresholds: [0.66, 0.68])
+        XCTAssertEqual(rows.map(\.epochs), [10, 12])
+        XCTAssertEqual(rows.map { $0.recipe.hasPrefix("lars") }, [false, true])
+        let table = nodeTimeToAccuracyTable(rows, thresholds: [0.66, 0.68])
+        XCTAssertTrue(table.contains("(sgd lr 0.001, warm-up 0; lars lr 0.001, warm-up 0)"), table)
+        // Neither reaches 0.7: the first given is reported, as not reached.
+        let none = predictTimeToAccuracy(curves: [sgd, lars], predictions: [prediction(nodes: 16, imagesPerSecond: 1000)], thresholds: [0.7])
+        XCTAssertNil(none.first?.minutes)
+        XCTAssertEqual(none.first?.recipe.hasPrefix("sgd"), true)
     }
 
     /// A scaling.json that is not one, or whose predictions are out of range, is refused naming the file.

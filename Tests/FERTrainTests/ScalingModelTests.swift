@@ -139,6 +139,17 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/efficiency.png"))
         XCTAssertNotNil(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/scaling.json"))))
 
+        // A slow link fitted faster than its rate (shaper bursts): predictions assume the rate, no more.
+        for p in [2, 3] {
+            let fast = AlphaBeta(alpha: 50e-6, beta: 8 / 1.5e9), sizes = [4096, 65536, 1 << 20, 4 << 20]
+            try write(AllreduceBenchResult(ranks: p, points: sizes.map { .init(bytes: $0, seconds: fast.seconds(ranks: p, bytes: Double($0)), repeats: 3) }),
+                      "allreduce-1gbit-n\(p).json")
+        }
+        let capped = try writeScalingReport(run: dir, perRankBatch: 64, config: config)
+        XCTAssertEqual(capped.fits[0].efficiency, 1.5, accuracy: 1e-6)
+        XCTAssertEqual(capped.predictionEfficiency, 1)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/scaling.md", encoding: .utf8).contains("capped at it"))
+
         try Data("{}".utf8).write(to: URL(fileURLWithPath: dir + "/raw/step-fast-n2-overlap.json"))
         XCTAssertThrowsError(try writeScalingReport(run: dir, perRankBatch: 64, config: config)) {
             XCTAssertTrue("\($0)".contains("step-fast-n2-overlap.json") && "\($0)".contains("not a rate"), "\($0)")
