@@ -52,6 +52,15 @@ public struct RunConfig: Codable, Equatable, Sendable {
         }
     }
 
+    /// The power each batch norm's momentum is raised to (train.bn_momentum_scaling). The running statistics
+    /// get one update per step on every rank, so at B = k x base_batch an epoch has k times fewer updates
+    /// and momentum m averages over k times more images; m^k forgets at base_batch's rate per image. At
+    /// batch 1024 from 64 and m = 0.99 that is 0.85: 0.99 would average over about 4.5 of FER-2013's
+    /// 22-step epochs, so validation would read statistics of weights long gone.
+    public var bnMomentumPower: Float {
+        train.bnMomentumScaling == .batch ? Float(train.batch) / Float(optimizer.baseBatch) : 1
+    }
+
     /// Activations a batch may allocate (Floats): a batch's forward outputs, before gradients and workspace.
     public static let maxActivations = 1 << 32
 
@@ -78,6 +87,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
     public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     public var bnGroup = 0                 // ghost batch norm: statistics over groups of this many images (0: each rank's slice)
+    // batch: each batch norm's running statistics forget at the same rate per image as at
+    // optimizer.base_batch (momentum^(batch / base_batch)); none: the layer's momentum at any batch.
+    public var bnMomentumScaling = BNMomentumScaling.none
     public var gradientCompression = GradientCompression.none   // bf16: gradients summed across ranks in bf16 (Compression.swift)
     // fp32, bf16 (convolutions in mixed precision, FERNet/Conv.swift; needs AVX512_BF16) or auto: each
     // convolution in the precision measured faster at start-up (FERNet/Precision.swift), recorded in
@@ -93,6 +105,7 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
         case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision, bnGroup = "bn_group"
+        case bnMomentumScaling = "bn_momentum_scaling"
         case precisionLayers = "precision_layers"
         case earlyStoppingPatience = "early_stopping_patience", earlyStoppingMinDelta = "early_stopping_min_delta"
     }
@@ -184,6 +197,13 @@ public struct DistillConfig: Codable, Equatable, Sendable {
 
 /// Gradients summed across ranks in bf16 (FERComm/Compression.swift): it changes the model trained, hence
 /// a config key (in the start-up handshake and the resume check) and not a flag.
+/// train.bn_momentum_scaling: none keeps each batch norm's momentum at any batch; batch scales it from
+/// optimizer.base_batch (RunConfig.bnMomentumPower).
+public enum BNMomentumScaling: String, ConfigChoice {
+    case none, batch
+    public static let what = "batch-norm momentum scaling"
+}
+
 public enum GradientCompression: String, ConfigChoice {
     case none, bf16
     public static let what = "gradient compression"

@@ -12,6 +12,8 @@ public final class Model {
     public let convPrecisions: [Precision]
     /// Ghost batch norm (train.bn_group): images per batch-norm group in a training network (0: its batch).
     public let bnGroup: Int
+    /// Each batch norm's momentum is raised to this power (train.bn_momentum_scaling): 1 keeps the config's.
+    public let bnMomentumPower: Float
     public let layout = ParamLayout()
     public private(set) var arenas: Arenas!
     private var networks: [String: Network] = [:]
@@ -19,10 +21,11 @@ public final class Model {
     /// `layers`: for precision `auto`, each convolution's precision in order (train.precision_layers, or
     /// what measureConvPrecisions chose).
     /// `bnGroup`: ghost batch norm's images per group in training networks (0: the whole batch).
-    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32, layers: [Precision] = [], bnGroup: Int = 0) throws {
+    public init(config: ModelConfig, batch: Int, precision: Precision = .fp32, layers: [Precision] = [], bnGroup: Int = 0,
+                bnMomentumPower: Float = 1) throws {
         try config.validate()
         try precision.checkAvailable()
-        self.config = config; self.precision = precision; self.bnGroup = bnGroup
+        self.config = config; self.precision = precision; self.bnGroup = bnGroup; self.bnMomentumPower = bnMomentumPower
         convPrecisions = try precision.perConvolution(layers, count: config.layers.filter { $0.type == .conv }.count)
         let net = try Network(model: self, batch: batch, inference: false)   // registers tensors, fixes layouts
         arenas = Arenas(layout)

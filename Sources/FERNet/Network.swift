@@ -42,7 +42,7 @@ public final class Network {
                              needDiffSrc: !first, inference: inference, bf16: convs.next() == .bf16,
                              layout: model.layout)
             case .batchnorm:
-                layer = BatchNorm(name: name, src: src, momentum: spec.batchNormMomentum, epsilon: spec.batchNormEpsilon,
+                layer = BatchNorm(name: name, src: src, momentum: pow(spec.batchNormMomentum, model.bnMomentumPower), epsilon: spec.batchNormEpsilon,
                                   groups: batch / bnGroup, layout: model.layout)
             case .maxpool:
                 layer = MaxPool(name: name, src: src, size: spec.window, stride: spec.step,

@@ -36,7 +36,8 @@ public final class TrainingStep {
         slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.batch)
         // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,
         // since checkpoints store tensors in canonical layout, not per batch shape.
-        model = try Model(config: config.model, batch: slice.count, precision: t.precision, layers: t.precisionLayers, bnGroup: t.bnGroup)
+        model = try Model(config: config.model, batch: slice.count, precision: t.precision, layers: t.precisionLayers, bnGroup: t.bnGroup,
+                          bnMomentumPower: config.bnMomentumPower)
         dataParallel = try DataParallel(model: model, batch: slice.count, comm: comm, bucketBytes: bucketBytes,
                                         syncBatchNorm: t.syncBatchNorm)
         dataParallel.compress(t.gradientCompression)

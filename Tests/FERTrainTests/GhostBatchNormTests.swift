@@ -13,9 +13,10 @@ final class GhostBatchNormTests: XCTestCase {
     struct Step { var logits: [Float], grads: [Float], stats: [Float] }
 
     /// Forward and backward once on images `from..<from + batch` of a fixed random set, logit gradients alike.
-    func step(batch: Int, from: Int, bnGroup: Int) throws -> Step {
-        let model = try Model(config: try tinyConfig().model, batch: batch, bnGroup: bnGroup)
+    func step(batch: Int, from: Int, bnGroup: Int, bnMomentumPower: Float = 1, before: UnsafeMutablePointer<[Float]>? = nil) throws -> Step {
+        let model = try Model(config: try tinyConfig().model, batch: batch, bnGroup: bnGroup, bnMomentumPower: bnMomentumPower)
         model.initialize(seed: 3)
+        before?.pointee = Array(UnsafeBufferPointer(start: model.stats.ptr, count: model.stats.count))
         let net = try model.network(batch: batch)
         let per = net.input.count / batch
         var r = KeyedStream(7)
@@ -45,5 +46,26 @@ final class GhostBatchNormTests: XCTestCase {
         print("ghost batch norm vs two replicas: logits \(d.0), gradients \(d.1), running statistics \(d.2)")
         XCTAssertLessThan(d.0, 1e-5); XCTAssertLessThan(d.1, 1e-4); XCTAssertLessThan(d.2, 1e-5)
         XCTAssertGreaterThan(relative(logits, whole.logits), 1e-3, "without groups the statistics are the whole batch's")
+    }
+
+    /// train.bn_momentum_scaling: batch at 4x the base batch: each running statistic moves (1 - m^4) / (1 - m)
+    /// times as far in one step as with the layer's own momentum m (tiny.yaml's batch norms: Keras' 0.99).
+    func testScaledMomentumMovesRunningStatisticsAsFourSteps() throws {
+        var start = [Float]()
+        let plain = try step(batch: 16, from: 0, bnGroup: 0, before: &start), scaled = try step(batch: 16, from: 0, bnGroup: 0, bnMomentumPower: 4)
+        let m: Float = 0.99, expected = (1 - pow(m, 4)) / (1 - m)
+        var checked = 0
+        for i in start.indices where abs(plain.stats[i] - start[i]) > 1e-4 {
+            XCTAssertEqual((scaled.stats[i] - start[i]) / (plain.stats[i] - start[i]), expected, accuracy: 1e-2, "statistic \(i)")
+            checked += 1
+        }
+        XCTAssertGreaterThan(checked, start.count / 2)
+        XCTAssertEqual(scaled.logits, plain.logits)   // training normalises with the batch's statistics either way
+
+        var config = try tinyConfig()
+        config.train.batch = 1024; config.optimizer.baseBatch = 64
+        XCTAssertEqual(config.bnMomentumPower, 1)
+        config.train.bnMomentumScaling = .batch
+        XCTAssertEqual(config.bnMomentumPower, 16)
     }
 }
