@@ -9,11 +9,11 @@ import Foundation
 // restored bit for bit): the run that follows is the run its config.yaml describes.
 
 /// What `--budget` trains unless told otherwise (`--budget-recipe config` keeps the config's own): a budget
-/// is a short run, and a short run wants its own recipe (Li et al. 2020, "Budgeted training"). The rate
-/// falls in a straight line to zero at the budget's end instead of the long run's cosine to a floor, and
-/// the augmentation is lighter, since a model that trains for few epochs underfits rather than
-/// overfits. Chosen on FER-2013's validation split (docs/recipes.md, "Short budgets"). Each entry
-/// is applied as a `--set` placed before the user's own, so a `--set` of the same key wins.
+/// is a short run, and a short run wants a schedule that ends with it (Li et al. 2020, "Budgeted
+/// training"): the rate falls in a straight line to zero at the budget's last step instead of a cosine to
+/// a floor. Chosen on FER-2013's validation split (docs/recipes.md, "Time budget"), where lighter
+/// augmentation was tried too and not kept. Each entry is applied as a `--set` placed before the
+/// user's own, so a `--set` of the same key wins.
 public let budgetRecipe = [
     "schedule.name=linear", "schedule.min_lr=0",
 ]

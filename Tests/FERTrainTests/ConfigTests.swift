@@ -159,7 +159,7 @@ final class ConfigValidationTests: XCTestCase {
             ("schedule.step_epochs=0", "schedule.step_epochs: 0 must be in [1, 10000]"),
             ("schedule.factor=0", "schedule.factor: 0 must be in (0, 1]"),
             ("schedule.patience=-1", "schedule.patience: -1 must be in [0, 10000]"),
-            ("schedule.name=cosin", "schedule.name: unknown schedule 'cosin' (did you mean 'cosine'? valid: constant, step, cosine, plateau)"),
+            ("schedule.name=cosin", "schedule.name: unknown schedule 'cosin' (did you mean 'cosine'? valid: constant, step, cosine, linear, plateau)"),
             ("augment.rotation_range=-10", "augment.rotation_range: -10 must be in [0, 180]"),
             ("augment.width_shift_range=-0.1", "augment.width_shift_range: -0.1 must be in [0, 48]"),
             ("augment.height_shift_range=100", "augment.height_shift_range: 100 must be in [0, 48]"),
