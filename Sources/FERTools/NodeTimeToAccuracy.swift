@@ -16,7 +16,8 @@ import Foundation
 public struct BatchCurve: Sendable {
     public var run: String
     public var globalBatch: Int
-    /// "sgd lr 0.64 (linear from batch 64), warm-up 5": what the run's config says it trained with.
+    /// "sgd lr 0.64 (linear from batch 64), warm-up 5, cosine over 20 ep, bn momentum^16": what the run's
+    /// config says it trained with.
     public var recipe: String
     public var timeline: RunTimeline
     /// Mean seconds of one validation pass on the run's machine (sharded over the nodes in the prediction).
@@ -26,7 +27,9 @@ public struct BatchCurve: Sendable {
         self.run = run; globalBatch = config.train.batch; self.timeline = timeline; self.validationSeconds = validationSeconds
         let o = config.optimizer, lr = o.scaledLR(globalBatch: config.train.batch)
         let rule = o.lrScaling == .none ? "" : " (\(o.lrScaling) from batch \(o.baseBatch))"
-        recipe = "\(o.name) lr \(String(format: "%.3g", lr))\(rule), warm-up \(String(format: "%g", config.schedule.warmupEpochs))"
+        let bn = config.train.bnMomentumScaling == .batch ? ", bn momentum^\(String(format: "%g", config.bnMomentumPower))" : ""
+        recipe = "\(o.name) lr \(String(format: "%.3g", lr))\(rule), warm-up \(String(format: "%g", config.schedule.warmupEpochs)), "
+            + "\(config.schedule.name) over \(config.train.epochs) ep\(bn)"
     }
 }
 

@@ -65,7 +65,7 @@ final class NodeTimeToAccuracyTests: XCTestCase {
         XCTAssertEqual(rows.map(\.epochs), [10, 12])
         XCTAssertEqual(rows.map { $0.recipe.hasPrefix("lars") }, [false, true])
         let table = nodeTimeToAccuracyTable(rows, thresholds: [0.66, 0.68])
-        XCTAssertTrue(table.contains("(sgd lr 0.001, warm-up 0; lars lr 0.001, warm-up 0)"), table)
+        XCTAssertTrue(table.contains("(sgd lr 0.001, warm-up 0, constant over 30 ep; lars lr 0.001, warm-up 0, constant over 30 ep)"), table)
         // Neither reaches 0.7: the first given is reported, as not reached.
         let none = predictTimeToAccuracy(curves: [sgd, lars], predictions: [prediction(nodes: 16, imagesPerSecond: 1000)], thresholds: [0.7])
         XCTAssertNil(none.first?.minutes)
