@@ -89,8 +89,8 @@ public func predictTimeToAccuracy(curves: [BatchCurve], predictions: [ScalingPre
     }
 }
 
-/// The Markdown table: a row per (link, nodes), a column per threshold ("not reached" where the curve
-/// never crossed it; "*" where the batch was not measured).
+/// The Markdown table: a row per (link, nodes), a column per threshold in minutes (two decimals under a
+/// minute; "not reached" where the curve never crossed it; "*" where the batch was not measured).
 public func nodeTimeToAccuracyTable(_ rows: [NodeTimeToAccuracy], thresholds: [Double]) -> String {
     var out = "| link | nodes | global batch | images/s | " + thresholds.map { String(format: "min to %.2f%%", $0 * 100) }.joined(separator: " | ")
         + " | epochs from (recipe) |\n|---|---|---|---|" + String(repeating: "---|", count: thresholds.count + 1) + "\n"
@@ -99,7 +99,7 @@ public func nodeTimeToAccuracyTable(_ rows: [NodeTimeToAccuracy], thresholds: [D
         let group = rows.filter { "\($0.gbit) \($0.nodes)" == key }
         guard let r = group.first else { continue }
         let cells = thresholds.map { t in
-            group.first { $0.threshold == t }.map { g in g.minutes.map { String(format: "%.1f (%d ep)", $0, g.epochs ?? 0) } ?? "not reached" } ?? "-"
+            group.first { $0.threshold == t }.map { g in g.minutes.map { String(format: $0 < 1 ? "%.2f (%d ep)" : "%.1f (%d ep)", $0, g.epochs ?? 0) } ?? "not reached" } ?? "-"
         }
         // Each threshold takes the recipe that reached it first; name each different one once.
         let recipes = group.map(\.recipe).reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }

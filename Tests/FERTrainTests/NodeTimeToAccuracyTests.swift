@@ -50,6 +50,9 @@ final class NodeTimeToAccuracyTests: XCTestCase {
         XCTAssertTrue(table.contains("| 10 Gbit | 16 | 1024 | 5000 | 1.6 (16 ep) | not reached | batch 1024 ("), table)
         XCTAssertTrue(table.contains("batch 1024* ("), table)
         XCTAssertTrue(table.contains("extrapolated"), table)
+        // Under a minute the table keeps two decimals (0.0 would read as instant).
+        let fast = predictTimeToAccuracy(curves: [b1024], predictions: [prediction(nodes: 256, imagesPerSecond: 100_000)], thresholds: [0.66])
+        XCTAssertTrue(nodeTimeToAccuracyTable(fast, thresholds: [0.66]).contains(String(format: "| %.2f (16 ep) |", 16 * (22_958.0 / 100_000 + 20.0 / 256) / 60)))
 
         let png = tempDir("node-tta") + "/minutes.png"
         try plotNodeTimeToAccuracy(rows, thresholds: [0.66, 0.68], gbit: 10, path: png)
