@@ -195,8 +195,6 @@ public struct DistillConfig: Codable, Equatable, Sendable {
     }
 }
 
-/// Gradients summed across ranks in bf16 (FERComm/Compression.swift): it changes the model trained, hence
-/// a config key (in the start-up handshake and the resume check) and not a flag.
 /// train.bn_momentum_scaling: none keeps each batch norm's momentum at any batch; batch scales it from
 /// optimizer.base_batch (RunConfig.bnMomentumPower).
 public enum BNMomentumScaling: String, ConfigChoice {
@@ -204,6 +202,8 @@ public enum BNMomentumScaling: String, ConfigChoice {
     public static let what = "batch-norm momentum scaling"
 }
 
+/// Gradients summed across ranks in bf16 (FERComm/Compression.swift): it changes the model trained, hence
+/// a config key (in the start-up handshake and the resume check) and not a flag.
 public enum GradientCompression: String, ConfigChoice {
     case none, bf16
     public static let what = "gradient compression"

@@ -72,8 +72,8 @@ func bestCurve(_ curves: [BatchCurve], batch: Int, threshold: Double) -> BatchCu
 }
 
 /// For every prediction (nodes, link) and threshold: epochs to the threshold at the nearest measured
-/// batch (its fastest recipe to that threshold), times (the epoch's `trainImages` at the predicted images/s, plus a validation pass sharded over
-/// the nodes) per epoch.
+/// batch (its fastest recipe to that threshold), times (the epoch's `trainImages` at the predicted
+/// images/s, plus a validation pass sharded over the nodes) per epoch.
 public func predictTimeToAccuracy(curves: [BatchCurve], predictions: [ScalingPrediction], thresholds: [Double],
                                   trainImages: Int = 22_958) -> [NodeTimeToAccuracy] {
     predictions.flatMap { p in

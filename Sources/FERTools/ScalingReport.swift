@@ -170,7 +170,6 @@ public func scalingMarkdown(_ r: ScalingReport) -> String {
     }
     s += f("\nPredictions use alpha = %.1f us and %.0f%% of each link's rate", r.predictionAlpha * 1e6, 100 * r.predictionEfficiency)
     s += (r.fits.first.map { $0.efficiency > 1 } ?? false) ? " (the slowest link's fit said more than its rate: capped at it).\n" : ".\n"
-
     s += "\n### Predicted scaling, \(r.perRankBatch) images per rank, 1 rank per node (\(r.nodeThreads) threads)\n\n"
     let gbits = Array(Set(r.predictions.map(\.gbit))).sorted()
     s += "| nodes | global batch | lr (linear) | warm-up epochs | steps/epoch |" + gbits.map { " \(label($0)) Gbit img/s (eff.) |" }.joined() + "\n"

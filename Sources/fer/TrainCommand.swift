@@ -131,11 +131,13 @@ struct RunFlags: ParsableArguments {
         guard let path = config.config else { return runs }
         // --budget's short-run recipe is part of the run, as its epochs are: a --config without it keeps the
         // run's values of those keys (a --set still wins).
+        let recorded = runs.yaml()
         let carried = try BudgetRecipe.short.overrides(userSets: config.overrides).filter { entry in
-            try parseRunConfig(runs.yaml(), source: own, overrides: [entry]).yaml() == runs.yaml()
+            try parseRunConfig(recorded, source: own, overrides: [entry]).yaml() == recorded
         }
-        var given = try config.load(extra, before: carried)
-        if try given.yaml() != config.load(extra).yaml() {
+        let plain = try config.load(extra)
+        var given = carried.isEmpty ? plain : try config.load(extra, before: carried)
+        if given.yaml() != plain.yaml() {
             log("note: the run keeps its budget recipe (\(carried.joined(separator: ", "))), which \(path) lacks")
         }
         if epochs == nil, given.train.epochs != runs.train.epochs {

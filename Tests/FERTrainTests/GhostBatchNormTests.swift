@@ -10,13 +10,14 @@ import XCTest
 /// gradients summed (what the allreduce makes of them), their running statistics averaged (what the
 /// ranks' averaging makes of them). Without groups the step differs.
 final class GhostBatchNormTests: XCTestCase {
-    struct Step { var logits: [Float], grads: [Float], stats: [Float] }
+    /// `start`: the running statistics before the step.
+    struct Step { var logits: [Float], grads: [Float], stats: [Float], start: [Float] }
 
     /// Forward and backward once on images `from..<from + batch` of a fixed random set, logit gradients alike.
-    func step(batch: Int, from: Int, bnGroup: Int, bnMomentumPower: Float = 1, before: UnsafeMutablePointer<[Float]>? = nil) throws -> Step {
+    func step(batch: Int, from: Int, bnGroup: Int, bnMomentumPower: Float = 1) throws -> Step {
         let model = try Model(config: try tinyConfig().model, batch: batch, bnGroup: bnGroup, bnMomentumPower: bnMomentumPower)
         model.initialize(seed: 3)
-        before?.pointee = Array(UnsafeBufferPointer(start: model.stats.ptr, count: model.stats.count))
+        let start = Array(UnsafeBufferPointer(start: model.stats.ptr, count: model.stats.count))
         let net = try model.network(batch: batch)
         let per = net.input.count / batch
         var r = KeyedStream(7)
@@ -29,7 +30,7 @@ final class GhostBatchNormTests: XCTestCase {
         net.backward(key: key)
         return Step(logits: Array(UnsafeBufferPointer(start: net.logits, count: batch * 7)),
                     grads: Array(UnsafeBufferPointer(start: model.grads.ptr, count: model.grads.count)),
-                    stats: Array(UnsafeBufferPointer(start: model.stats.ptr, count: model.stats.count)))
+                    stats: Array(UnsafeBufferPointer(start: model.stats.ptr, count: model.stats.count)), start: start)
     }
 
     func relative(_ a: [Float], _ b: [Float]) -> Float {
@@ -51,8 +52,8 @@ final class GhostBatchNormTests: XCTestCase {
     /// train.bn_momentum_scaling: batch at 4x the base batch: each running statistic moves (1 - m^4) / (1 - m)
     /// times as far in one step as with the layer's own momentum m (tiny.yaml's batch norms: Keras' 0.99).
     func testScaledMomentumMovesRunningStatisticsAsFourSteps() throws {
-        var start = [Float]()
-        let plain = try step(batch: 16, from: 0, bnGroup: 0, before: &start), scaled = try step(batch: 16, from: 0, bnGroup: 0, bnMomentumPower: 4)
+        let plain = try step(batch: 16, from: 0, bnGroup: 0), scaled = try step(batch: 16, from: 0, bnGroup: 0, bnMomentumPower: 4)
+        let start = plain.start
         let m: Float = 0.99, expected = (1 - pow(m, 4)) / (1 - m)
         var checked = 0
         for i in start.indices where abs(plain.stats[i] - start[i]) > 1e-4 {
