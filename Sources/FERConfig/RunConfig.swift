@@ -45,9 +45,11 @@ public struct RunConfig: Codable, Equatable, Sendable {
         guard ![.cosine, .linear, .plateau].contains(schedule.name) || schedule.minLR <= lr else {
             throw FERError("schedule.min_lr: \(showValue(schedule.minLR)) must not exceed optimizer.lr (\(showValue(lr))\(scaled))")
         }
-        guard lr <= 10 else { throw FERError("optimizer.lr: \(showValue(lr))\(scaled) exceeds 10, where training can only diverge") }
+        guard lr <= RunConfig.maxLR else { throw FERError("optimizer.lr: \(showValue(lr))\(scaled) exceeds 10, where training can only diverge") }
         let perSample = try model.size().activations
-        for (key, batch) in [("train.batch", train.batch), ("eval.batch", eval.batch)] where batch * perSample > RunConfig.maxActivations {
+        // A training forward holds one micro-batch (train.batch / train.accumulate_steps).
+        let trainKey = train.accumulateSteps > 1 ? "train.batch / train.accumulate_steps" : "train.batch"
+        for (key, batch) in [(trainKey, train.microBatch), ("eval.batch", eval.batch)] where batch * perSample > RunConfig.maxActivations {
             throw FERError("\(key): \(batch) images x \(perSample) activations each exceed the cap of \(RunConfig.maxActivations) Floats (16 GiB)")
         }
     }
@@ -56,10 +58,14 @@ public struct RunConfig: Codable, Equatable, Sendable {
     /// get one update per step on every rank, so at B = k x base_batch an epoch has k times fewer updates
     /// and momentum m averages over k times more images; m^k forgets at base_batch's rate per image. At
     /// batch 1024 from 64 and m = 0.99 that is 0.85: 0.99 would average over about 4.5 of FER-2013's
-    /// 22-step epochs, so validation would read statistics of weights long gone.
+    /// 22-step epochs, so validation would read statistics of weights long gone. Under gradient
+    /// accumulation each of a step's K micro-batches updates the statistics: m^(k/K) each, m^k per step.
     public var bnMomentumPower: Float {
-        train.bnMomentumScaling == .batch ? Float(train.batch) / Float(optimizer.baseBatch) : 1
+        train.bnMomentumScaling == .batch ? Float(train.microBatch) / Float(optimizer.baseBatch) : 1
     }
+
+    /// The largest learning rate a config may train with (after optimizer.lr_scaling).
+    public static let maxLR: Float = 10
 
     /// Activations a batch may allocate (Floats): a batch's forward outputs, before gradients and workspace.
     public static let maxActivations = 1 << 32
@@ -87,6 +93,9 @@ public struct TrainConfig: Codable, Equatable, Sendable {
     public var emaWarmup = true            // decay min(d, (1 + t) / (10 + t)) at update t
     public var syncBatchNorm = false       // batch-norm statistics over the global batch, not each rank's slice
     public var bnGroup = 0                 // ghost batch norm: statistics over groups of this many images (0: each rank's slice)
+    // Gradient accumulation: a step's global batch runs as this many micro-batches in turn, their gradients
+    // summed before the one allreduce and update (the batch a machine's memory holds, times K).
+    public var accumulateSteps = 1
     // batch: each batch norm's running statistics forget at the same rate per image as at
     // optimizer.base_batch (momentum^(batch / base_batch)); none: the layer's momentum at any batch.
     public var bnMomentumScaling = BNMomentumScaling.none
@@ -105,11 +114,14 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         case mixupAlpha = "mixup_alpha", cutmixAlpha = "cutmix_alpha", mixProbability = "mix_probability"
         case emaDecay = "ema_decay", emaWarmup = "ema_warmup"
         case gradientCompression = "gradient_compression", syncBatchNorm = "sync_batchnorm", precision, bnGroup = "bn_group"
-        case bnMomentumScaling = "bn_momentum_scaling"
+        case bnMomentumScaling = "bn_momentum_scaling", accumulateSteps = "accumulate_steps"
         case precisionLayers = "precision_layers"
         case earlyStoppingPatience = "early_stopping_patience", earlyStoppingMinDelta = "early_stopping_min_delta"
     }
     public init() {}
+
+    /// The images one forward holds: the global batch, or one of its train.accumulate_steps parts.
+    public var microBatch: Int { batch / accumulateSteps }
 
     /// Batches are capped at 65536 images; the newest epoch checkpoint is always kept (--resume latest).
     func validate() throws {
@@ -127,6 +139,10 @@ public struct TrainConfig: Codable, Equatable, Sendable {
         try require("train.mix_probability", mixProbability, 0, 1)
         try require("train.ema_decay", emaDecay, 0, 1, "[)")   // at 1 the average never moves
         try require("train.bn_group", bnGroup, 0, maxBatch)
+        try require("train.accumulate_steps", accumulateSteps, 1, batch)
+        guard batch % accumulateSteps == 0 else {
+            throw FERError("train.accumulate_steps \(accumulateSteps) does not divide train.batch \(batch): every micro-batch has the same size")
+        }
         if bnGroup > 0 && syncBatchNorm { throw FERError("train.bn_group and train.sync_batchnorm: ghost groups are smaller than a rank's slice, synchronized statistics span all ranks; choose one") }
         if precisionLayers.contains(.auto) { throw FERError("train.precision_layers: each entry is fp32 or bf16 (one per convolution), not auto") }
         try require("train.early_stopping_patience", earlyStoppingPatience, 0, ScheduleConfig.maxEpochs)

@@ -37,9 +37,18 @@ public struct Sampler: Sendable {
 
     /// This rank's part of the global batch of `step`, given its epoch's permutation.
     public func localBatch(step: Int, rank: Int, size: Int, of permutation: [Int32]) -> ArraySlice<Int32> {
-        let b = batch(step: step, of: permutation)
-        let r = Sampler.slice(rank: rank, size: size, of: b.count)
-        return b[(b.startIndex + r.lowerBound)..<(b.startIndex + r.upperBound)]
+        localBatch(step: step, micro: 0, of: 1, rank: rank, size: size, of: permutation)
+    }
+
+    /// Under gradient accumulation the global batch is cut into `micros` equal consecutive parts, run in
+    /// turn: this rank's slice of part `micro`. Part k of step s is what step s * micros + k would be at a
+    /// global batch of B / micros, so the images, their augmentations and their order do not change.
+    public func localBatch(step: Int, micro: Int, of micros: Int, rank: Int, size: Int, of permutation: [Int32]) -> ArraySlice<Int32> {
+        precondition(micros > 0 && globalBatch % micros == 0 && micro >= 0 && micro < micros, "Sampler: micro-batch \(micro) of \(micros)")
+        let b = batch(step: step, of: permutation), m = globalBatch / micros
+        let start = b.startIndex + micro * m
+        let r = Sampler.slice(rank: rank, size: size, of: m)
+        return b[(start + r.lowerBound)..<(start + r.upperBound)]
     }
 
     private func batch(step: Int, of permutation: [Int32]) -> ArraySlice<Int32> {

@@ -16,7 +16,10 @@ public struct WeightedCrossEntropy {
         self.classWeights = classWeights; self.labelSmoothing = labelSmoothing
     }
 
-    public struct Result { public var weightedLossSum: Double; public var correct: Int }
+    public struct Result {
+        public var weightedLossSum: Double; public var correct: Int
+        public init(weightedLossSum: Double = 0, correct: Int = 0) { self.weightedLossSum = weightedLossSum; self.correct = correct }
+    }
 
     /// The second labels of a mixed batch and the weight of the first: image i's target is
     /// lambda * onehot(labels[i]) + (1 - lambda) * onehot(partnerLabels[i]).

@@ -29,7 +29,7 @@ public final class Network {
         // Ghost batch norm splits a training batch into groups of model.bnGroup images.
         let bnGroup = inference || model.bnGroup == 0 ? batch : model.bnGroup
         guard bnGroup > 0, batch % bnGroup == 0 else {
-            throw FERError("train.bn_group \(model.bnGroup) does not divide the local batch of \(batch) images (each rank's slice of train.batch)")
+            throw FERError("train.bn_group \(model.bnGroup) does not divide the local batch of \(batch) images (each rank's slice of train.batch, or of one of its train.accumulate_steps micro-batches)")
         }
         for (i, spec) in c.layers.enumerated() {
             let name = names[i]

@@ -62,6 +62,9 @@ private func title(_ c: inout Canvas, _ s: String) {
 let plottable = 1e12
 
 /// Refuses a value no chart can draw (NaN, infinity, beyond `plottable`), naming the chart's file and the series.
+/// Whether a chart can place `v`: finite and of magnitude at most 1e12.
+public func isPlottable(_ v: Double) -> Bool { v.isFinite && abs(v) <= plottable }
+
 func checkPlottable(_ values: [Double], _ what: String, path: String) throws {
     if let v = values.first(where: { !($0.isFinite && abs($0) <= plottable) }) {
         throw FERError(file: path, "cannot plot \(what): the value \(v) is not a finite number of magnitude at most 1e12")
@@ -114,19 +117,21 @@ public struct ChartMarker: Sendable {
 /// one-point series is a visible dot, not a line of zero length.
 let dottedUpTo = 30
 
-/// `integerX`: the x values are counts (epochs), ticked at integers only.
+/// `integerX`: the x values are counts (epochs), ticked at integers only. `hollow[k]`: the indices of series
+/// k's points drawn as open rings, not dots (points that are estimates rather than measurements).
 public func lineChart(title t: String, xLabel: String, yLabel: String,
                       series: [(name: String, points: [(x: Double, y: Double)])],
-                      integerX: Bool = false, marker: ChartMarker? = nil, path: String) throws {
+                      integerX: Bool = false, marker: ChartMarker? = nil, hollow: [Set<Int>] = [], path: String) throws {
     for s in series { try checkPlottable(s.points.flatMap { [$0.x, $0.y] }, "'\(s.name)'", path: path) }
     if let marker { try checkPlottable([marker.x, marker.y], "the marker", path: path) }
-    try lineChartCanvas(title: t, xLabel: xLabel, yLabel: yLabel, series: series, integerX: integerX, marker: marker).canvas.writePNG(path)
+    try lineChartCanvas(title: t, xLabel: xLabel, yLabel: yLabel, series: series, integerX: integerX, marker: marker,
+                        hollow: hollow).canvas.writePNG(path)
 }
 
 /// The line chart drawn, and its plot area (for tests that read pixels back).
 func lineChartCanvas(title t: String, xLabel: String, yLabel: String,
                      series: [(name: String, points: [(x: Double, y: Double)])],
-                     integerX: Bool = false, marker: ChartMarker? = nil) -> (canvas: Canvas, frame: Frame) {
+                     integerX: Bool = false, marker: ChartMarker? = nil, hollow: [Set<Int>] = []) -> (canvas: Canvas, frame: Frame) {
     // The legend's rows end at the plot's right edge and keep clear of the y label on their left; the
     // marker's label is its last entry, so it never lies on a curve.
     let legendLeft = 10 + Canvas.textWidth(yLabel, scale: 2) + 20
@@ -154,8 +159,13 @@ func lineChartCanvas(title t: String, xLabel: String, yLabel: String,
     for (k, s) in series.enumerated() {
         let col = RGB.palette[k % RGB.palette.count]
         for (a, b) in zip(s.points, s.points.dropFirst()) { c.line(f.px(a.x), f.py(a.y), f.px(b.x), f.py(b.y), col, thickness: 2) }
+        let open = k < hollow.count ? hollow[k] : []
+        for (i, p) in s.points.enumerated() where open.contains(i) {
+            c.disc(f.px(p.x), f.py(p.y), radius: 5, .white)
+            c.ring(f.px(p.x), f.py(p.y), radius: 6, col)
+        }
         if s.points.count <= dottedUpTo {
-            for p in s.points { c.disc(f.px(p.x), f.py(p.y), radius: s.points.count == 1 ? 6 : 4, col) }
+            for (i, p) in s.points.enumerated() where !open.contains(i) { c.disc(f.px(p.x), f.py(p.y), radius: s.points.count == 1 ? 6 : 4, col) }
         }
     }
     // Legend in rows above the plot's top right, so it never covers a curve.

@@ -70,6 +70,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     guard globalBatch >= comm.size else { throw FERError("--batch \(globalBatch) is smaller than the \(comm.size) ranks") }
     var config = config
     config.train.batch = globalBatch
+    config.train.accumulateSteps = 1   // --batch is what one forward holds
     // auto: measured as `fer train` measures it, on rank 0's slice.
     let precision = try PrecisionChoice(config, batch: Sampler.slice(rank: 0, size: comm.size, of: globalBatch).count, comm: comm)
     config = precision.config

@@ -27,9 +27,12 @@ public struct BatchCurve: Sendable {
         self.run = run; globalBatch = config.train.batch; self.timeline = timeline; self.validationSeconds = validationSeconds
         let o = config.optimizer, lr = o.scaledLR(globalBatch: config.train.batch)
         let rule = o.lrScaling == .none ? "" : " (\(o.lrScaling) from batch \(o.baseBatch))"
-        let bn = config.train.bnMomentumScaling == .batch ? ", bn momentum^\(String(format: "%g", config.bnMomentumPower))" : ""
+        // Per step: each of K micro-batches updates the statistics with power / K.
+        let k = config.train.accumulateSteps, power = config.bnMomentumPower * Float(k)
+        let bn = config.train.bnMomentumScaling == .batch ? ", bn momentum^\(String(format: "%g", power))" : ""
+        let micro = k > 1 ? ", \(k) micro-batches" : ""
         recipe = "\(o.name) lr \(String(format: "%.3g", lr))\(rule), warm-up \(String(format: "%g", config.schedule.warmupEpochs)), "
-            + "\(config.schedule.name) over \(config.train.epochs) ep\(bn)"
+            + "\(config.schedule.name) over \(config.train.epochs) ep\(bn)\(micro)"
     }
 }
 
@@ -112,15 +115,20 @@ public func nodeTimeToAccuracyTable(_ rows: [NodeTimeToAccuracy], thresholds: [D
     return out
 }
 
-/// Minutes against nodes (log2 axis) at link `gbit`, one line per threshold; thresholds never reached are left out.
+/// Minutes against nodes (log2 axis) at link `gbit`, one line per threshold; thresholds never reached are
+/// left out. Rows whose global batch no run measured (epochs borrowed) are open rings, measured ones dots.
 public func plotNodeTimeToAccuracy(_ rows: [NodeTimeToAccuracy], thresholds: [Double], gbit: Double, path: String) throws {
-    let series = thresholds.compactMap { t -> (name: String, points: [(x: Double, y: Double)])? in
-        let pts = rows.filter { $0.gbit == gbit && $0.threshold == t }.compactMap { r in r.minutes.map { (x: log2(Double(r.nodes)), y: $0) } }
-        return pts.isEmpty ? nil : (String(format: "val %.2f%%", t * 100), pts)
+    var series: [(name: String, points: [(x: Double, y: Double)])] = [], hollow: [Set<Int>] = []
+    for t in thresholds {
+        let reached = rows.filter { $0.gbit == gbit && $0.threshold == t && $0.minutes != nil }
+        guard !reached.isEmpty else { continue }
+        series.append((String(format: "val %.2f%%", t * 100), reached.map { (x: log2(Double($0.nodes)), y: $0.minutes!) }))
+        hollow.append(Set(reached.indices.filter { reached[$0].extrapolated }))
     }
     guard !series.isEmpty else { throw FERError(file: path, "no threshold is reached by any measured run: nothing to plot") }
-    try lineChart(title: String(format: "Minutes to validation accuracy, %g Gbit", gbit), xLabel: "nodes (log2: 0 = 1, 8 = 256)",
-                  yLabel: "minutes", series: series, integerX: true, path: path)
+    let open = hollow.contains { !$0.isEmpty } ? " (rings: batch not measured)" : ""
+    try lineChart(title: String(format: "Minutes to validation accuracy, %g Gbit", gbit) + open, xLabel: "nodes (log2: 0 = 1, 8 = 256)",
+                  yLabel: "minutes", series: series, integerX: true, hollow: hollow, path: path)
 }
 
 /// A scaling report written by `fer scaling` (RUN/scaling.json), its predictions checked before use.

@@ -177,7 +177,9 @@ public func scalingMarkdown(_ r: ScalingReport) -> String {
     for n in Array(Set(r.predictions.map(\.nodes))).sorted() {
         let row = r.predictions.filter { $0.nodes == n }
         let rule = row[0].rule
-        s += "| \(n) | \(rule.globalBatch) | " + f("%.4g | %.0f", rule.learningRate, rule.warmupEpochs) + " | \(rule.stepsPerEpoch) |"
+        // The linear rule can pass the rate a config accepts: such a row is no recipe fer would train.
+        let refused = rule.learningRate > Double(RunConfig.maxLR) ? f(" (over %g: a config refuses it)", Double(RunConfig.maxLR)) : ""
+        s += "| \(n) | \(rule.globalBatch) | " + f("%.4g", rule.learningRate) + refused + f(" | %.0f", rule.warmupEpochs) + " | \(rule.stepsPerEpoch) |"
         for g in gbits { if let p = row.first(where: { $0.gbit == g }) { s += f(" %.0f (%.0f%%) |", p.imagesPerSecond, 100 * p.efficiency) } }
         s += "\n"
     }

@@ -109,8 +109,9 @@ extension Trainer {
         for s in 0..<n {
             try Interrupt.check("the budget's timing steps")
             if s == 1 { start = Date() }   // a one-step epoch times its only step
-            nextBatch(prefetch, net, buffers, step: s, of: permutation)
-            _ = try trainingStep.run(net, buffers, step: s, lr: schedule.lr(at: 0, state: state.schedule))
+            _ = try trainingStep.run(net, buffers, step: s, lr: schedule.lr(at: 0, state: state.schedule)) {
+                nextBatch(prefetch, net, buffers, step: s, micro: $0, of: permutation)
+            }
         }
         let perStep = Date().timeIntervalSince(start) / Double(max(n - 1, 1))
         _ = dataParallel.takeWaitSeconds()

@@ -11,10 +11,14 @@ func plotCurves(history: [EpochMetrics], path: String) throws {
     let x = history.map { Double($0.epoch) }, b = history[best]
     let note = "best epoch \(b.epoch), val acc " + String(format: "%.4f", b.valAccuracy)
     let stem = path.hasSuffix(".png") ? String(path.dropLast(4)) : path
-    try lineChart(title: "Loss", xLabel: "epoch", yLabel: "loss",
-                  series: [("train", Array(zip(x, history.map { $0.trainLoss }))),
-                           ("validation", Array(zip(x, history.map { $0.valLoss })))],
-                  integerX: true, marker: ChartMarker(x: Double(b.epoch), y: b.valLoss, label: note),
+    // A diverged run's loss (inf, NaN, 1e13) cannot be drawn: those epochs are left out of the loss chart
+    // and said so, and the run goes on (before, the plot's error ended training).
+    let losses = [("train", history.map(\.trainLoss)), ("validation", history.map(\.valLoss))]
+    let series = losses.map { name, ys in (name: name, points: zip(x, ys).filter { isPlottable($0.1) }.map { (x: $0.0, y: $0.1) }) }
+    let dropped = losses.contains { $0.1.contains { !isPlottable($0) } }
+    try lineChart(title: dropped ? "Loss (diverged epochs left out)" : "Loss", xLabel: "epoch", yLabel: "loss",
+                  series: series.filter { !$0.points.isEmpty }, integerX: true,
+                  marker: isPlottable(b.valLoss) ? ChartMarker(x: Double(b.epoch), y: b.valLoss, label: note) : nil,
                   path: stem + "-loss.png")
     try lineChart(title: "Accuracy", xLabel: "epoch", yLabel: "accuracy",
                   series: [("train", Array(zip(x, history.map { $0.trainAccuracy }))),

@@ -21,6 +21,10 @@
 // MPI's reduction order for a fixed size and count does not depend on timing, so two runs with the same
 // number of ranks produce bit-identical sums.
 //
+// Accumulation (train.accumulate_steps = K): the first K - 1 micro-batches' backward passes sum nothing
+// across ranks; their gradients are added into `accumulated`. The last one adds that sum into each bucket
+// just before the bucket's allreduce starts, so the overlap is kept and one step still sends one gradient.
+//
 // Compression (train.gradient_compression: bf16) is a hook (FERComm/Compression.swift): a bucket is narrowed
 // to bf16 when it starts, summed as 16-bit values, and widened back after the final wait; still one
 // request per bucket.
@@ -61,17 +65,27 @@ public final class DataParallel {
     var bucketSum: BucketSum
     /// Gradient bytes handed to the allreduce since the last `takeSentBytes`.
     private var sentBytes = 0
+    /// Micro-batches per step (train.accumulate_steps), and the earlier ones' gradient sum (nil at 1).
+    let microBatches: Int
+    private let accumulated: Arena?
+    private var addAccumulated = false
 
     /// Data parallelism for `model`'s training network of `batch` (this rank's slice of the global batch).
     /// `syncBatchNorm`: batch statistics over the global batch (see BatchNorm).
-    public convenience init(model: Model, batch: Int, comm: Communicator, bucketBytes: Int, syncBatchNorm: Bool = false) throws {
+    /// `microBatches`: backward passes per step (train.accumulate_steps).
+    public convenience init(model: Model, batch: Int, comm: Communicator, bucketBytes: Int, syncBatchNorm: Bool = false,
+                            microBatches: Int = 1) throws {
         self.init(model: model, network: try model.network(batch: batch), comm: comm, reducer: comm, bucketBytes: bucketBytes,
-                  syncBatchNorm: syncBatchNorm)
+                  syncBatchNorm: syncBatchNorm, microBatches: microBatches)
     }
 
     /// `reducer` sums the gradient buckets: the communicator itself, or a test's spy.
-    init(model: Model, network: Network, comm: Communicator, reducer: GradientReducer, bucketBytes: Int, syncBatchNorm: Bool = false) {
+    init(model: Model, network: Network, comm: Communicator, reducer: GradientReducer, bucketBytes: Int, syncBatchNorm: Bool = false,
+         microBatches: Int = 1) {
+        precondition(microBatches >= 1, "DataParallel: microBatches \(microBatches)")
         self.model = model; self.net = network; self.comm = comm; self.reducer = reducer
+        self.microBatches = microBatches
+        accumulated = microBatches > 1 ? Arena(model.grads.count) : nil
         bucketSum = AllreduceSum(reducer)
         // Alone, the local batch is the global one: plain batch norm, bit for bit.
         self.syncBatchNorm = syncBatchNorm && comm.size > 1
@@ -106,14 +120,21 @@ public final class DataParallel {
 
     // MARK: - The step
 
-    /// Backward with the gradient sum overlapped; on return `model.grads` holds the sum over ranks.
-    public func backward(key: StepKey) throws {
+    /// Backward of micro-batch `micro` of the step (0 without accumulation). After the last one
+    /// `model.grads` holds the step's gradient, summed over micro-batches and ranks.
+    public func backward(key: StepKey, micro: Int = 0) throws {
         if let statisticsFailure { throw statisticsFailure }   // the step's forward failed to sum
+        precondition(micro >= 0 && micro < microBatches, "DataParallel: micro-batch \(micro) of \(microBatches)")
+        if let accumulated, micro < microBatches - 1 {
+            net.backward(key: key)   // not inBackward: the hook starts no sums
+            if micro == 0 { accumulated.copy(from: model.grads) } else { add(model.grads, into: accumulated, 0..<accumulated.count) }
+            return
+        }
         requests.removeAll(keepingCapacity: true)
         failure = nil
-        inBackward = true
+        inBackward = true; addAccumulated = accumulated != nil
         net.backward(key: key)
-        inBackward = false
+        inBackward = false; addAccumulated = false
         if let failure = failure ?? statisticsFailure { throw failure }
         precondition(requests.count == buckets.count, "backward did not reach layer 0")
         let t = DispatchTime.now().uptimeNanoseconds
@@ -134,8 +155,9 @@ public final class DataParallel {
         registerHook(BF16CompressedSum(arenaCount: model.grads.count, reducer: bf16))
     }
 
-    /// Starts the sum of one bucket through the hook.
+    /// Starts the sum of one bucket through the hook (after adding the earlier micro-batches' part).
     private func startSum(_ r: Range<Int>) throws -> CommRequest {
+        if addAccumulated, let accumulated { add(accumulated, into: model.grads, r) }
         sentBytes += r.count * bucketSum.bytesPerValue
         return try bucketSum.start(r, grads: model.grads.ptr)
     }
@@ -151,6 +173,12 @@ public final class DataParallel {
             }
             for r in requests where !r.isComplete { _ = try reducer.test(r) }
         } catch { failure = error }
+    }
+
+    /// b[r] += a[r].
+    private func add(_ a: Arena, into b: Arena, _ r: Range<Int>) {
+        let (x, y) = (a.ptr, b.ptr)
+        for i in r { y[i] += x[i] }
     }
 
     /// The accumulated wait, reset to zero.

@@ -99,7 +99,7 @@ public final class Trainer {
             throw FERError("train.batch \(given.train.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
         }
         // train.precision: auto is measured on rank 0's slice before the model exists (a resumed run reuses its choice).
-        let precision = try PrecisionChoice(given, batch: Sampler.slice(rank: 0, size: comm.size, of: given.train.batch).count, comm: comm)
+        let precision = try PrecisionChoice(given, batch: Sampler.slice(rank: 0, size: comm.size, of: given.train.microBatch).count, comm: comm)
         if let line = precision.description { log(line) }
         let config = precision.config
         self.config = config; self.options = options; self.data = data; self.comm = comm; self.inputs = inputs
@@ -216,7 +216,8 @@ public final class Trainer {
         let start = Date()
         let net = try model.network(batch: slice.count)
         let buffers = trainingStep.buffers(for: net)
-        let steps = stepsPerEpoch, first = state.step - epoch * steps, n = slice.count, b = config.train.batch
+        let steps = stepsPerEpoch, first = state.step - epoch * steps, b = config.train.batch
+        let n = slice.count * trainingStep.microBatches   // this rank's images per step
         let permutation = sampler.permutation(epoch: epoch)
         let prefetch = prefetcher(epoch: epoch, permutation: permutation, steps: first..<steps, inputCount: net.input.count)
         defer { prefetch.finish() }
@@ -229,9 +230,8 @@ public final class Trainer {
         var lr: Float = 0
         _ = dataParallel.takeWaitSeconds()
         for s in first..<steps {
-            nextBatch(prefetch, net, buffers, step: s, of: permutation)
             lr = schedule.lr(at: Double(epoch) + Double(s) / Double(steps), state: state.schedule)
-            let r = try trainingStep.run(net, buffers, step: state.step, lr: lr)
+            let r = try trainingStep.run(net, buffers, step: state.step, lr: lr) { nextBatch(prefetch, net, buffers, step: s, micro: $0, of: permutation) }
             state.step += 1
             lossSum += r.weightedLossSum; correct += r.correct
             if let onStep {
@@ -283,20 +283,22 @@ public final class Trainer {
         return try ema.swappedIn(params: model.params, stats: model.stats, body)
     }
 
-    /// Step s's batch into the network and buffers: the prefetched images and labels, and the teachers'
-    /// rows of the same images when distilling.
-    func nextBatch(_ prefetch: Prefetcher, _ net: Network, _ buffers: StepBuffers, step s: Int, of permutation: [Int32]) {
+    /// Micro-batch `micro` of step s into the network and buffers: the prefetched images and labels, and
+    /// the teachers' rows of the same images when distilling.
+    func nextBatch(_ prefetch: Prefetcher, _ net: Network, _ buffers: StepBuffers, step s: Int, micro: Int, of permutation: [Int32]) {
         prefetch.next(into: net.input.ptr, labels: buffers.labels)
-        teachers?.fill(buffers.soft, positions: sampler.localBatch(step: s, rank: comm.rank, size: comm.size, of: permutation))
+        teachers?.fill(buffers.soft, positions: sampler.localBatch(step: s, micro: micro, of: trainingStep.microBatches,
+                                                                    rank: comm.rank, size: comm.size, of: permutation))
     }
 
-    /// Decodes and augments this rank's slice of each step's batch on a background thread.
+    /// Decodes and augments this rank's slice of each step's batch (each of its micro-batches, in turn)
+    /// on a background thread.
     func prefetcher(epoch: Int, permutation: [Int32], steps: Range<Int>, inputCount: Int) -> Prefetcher {
         let (data, augmenter, sampler, trainIndices) = (self.data, self.augmenter, self.sampler, self.trainIndices)
         let (rank, size, n, channels) = (comm.rank, comm.size, slice.count, config.model.inputChannels)
-        let per = inputCount / n
-        return Prefetcher(steps: steps, inputCount: inputCount, batch: n) { s, input, labels in
-            for (j, position) in sampler.localBatch(step: s, rank: rank, size: size, of: permutation).enumerated() {
+        let per = inputCount / n, k = trainingStep.microBatches
+        return Prefetcher(steps: (steps.lowerBound * k)..<(steps.upperBound * k), inputCount: inputCount, batch: n) { m, input, labels in
+            for (j, position) in sampler.localBatch(step: m / k, micro: m % k, of: k, rank: rank, size: size, of: permutation).enumerated() {
                 let id = trainIndices[Int(position)]
                 data.withImage(id) { fillAugmented(src: $0.baseAddress!, augmenter: augmenter, epoch: epoch, id: id, channels: channels, dst: input + j * per) }
                 labels[j] = Int32(data.labels[id])

@@ -54,6 +54,24 @@ final class ReadabilityTests: XCTestCase {
         XCTAssertEqual(count(short, RGB.palette[0], x: x2 - 2..<x2 + 3, y: y2 - 2..<y2 + 3), 25, "a dot on the middle point")
     }
 
+    /// A hollow point (an estimate, not a measurement) is a ring of its series' colour with a white centre;
+    /// the other points stay filled dots.
+    func testHollowPointsAreRings() {
+        let points: [(x: Double, y: Double)] = [(1, 0.2), (2, 0.5), (3, 0.3)]
+        let (c, f) = lineChartCanvas(title: "t", xLabel: "nodes", yLabel: "minutes", series: [("a", points)], integerX: true, hollow: [[1]])
+        let col = RGB.palette[0]
+        for (i, p) in points.enumerated() {
+            let x = Int(f.px(p.x).rounded()), y = Int(f.py(p.y).rounded())
+            let centre = count(c, col, x: x - 1..<x + 2, y: y - 1..<y + 2), rim = count(c, col, x: x - 6..<x + 7, y: y - 6..<y - 4)
+            if i == 1 {
+                XCTAssertEqual(centre, 0, "a hollow point's centre is white")
+                XCTAssertGreaterThan(rim, 6, "its ring")
+            } else {
+                XCTAssertEqual(centre, 9, "a measured point is a filled dot")
+            }
+        }
+    }
+
     /// The marker draws a ring around its point and a dashed line through the plot at its x; without a
     /// marker neither is there.
     func testBestEpochMarker() {

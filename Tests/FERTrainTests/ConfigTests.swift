@@ -220,6 +220,9 @@ final class ConfigValidationTests: XCTestCase {
         let relus = "[" + String(repeating: "{type: relu}, ", count: 1000) + "{type: flatten}, {type: dense, units: 7}]"
         assertRefused(nil, ["model.layers=" + relus], "tiny.yaml: model.layers: 1002 layers exceed the cap of 1000")
         XCTAssertNoThrow(try tinyConfig(["train.batch=4096", "eval.batch=4096"]))
+        // A forward holds one micro-batch: accumulation trains a global batch beyond the cap.
+        XCTAssertNoThrow(try tinyConfig(["train.batch=65536", "train.accumulate_steps=16"]))
+        assertRefused(nil, ["train.batch=65536", "train.accumulate_steps=2"], "tiny.yaml: train.batch / train.accumulate_steps: 32768 images x")
     }
 
     /// The data is 48x48: other sizes corrupted the heap (16) or trained and predicted on garbage (64).

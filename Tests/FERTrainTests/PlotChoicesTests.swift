@@ -40,6 +40,17 @@ final class PlotChoicesTests: XCTestCase {
         }
     }
 
+    /// A diverged run (the batch-4,096 grid run's train loss reached 4.6e13, then inf) still gets its curves:
+    /// the loss chart leaves those epochs out, the accuracy chart has them all. Before, the plot's error
+    /// ended the training run.
+    func testCurvesOfADivergedRun() throws {
+        let dir = tempDir()
+        var h = history([0.2, 0.25, 0.2, 0.18])
+        h[1].trainLoss = 4.6e13; h[2].trainLoss = .infinity; h[3].trainLoss = .nan; h[3].valLoss = .nan
+        try plotCurves(history: h, path: dir + "/c.png")
+        for kind in ["loss", "accuracy"] { XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/c-\(kind).png")) }
+    }
+
     /// Samples are a seeded draw: the same seed picks the same images, another seed others, neither is the
     /// first 8, all are distinct candidates; a class with fewer than 8 shows them all.
     func testSamplesAreASeededRandomDraw() {

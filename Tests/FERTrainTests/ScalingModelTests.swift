@@ -132,7 +132,7 @@ final class ScalingModelTests: XCTestCase {
         XCTAssertEqual(r.predictions.count, 27)
         XCTAssertEqual(r.predictions.first { $0.nodes == 1 }?.efficiency, 1)
         let md = try String(contentsOfFile: dir + "/scaling.md", encoding: .utf8)
-        XCTAssertTrue(md.contains("| 256 | 16384 |"), md)
+        XCTAssertTrue(md.contains("| 256 | 16384 | 0.512 | 5 |"), md)
         XCTAssertEqual(r.byBatch.map(\.nodes), [256, 256, 256])   // the one measured batch, 3 links
         XCTAssertEqual(r.byBatch, r.predictions.filter { $0.nodes == 256 })
         XCTAssertTrue(md.contains("at 256 nodes:") && md.contains("| 64 | 400.0 |"), md)
@@ -145,7 +145,12 @@ final class ScalingModelTests: XCTestCase {
             try write(AllreduceBenchResult(ranks: p, points: sizes.map { .init(bytes: $0, seconds: fast.seconds(ranks: p, bytes: Double($0)), repeats: 3) }),
                       "allreduce-1gbit-n\(p).json")
         }
+        // configs/best.yaml's 0.04 at batch 64 scales to 10.24 at 256 nodes: past what a config accepts.
+        config.train.batch = 64; config.optimizer.lr = 0.04
         let capped = try writeScalingReport(run: dir, perRankBatch: 64, config: config)
+        let cappedMD = try String(contentsOfFile: dir + "/scaling.md", encoding: .utf8)
+        XCTAssertTrue(cappedMD.contains("| 256 | 16384 | 10.24 (over 10: a config refuses it) | 5 |"), cappedMD)
+        XCTAssertTrue(cappedMD.contains("| 128 | 8192 | 5.12 | 5 |"), cappedMD)
         XCTAssertEqual(capped.fits[0].efficiency, 1.5, accuracy: 1e-6)
         XCTAssertEqual(capped.predictionEfficiency, 1)
         XCTAssertTrue(try String(contentsOfFile: dir + "/scaling.md", encoding: .utf8).contains("capped at it"))
