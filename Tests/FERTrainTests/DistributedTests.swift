@@ -144,6 +144,17 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertLessThan(ghost, 0.05)
         XCTAssertGreaterThan(whole, 20 * ghost)
 
+        // Accumulation on ranks: 2 ranks x 2 micro-batches of 8 (4 images a rank at a time) train as one
+        // process of 2 micro-batches normalising groups of 4; the earlier micro-batch's gradient reaches the
+        // allreduce (without it the ranks would sum half the batch's gradient).
+        let acc = ["--set", "train.accumulate_steps=2"]
+        try trainOK(np: 2, config: tiny, run: "\(dir)/ranks-acc", sgd + acc)
+        try trainOK(np: nil, config: tiny, run: "\(dir)/ghost-acc", sgd + acc + ["--set", "train.bn_group=4"])
+        let accumulated = maxRelativeDifference(try params("\(dir)/ranks-acc"), try params("\(dir)/ghost-acc"))
+        print("2 ranks x 2 micro-batches vs 1 process x 2 micro-batches in groups of 4: \(accumulated)")
+        XCTAssertLessThan(accumulated, 0.05)
+        XCTAssertGreaterThan(maxRelativeDifference(try params("\(dir)/ranks-acc"), ranks), 20 * accumulated, "groups of 4, not 8")
+
         let odd = try train(np: nil, config: tiny, run: "\(dir)/odd", ["--set", "train.bn_group=5"])
         XCTAssertEqual(odd.status, 1, odd.output)
         XCTAssertTrue(odd.output.contains("train.bn_group 5 does not divide the local batch of 16 images"), odd.output)
