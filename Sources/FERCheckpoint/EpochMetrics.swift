@@ -91,7 +91,8 @@ extension EpochMetrics {
         if !(1...ScheduleConfig.maxEpochs).contains(epoch) { return "epoch \(epoch) is not in 1...\(ScheduleConfig.maxEpochs)" }
         if step < 0 { return "step \(step) is negative" }
         return bad("train_accuracy", trainAccuracy, 0, 1) ?? bad("val_accuracy", valAccuracy, 0, 1)
-            ?? bad("train_loss", trainLoss, 0, 1e9) ?? bad("val_loss", valLoss, 0, 1e9) ?? bad("lr", lr, 0, 1e9)
+            // A diverging run's losses pass 1e9 long before they stop being numbers (a batch-4,096 run wrote 4.6e13).
+            ?? bad("train_loss", trainLoss, 0, 1e30) ?? bad("val_loss", valLoss, 0, 1e30) ?? bad("lr", lr, 0, 1e9)
             ?? bad("images_per_second", imagesPerSecond, 0, 1e9) ?? bad("seconds", seconds, 0, 1e9)
             ?? bad("validation_seconds", validationSeconds, 0, 1e9) ?? bad("allreduce_wait_seconds", allreduceWaitSeconds, 0, 1e9)
     }

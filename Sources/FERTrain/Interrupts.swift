@@ -7,16 +7,17 @@ import Foundation
 /// A failure injected by tests: FER_FAULT=KIND:STEP:RANK makes RANK, right after global step STEP,
 /// `kill` itself with SIGKILL (what kill -9 does), `term`: send itself SIGTERM (what a scheduler or Ctrl-C
 /// does), `usr1`: SIGUSR1 (what Slurm's --signal sends before a time limit), `throw` an error, or
-/// `diverge`: perturb one of its parameters so that the next train.check_every check must catch it.
+/// `diverge`: perturb one of its parameters so that the next train.check_every check must catch it, or
+/// `nan`: make a parameter NaN, as a learning rate too large for the model ends up doing.
 struct Fault {
-    enum Kind: String { case kill, term, usr1, `throw`, diverge }
+    enum Kind: String { case kill, term, usr1, `throw`, diverge, nan }
     let kind: Kind, step: Int, rank: Int
 
     static func fromEnvironment() throws -> Fault? {
         guard let spec = ProcessInfo.processInfo.environment["FER_FAULT"], !spec.isEmpty else { return nil }
         let f = spec.split(separator: ":").map(String.init)
         guard f.count == 3, let kind = Kind(rawValue: f[0]), let step = Int(f[1]), let rank = Int(f[2]) else {
-            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, term, usr1, throw or diverge")
+            throw FERError("FER_FAULT=\(spec): expected KIND:STEP:RANK with KIND kill, term, usr1, throw, diverge or nan")
         }
         return Fault(kind: kind, step: step, rank: rank)
     }
@@ -35,6 +36,10 @@ struct Fault {
             let p = model.params.buffer
             let i = p.indices.max { abs(p[$0]) < abs(p[$1]) }!
             p[i] = p[i].nextUp
+        case .nan:
+            // What a too-large learning rate ends in: weights that are no longer numbers. All of them: one
+            // NaN in a convolution can vanish in a ReLU (max(0, NaN) = 0), the output layer's cannot.
+            model.params.ptr.update(repeating: .nan, count: model.params.count)
         }
     }
 }

@@ -255,6 +255,11 @@ public final class Trainer {
         }
         let totals = try comm.allreduceSum([lossSum, Double(correct)])
         let seen = Double(steps * b)
+        // Summed over ranks, so every rank stops here alike; before the checkpoint, so none holds NaN weights.
+        guard (totals[0] / seen).isFinite else {
+            throw FERError("training diverged in epoch \(epoch + 1): the mean training loss is \(totals[0] / seen) (learning rate \(lr) at its last step); "
+                           + "its end saved nothing. Lower optimizer.lr or lengthen schedule.warmup_epochs and train again")
+        }
         let seconds = earlier + Date().timeIntervalSince(start)
         // Rank 0's wait stands for the job's: ranks wait for each other, so their waits are alike.
         let wait = dataParallel.takeWaitSeconds()

@@ -187,6 +187,19 @@ final class DistributedTrainingTests: XCTestCase {
         try trainOK(np: 2, config: noBN, run: "\(dir)/nodiv", ["--set", "train.check_every=1"])
     }
 
+    /// A weight that stops being a number (what too large a learning rate ends in) on one rank: the
+    /// allreduce spreads it, and at the epoch's end every rank stops with the epoch, the loss and what to
+    /// change, before that epoch's checkpoint (before, the run died encoding NaN into metrics.jsonl, its
+    /// checkpoint already holding NaN weights).
+    func testNaNLossEndsTheRunClearly() throws {
+        let r = try train(np: 2, config: tiny, run: "\(dir)/nan", env: ["FER_FAULT": "nan:3:1"], timeout: 60)
+        XCTAssertFalse(r.timedOut, "hung:\n\(r.output)")
+        XCTAssertNotEqual(r.status, 0, r.output)
+        XCTAssertTrue(r.output.contains("training diverged in epoch 1: the mean training loss is nan"), r.output)
+        XCTAssertTrue(r.output.contains("Lower optimizer.lr or lengthen schedule.warmup_epochs"), r.output)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(dir)/nan/checkpoints/epoch-0001.ckpt"))
+    }
+
     /// A rank killed with SIGKILL mid-epoch ends the whole job within seconds, not a hang.
     func testKilledRankEndsJob() throws {
         let r = try train(np: 2, config: tiny, run: "\(dir)/kill", env: ["FER_FAULT": "kill:3:1"], timeout: 60)

@@ -50,6 +50,12 @@ final class TimeToAccuracyTests: XCTestCase {
             }
         }
         XCTAssertThrowsError(try loadTimeline(runDir: tempDir("tta-none"))) { XCTAssertTrue("\($0)".contains("no such file"), "\($0)") }
+        // A diverging run's own losses are read (the batch-4,096 run wrote 6.1e9 and 4.6e13; the bound was 1e9).
+        let diverging = tempDir("tta-diverging")
+        let big = line(1, 0.2, 10, 1).replacingOccurrences(of: "\"train_loss\":1", with: "\"train_loss\":4.6e13")
+        XCTAssertTrue(big.contains("4.6e"), big)
+        try big.write(toFile: diverging + "/metrics.jsonl", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try readMetrics(runDir: diverging).first?.trainLoss, 4.6e13)
         // A last line cut short mid-append (no newline) is left out; the same bytes followed by more lines are not.
         let dir = tempDir("tta-torn")
         let torn = String(line(2, 0.6, 10, 1).prefix(30))
