@@ -95,8 +95,11 @@ public final class Trainer {
     /// output before anything is written.
     public init(config given: RunConfig, data: Dataset, runDir: String, comm: Communicator, options: RunOptions = .init(),
                 inputs: CommandInputs = .init(), log: @escaping (String) -> Void = { print($0) }) throws {
-        guard given.train.batch >= comm.size else {
-            throw FERError("train.batch \(given.train.batch) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
+        // Before the precision is measured on rank 0's slice, which must not be empty.
+        guard given.train.microBatch >= comm.size else {
+            let what = given.train.accumulateSteps > 1 ? "train.batch \(given.train.batch) / train.accumulate_steps \(given.train.accumulateSteps) = \(given.train.microBatch) images per micro-batch"
+                                                       : "train.batch \(given.train.batch)"
+            throw FERError("\(what) is smaller than the number of ranks \(comm.size): every rank needs at least one sample")
         }
         // train.precision: auto is measured on rank 0's slice before the model exists (a resumed run reuses its choice).
         let precision = try PrecisionChoice(given, batch: Sampler.slice(rank: 0, size: comm.size, of: given.train.microBatch).count, comm: comm)

@@ -37,9 +37,7 @@ public final class TrainingStep {
     /// everything a step needs around it. `classWeights`: the loss's per-class weights.
     public init(config: RunConfig, classWeights: [Float], comm: Communicator, bucketBytes: Int) throws {
         let t = config.train
-        guard t.microBatch >= comm.size else {
-            throw FERError("train.batch \(t.batch) / train.accumulate_steps \(t.accumulateSteps) = \(t.microBatch) images per micro-batch, fewer than the \(comm.size) ranks: every rank needs at least one")
-        }
+        precondition(t.microBatch >= comm.size, "TrainingStep: a micro-batch smaller than the ranks (Trainer and bench check it first)")
         microBatches = t.accumulateSteps; microBatch = t.microBatch
         slice = Sampler.slice(rank: comm.rank, size: comm.size, of: t.microBatch)
         // The local batch is this rank's slice: a checkpoint from another number of ranks still loads,

@@ -251,6 +251,9 @@ final class DistributedTrainingTests: XCTestCase {
     func testGlobalBatchSmallerThanRanks() throws {
         let r = try train(np: 3, config: tiny, run: "\(dir)/b2", ["--set", "train.batch=2"], timeout: 60)
         assertStoppedCleanly(r, mentioning: "train.batch 2 is smaller than the number of ranks 3")
+        // Each micro-batch must give every rank an image, checked before anything is measured on a slice.
+        let m = try train(np: 3, config: tiny, run: "\(dir)/m2", ["--set", "train.batch=4", "--set", "train.accumulate_steps=2"], timeout: 60)
+        assertStoppedCleanly(m, mentioning: "train.batch 4 / train.accumulate_steps 2 = 2 images per micro-batch is smaller than the number of ranks 3")
     }
 
     func testDatasetMissingOnCoordinator() throws {
