@@ -17,19 +17,39 @@ public struct TrainingInterrupted: Error, CustomStringConvertible {
 /// SIGINT, SIGTERM and SIGUSR1 ask training to stop at the next step boundary, with a checkpoint; a second
 /// one ends the process at once. SIGUSR1 is what Slurm sends ahead of a time limit or preemption with
 /// `--signal=USR1@SECONDS` (cluster/slurm/fer.sbatch): its default action would kill the process
-/// without a checkpoint. Only a flag is set in the handler: everything else happens on the training thread.
+/// without a checkpoint. Only a flag is set: everything else happens on the training thread.
+///
+/// The signals are taken by a thread of their own (sigwait), never by a handler on a computing thread:
+/// a handler run while a thread is inside oneDNN's kernels corrupted the heap (a storm of signals with a
+/// no-op handler crashed `fer eval` and `fer train` within seconds; plain C code under the same storm did
+/// not), so SIGTERM during evaluation sometimes ended in SIGABRT or SIGSEGV instead of exit 143. install()
+/// blocks them in the calling thread, which every thread made later (OpenMP's, MPI's) inherits, and
+/// starts the waiting thread; the handler stays for any thread made before, which computes nothing.
 public enum Interrupt {
     public static let signals = [SIGINT, SIGTERM, SIGUSR1]
 
     public static func install() {
-        interruptSignal.store(0, ordering: .relaxed)   // initialise the global before any handler can run
-        for s in signals {
-            signal(s) { sig in
-                // A lock-free atomic: the only kind of shared state a signal handler may touch.
-                if interruptSignal.exchange(sig, ordering: .relaxed) != 0 { _exit(128 + sig) }
-            }
+        interruptSignal.store(0, ordering: .relaxed)   // initialise the global before any signal can come
+        for s in signals { signal(s) { note($0) } }
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        guard !waiterStarted.exchange(true, ordering: .relaxed) else { return }
+        var thread = pthread_t()
+        let started = pthread_create(&thread, nil, waitForSignals, nil)
+        if started != 0 {   // no waiter: the handler takes them on whichever thread they reach
+            waiterStarted.store(false, ordering: .relaxed)
+            pthread_sigmask(SIG_UNBLOCK, &set, nil)
         }
     }
+
+    /// The threads that may take the signals (every thread of the process, tests ask): the set blocked.
+    static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for s in signals { sigaddset(&set, s) }
+        return set
+    }
+
     public static var received: Int32 { interruptSignal.load(ordering: .relaxed) }
 
     /// Long phases outside the step loop (ingest, the teachers' pass, evaluation with TTA, the budget's
@@ -41,4 +61,18 @@ public enum Interrupt {
     }
 }
 private let interruptSignal = Atomic<Int32>(0)
+private let waiterStarted = Atomic<Bool>(false)
+
+/// The waiting thread: takes each signal as it comes (sigwait fails only for an invalid set).
+private func waitForSignals(_: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    var set = Interrupt.signalSet(), sig: Int32 = 0
+    while sigwait(&set, &sig) == 0 { note(sig) }
+    return nil
+}
+
+/// The first signal sets the flag; a second one ends the process at once. Lock-free: the handler may
+/// run it too.
+private func note(_ sig: Int32) {
+    if interruptSignal.exchange(sig, ordering: .relaxed) != 0 { _exit(128 + sig) }
+}
 

@@ -27,8 +27,8 @@ struct Fault {
         case .kill:
             FileHandle.standardError.write(Data("fer: injected fault: rank \(rank) kills itself after step \(step)\n".utf8))
             kill(getpid(), SIGKILL)
-        case .term: raise(SIGTERM)   // to this thread, so the handler has run when it returns
-        case .usr1: raise(SIGUSR1)
+        case .term: signalSelf(SIGTERM)
+        case .usr1: signalSelf(SIGUSR1)
         case .throw: throw FERError("injected fault: rank \(rank) fails after step \(step)")
         case .diverge:
             // The largest weight: never a zero or padding element, whose one-ulp change an update (or
@@ -41,5 +41,12 @@ struct Fault {
             // NaN in a convolution can vanish in a ReLU (max(0, NaN) = 0), the output layer's cannot.
             model.params.ptr.update(repeating: .nan, count: model.params.count)
         }
+    }
+
+    /// Sends the process `sig` as kill(1) would and returns once Interrupt's waiting thread has taken it,
+    /// so the step that fired the fault is the one that stops (the signals are blocked on this thread).
+    private func signalSelf(_ sig: Int32) {
+        kill(getpid(), sig)
+        for _ in 0..<5000 where Interrupt.received == 0 { usleep(1000) }
     }
 }

@@ -147,6 +147,47 @@ final class SignalPhaseTests: XCTestCase {
         XCTAssertFalse(epochCheckpointNames(run + "/lr=0.01").isEmpty, "the stopped point wrote no checkpoint: \(r.output)")
     }
 
+    /// SIGINT, SIGTERM and SIGUSR1 reach no computing thread: a handler run inside oneDNN's kernels
+    /// corrupted the heap (SIGTERM during `fer eval --tta` ended in SIGABRT about once in 24). While
+    /// `fer train` runs on two OpenMP threads, every thread blocks the three but one, which waits for them
+    /// in rt_sigtimedwait; SIGTERM still stops the run with 143.
+    func testSignalsAreTakenByOneWaitingThread() throws {
+        let run = Self.work + "/threads-run", log = Self.work + "/threads.log"
+        XCTAssertTrue(FileManager.default.createFile(atPath: log, contents: nil))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try ferBinary())
+        p.arguments = ["train", "--config", tiny, "--data", try zip(), "--run", run, "--epochs", "5"]
+        p.environment = ["OMP_NUM_THREADS": "2", "FER_CACHE_DIR": Self.work + "/cache"]
+        let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        p.standardOutput = fh; p.standardError = fh
+        try p.run()
+        defer { if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        func output() -> String { (try? String(contentsOfFile: log, encoding: .utf8)) ?? "" }
+        let deadline = Date().addingTimeInterval(120)
+        while !output().contains("training on") && p.isRunning && Date() < deadline { usleep(20_000) }
+        usleep(1_000_000)   // into the steps: OpenMP's threads exist
+        XCTAssertTrue(p.isRunning, output())
+        let tasks = "/proc/\(p.processIdentifier)/task"
+        var blocking = 0, waiting = 0, others: [String] = []
+        let wanted = [SIGINT, SIGTERM, SIGUSR1].reduce(UInt64(0)) { $0 | 1 << UInt64($1 - 1) }
+        for t in try FileManager.default.contentsOfDirectory(atPath: tasks) {
+            let status = (try? String(contentsOfFile: "\(tasks)/\(t)/status", encoding: .utf8)) ?? ""
+            let line = status.split(separator: "\n").first { $0.hasPrefix("SigBlk:") } ?? ""
+            let blocked = UInt64(line.dropFirst("SigBlk:".count).trimmingCharacters(in: .whitespaces), radix: 16) ?? 0
+            let syscall = (try? String(contentsOfFile: "\(tasks)/\(t)/syscall", encoding: .utf8)) ?? ""
+            if blocked & wanted == wanted { blocking += 1 }
+            else if syscall.hasPrefix("128 ") { waiting += 1 }   // x86-64 rt_sigtimedwait: the waiter
+            else { others.append("\(t): \(line), syscall \(syscall)") }
+        }
+        XCTAssertEqual(waiting, 1, "threads waiting for the signals")
+        XCTAssertGreaterThanOrEqual(blocking, 2, "the main thread and an OpenMP thread block them")
+        XCTAssertEqual(others, [], "threads a signal could interrupt")
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        try? fh.close()
+        XCTAssertEqual(p.terminationStatus, 143, output())
+    }
+
     func epochCheckpointNames(_ run: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: run + "/checkpoints")) ?? []).filter { $0.hasPrefix("epoch-") }
     }
