@@ -64,7 +64,7 @@ final class BatchNorm: Layer {
         reduced = s.count == 4 ? s[0] * s[2] * s[3] : s[0]
         // A group is a contiguous run of the batch in the layouts whose outermost dimension is the batch.
         precondition(groups == 1 || formatTag(of: src) != dnnl_ba, "\(name): ghost groups need the batch outermost")
-        var m = groups == 1 ? src : md(s, formatTag(of: src))
+        var m = groups == 1 ? src : md(s, formatTag(of: src)).with(src.data_type)
         let flags = dnnl_use_scale.rawValue | dnnl_use_shift.rawValue
         let given = dnnl_use_global_stats.rawValue
         func pd(_ prop: dnnl_prop_kind_t, _ f: UInt32, _ what: String, whole: Bool = false) -> PrimitiveDesc {
@@ -145,8 +145,10 @@ final class BatchNorm: Layer {
 
     /// Ghost batch norm's per-group primitives over views of the batch's tensors.
     private func bindGhosts(src: Memory, diffSrc: Memory, scale: Memory, shift: Memory) {
-        let group = trainPD.query(dnnl_query_src_md), floats = group.floats
-        func view(_ whole: Memory, _ j: Int) -> Memory { Memory(group, view: whole.ptr + j * floats) }
+        let group = trainPD.query(dnnl_query_src_md), bytes = group.bytes   // bf16 groups: 2 bytes an element
+        func view(_ whole: Memory, _ j: Int) -> Memory {
+            Memory(group, view: (UnsafeMutableRawPointer(whole.ptr) + j * bytes).assumingMemoryBound(to: Float.self))
+        }
         ghosts = (0..<groups).map { j in
             let mean = Memory(gamma.desc), variance = Memory(gamma.desc), gg = Memory(gamma.desc), gb = Memory(beta.desc)
             let stats = [(DNNL_ARG_SRC, view(src, j)), (DNNL_ARG_MEAN, mean), (DNNL_ARG_VARIANCE, variance), (DNNL_ARG_SCALE, scale), (DNNL_ARG_SHIFT, shift)]
@@ -251,5 +253,5 @@ final class BatchNorm: Layer {
 /// blocks; 2-D ones are plain); the plain one if none matches.
 func formatTag(of d: MD) -> dnnl_format_tag_t {
     let candidates = d.ndims == 4 ? [dnnl_abcd, dnnl_acdb, dnnl_aBcd4b, dnnl_aBcd8b, dnnl_aBcd16b] : [dnnl_ab, dnnl_ba]
-    return candidates.first { md(d.shape, $0).same(d) } ?? plainTag(Int(d.ndims))
+    return candidates.first { md(d.shape, $0).with(d.data_type).same(d) } ?? plainTag(Int(d.ndims))
 }

@@ -3,11 +3,14 @@ import CDNNL
 /// 2-D convolution with bias and an optional fused ReLU: y = relu(W * x + b). Weights and activations
 /// use the blocked layouts oneDNN prefers (nChw16c, OIhw16i16o on AVX-512).
 ///
-/// `bf16` (train.precision: bf16, mixed precision as the frameworks run it): the convolution reads bf16
-/// copies of its input and weights, made by oneDNN reorders each step (WeightedLayer.bind), and writes an
-/// fp32 output; backward reads a bf16 copy of the output gradient and writes the input gradient and the
-/// weight gradients in fp32. The parameters, their gradients and everything outside the convolution stay
-/// fp32, so checkpoints, the optimizer and the allreduce do not change.
+/// `bf16` (train.precision: bf16, mixed precision as the frameworks run it): the convolution reads its
+/// input in bf16 (a bf16 activation as it is, an fp32 one through a reorder) and a bf16 copy of its
+/// weights, made by a oneDNN reorder each step (WeightedLayer.bind), and writes a bf16 output: the batch
+/// norm, pooling and dropout after it run in bf16 too, up to the next fp32 layer (an fp32 convolution or
+/// the dense head), which reorders its input to fp32. Backward takes the output gradient in bf16 and
+/// writes the input gradient in the input's precision and the weight gradients in fp32. The parameters,
+/// their gradients and the optimizer state stay fp32, so checkpoints, the optimizer and the allreduce
+/// do not change.
 final class Conv: WeightedLayer {
     /// `inference`: forward only, and oneDNN may pick any algorithm (Winograd for 3x3) and weight layout.
     init(name: String, src: MD, filters: Int, kernel: Int, stride: Int, same: Bool, relu: Bool,
@@ -22,7 +25,7 @@ final class Conv: WeightedLayer {
         let known = inference ? nil : layout.tensor(name + ".weight")?.desc
         var wMD = known?.with(act) ?? md([filters, s[1], kernel, kernel], dnnl_format_tag_any).with(act)
         var bMD = md([filters], dnnl_a)
-        var dMD = md([s[0], filters, oh, ow], dnnl_format_tag_any)
+        var dMD = md([s[0], filters, oh, ow], dnnl_format_tag_any).with(act)
         var strides = dims([stride, stride]), padL = dims([ph0, pw0]), padR = dims([ph1, pw1])
 
         var fd = dnnl_convolution_desc_t()
@@ -43,12 +46,12 @@ final class Conv: WeightedLayer {
         wMD = fpd.query(dnnl_query_weights_md)
         dMD = fpd.query(dnnl_query_dst_md)
         var bdpd: PrimitiveDesc?
-        // bf16: the gradients of activations arrive as a bf16 copy; the input gradient leaves in fp32, in
-        // the layout the previous layer's output has (no reorder back).
-        var diffDstMD = bf16 ? dMD.with(dnnl_bf16) : dMD
+        // The output gradient in the output's precision; a bf16 convolution's input gradient leaves in the
+        // input's, in the layout the forward read (reordered out to the previous layer's when they differ).
+        var diffDstMD = dMD
         if needDiffSrc {
             var wAny = md(wMD.shape, dnnl_format_tag_any).with(act)
-            var diffSrcMD = bf16 ? srcMD.with(dnnl_f32) : srcMD
+            var diffSrcMD = srcMD.with(bf16 ? src.data_type : dnnl_f32)   // an fp32 convolution is fp32 throughout
             var bd = dnnl_convolution_desc_t()
             check(dnnl_convolution_backward_data_desc_init(&bd, dnnl_convolution_direct, &diffSrcMD, &wAny, &diffDstMD,
                                                            &strides, &padL, &padR), "conv bwd data desc")

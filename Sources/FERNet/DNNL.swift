@@ -47,6 +47,8 @@ extension dnnl_memory_desc_t {
     /// Bytes the layout needs (blocked layouts may pad channels).
     var bytes: Int { withUnsafePointer(to: self) { dnnl_memory_desc_get_size($0) } }
     var floats: Int { bytes / 4 }
+    /// Elements the layout holds, padding included (bf16 activations take 2 bytes each).
+    var elements: Int { bytes / (isBF16 ? 2 : 4) }
     var shape: [Int] {
         withUnsafeBytes(of: self.dims) { raw in (0..<Int(self.ndims)).map { Int(raw.load(fromByteOffset: $0 * 8, as: Int64.self)) } }
     }
@@ -60,6 +62,7 @@ extension dnnl_memory_desc_t {
 }
 
 /// A oneDNN memory object over a Float buffer: either owned (allocated here) or a view into an arena.
+/// A bf16 activation lives in the same kind of buffer, two bytes an element: only oneDNN reads it.
 public final class Memory {
     public let desc: MD
     public let mem: dnnl_memory_t
@@ -69,7 +72,7 @@ public final class Memory {
     /// Owns a zeroed, 64-byte aligned buffer of the descriptor's size.
     public init(_ desc: MD) {
         self.desc = desc
-        let n = max(desc.floats, 1)
+        let n = max((desc.bytes + 3) / 4, 1)   // whole floats: a bf16 tensor may hold an odd count
         let raw = UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64)
         raw.initializeMemory(as: Float.self, repeating: 0, count: n)
         ptr = raw.assumingMemoryBound(to: Float.self)

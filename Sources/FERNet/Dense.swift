@@ -5,7 +5,7 @@ import CDNNL
 final class Dense: WeightedLayer {
     init(name: String, src: MD, units: Int, relu: Bool, needDiffSrc: Bool, inference: Bool, layout: ParamLayout) {
         let s = src.shape
-        var srcMD = src
+        var srcMD = src.with(dnnl_f32)   // fp32 head: bf16 activations are reordered in (WeightedLayer)
         let wShape = [units] + s.dropFirst()
         var wMD = (inference ? nil : layout.tensor(name + ".weight")?.desc) ?? md(wShape, dnnl_format_tag_any)
         var bMD = md([units], dnnl_a)

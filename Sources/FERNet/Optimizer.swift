@@ -90,6 +90,9 @@ public final class Optimizer {
         direction = Arena(config.name == .lamb ? tensors.map(\.range.count).max() ?? 0 : 0)
     }
 
+    /// Parameters per parallel chunk of the elementwise updates (256 KiB of each array).
+    static let chunk = 1 << 16
+
     /// One update with learning rate `lr`; `grads` hold the mean gradient of the global batch.
     public func step(params: Arena, grads: Arena, lr: Float) {
         t += 1
@@ -98,24 +101,32 @@ public final class Optimizer {
         switch config.name {
         case .sgd:
             let mu = config.momentum, nesterov = config.nesterov
-            for i in 0..<n {
-                let gi = g[i] + wd * p[i]
-                let mi = mu * m[i] + gi
-                m[i] = mi
-                p[i] -= lr * (nesterov ? gi + mu * mi : mi)
+            let (p, g, m) = (Disjoint(p), Disjoint(g), Disjoint(m))
+            // Elementwise: chunks on all cores give the same bits as one loop.
+            parallelOnComputeThreads(n, chunk: Optimizer.chunk) { r in
+                let (p, g, m) = (p.pointer, g.pointer, m.pointer)
+                for i in r {
+                    let gi = g[i] + wd * p[i]
+                    let mi = mu * m[i] + gi
+                    m[i] = mi
+                    p[i] -= lr * (nesterov ? gi + mu * mi : mi)
+                }
             }
         case .adam, .adamw:
             let b1 = config.beta1, b2 = config.beta2, eps = config.epsilon
             let decoupled = config.name == .adamw
             // Keras folds bias correction into the step size: lr_t = lr * sqrt(1 - b2^t) / (1 - b1^t).
             let lrT = lr * Float((1 - pow(Double(b2), Double(t))).squareRoot() / (1 - pow(Double(b1), Double(t))))
-            let v = self.v.ptr
-            for i in 0..<n {
-                let gi = decoupled ? g[i] : g[i] + wd * p[i]
-                let mi = b1 * m[i] + (1 - b1) * gi
-                let vi = b2 * v[i] + (1 - b2) * gi * gi
-                m[i] = mi; v[i] = vi
-                p[i] -= lrT * mi / (vi.squareRoot() + eps) + (decoupled ? lr * wd * p[i] : 0)
+            let (p, g, m, v) = (Disjoint(p), Disjoint(g), Disjoint(m), Disjoint(self.v.ptr))
+            parallelOnComputeThreads(n, chunk: Optimizer.chunk) { r in
+                let (p, g, m, v) = (p.pointer, g.pointer, m.pointer, v.pointer)
+                for i in r {
+                    let gi = decoupled ? g[i] : g[i] + wd * p[i]
+                    let mi = b1 * m[i] + (1 - b1) * gi
+                    let vi = b2 * v[i] + (1 - b2) * gi * gi
+                    m[i] = mi; v[i] = vi
+                    p[i] -= lrT * mi / (vi.squareRoot() + eps) + (decoupled ? lr * wd * p[i] : 0)
+                }
             }
         case .lars: for tensor in tensors { lars(tensor, p, g, lr: lr) }
         case .lamb: for tensor in tensors { lamb(tensor, p, g, lr: lr) }

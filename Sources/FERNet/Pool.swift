@@ -1,6 +1,7 @@
 import CDNNL
 
-/// Max pooling; forward keeps oneDNN's workspace (argmax positions) for backward.
+/// Max pooling; forward keeps oneDNN's workspace (argmax positions) for backward. In the input's
+/// precision: bf16 activations stay bf16.
 final class MaxPool: Layer {
     let name: String
     let fwdPD: PrimitiveDesc, bwdPD: PrimitiveDesc?
@@ -16,7 +17,7 @@ final class MaxPool: Layer {
         let (oh, ph0, ph1) = padding(s[2], kernel: size, stride: stride, same: same)
         let (ow, pw0, pw1) = padding(s[3], kernel: size, stride: stride, same: same)
         var srcMD = src
-        var dMD = md([s[0], s[1], oh, ow], dnnl_format_tag_any)
+        var dMD = md([s[0], s[1], oh, ow], dnnl_format_tag_any).with(src.data_type)   // bf16 stays bf16
         var strides = dims([stride, stride]), kernel = dims([size, size])
         var padL = dims([ph0, pw0]), padR = dims([ph1, pw1])
         var fd = dnnl_pooling_desc_t()

@@ -2,15 +2,15 @@ import CDNNL
 import FERCore
 import Foundation
 
-// Mixed precision, chosen per convolution by measurement. A bf16 convolution reads bf16 copies of its
-// input, weights and output gradient (oneDNN reorders, Conv.swift) and writes fp32, so its choice does
-// not change what its neighbours see: each convolution can be chosen alone, and timing it in place in a
-// real training network (its reorders included) is timing it end to end. Whether bf16 pays depends on
-// the CPU (2x fp32 on one AVX512_BF16 EPYC, 0.5x on one Xeon) and on the layer's shape, so `auto` times
-// both on the real batch instead of reading the ISA.
+// Mixed precision, chosen per convolution by measurement. A bf16 convolution reads its input in bf16 and
+// writes bf16 activations, which the batch norm, pooling and dropout after it keep, up to the next fp32
+// layer (Conv.swift). So a convolution's choice decides the precision of the layers it feeds, and `auto`
+// times each convolution together with them, in a real training network of the real batch, reorders
+// included. Whether bf16 pays depends on the CPU (2x fp32 on one AVX512_BF16 EPYC, 0.5x on one Xeon) and
+// on the layer's shape, so `auto` times both instead of reading the ISA.
 
 /// What a network's convolutions compute in (`train.precision`, `--precision`): fp32; bf16 as mixed
-/// precision runs it (bf16 copies into each convolution, fp32 output, fp32 master weights, gradients and
+/// precision runs it (bf16 convolutions and the activations between them, fp32 head, logits and loss, fp32 master weights, gradients and
 /// optimizer state); or `auto`, each convolution in whichever of the two measured faster on this CPU.
 public enum Precision: String, ConfigChoice {
     case fp32, bf16, auto
@@ -49,8 +49,9 @@ public enum Precision: String, ConfigChoice {
 }
 
 /// One convolution's precision and what oneDNN runs for it; when `auto` measured it, its median
-/// milliseconds per step in each precision, in place in a network of the real batch (forward and,
-/// training, backward; bf16 with its reorders).
+/// milliseconds per step in each precision with the layers whose precision it sets (up to the next
+/// convolution), in place in a network of the real batch (forward and, training, backward; reorders
+/// included).
 public struct ConvChoice: Codable, Sendable, Equatable {
     public var name: String
     public var precision: Precision
@@ -97,10 +98,13 @@ public func measureConvPrecisions(_ config: ModelConfig, batch: Int, inference: 
             if rep > 0 { times[i].append(t) }   // rep 0 warms the caches and oneDNN's kernels
         }
     }
-    func median(_ p: Int, _ layer: Int) -> Double { Timing.median(times[p].map { $0[layer] }) * 1e3 }
+    let layers = nets[0].layers, convIndices = layers.indices.filter { layers[$0] is Conv }
+    // Convolution c and the layers after it up to the next one: its output's precision is theirs.
+    func span(_ c: Int) -> Range<Int> { convIndices[c]..<(c + 1 < convIndices.count ? convIndices[c + 1] : layers.count) }
+    func median(_ p: Int, _ r: Range<Int>) -> Double { Timing.median(times[p].map { t in r.reduce(0) { $0 + t[$1] } }) * 1e3 }
     let convs = nets.map(\.convolutionImplementations)
-    return nets[0].layers.indices.filter { nets[0].layers[$0] is Conv }.enumerated().map { c, l in
-        let fp32 = median(0, l), bf16 = median(1, l)
+    return convIndices.enumerated().map { c, l in
+        let fp32 = median(0, span(c)), bf16 = median(1, span(c))
         let p: Precision = bf16 < fp32 * (1 - bf16MinimumGain) ? .bf16 : .fp32
         return ConvChoice(name: nets[0].layers[l].name, precision: p, fp32Ms: fp32, bf16Ms: bf16,
                           implementations: convs[p == .bf16 ? 1 : 0][c].implementations)

@@ -2,8 +2,8 @@ import CDNNL
 import XCTest
 @testable import FERNet
 
-/// train.precision: bf16 runs the convolutions in mixed precision (bf16 copies in, fp32 out, fp32 master
-/// weights and weight gradients). Against fp32 on the same parameters and inputs, a real-sized model's
+/// train.precision: bf16 runs the convolutions and the activations between them in bf16 (mixed precision:
+/// fp32 master weights and weight gradients, fp32 head and logits). Against fp32 on the same parameters and inputs, a real-sized model's
 /// logits agree to 2% of their largest magnitude and its weight gradients to 8% (bf16 keeps 8 bits of
 /// mantissa, about 0.4% per value; sums stay fp32), and every convolution pass runs a bf16 kernel.
 final class PrecisionTests: XCTestCase {
@@ -18,7 +18,7 @@ final class PrecisionTests: XCTestCase {
     }
 
     /// Forward and backward of one model in `precision` on fixed inputs and output gradients.
-    func run(_ precision: Precision) throws -> (logits: [Float], grads: [Float], impls: [[String]]) {
+    func run(_ precision: Precision) throws -> (logits: [Float], grads: [Float], impls: [[String]], bf16Outputs: [String]) {
         let m = try Model(config: config(), batch: 8, precision: precision)
         m.initialize(seed: 3)   // drawn in canonical layout: the same parameters whatever the layouts
         let net = try m.network(batch: 8)
@@ -29,7 +29,7 @@ final class PrecisionTests: XCTestCase {
         for i in 0..<(8 * 7) { net.logitsGrad[i] = Float(i % 7) / 7 - 0.4 }
         net.backward(key: key)
         let grads = m.layout.tensors.filter(\.trainable).flatMap { m.exportCanonical($0, from: m.grads) }
-        return (logits, grads, net.convolutionImplementations.map(\.implementations))
+        return (logits, grads, net.convolutionImplementations.map(\.implementations), net.layers.filter { $0.dstDesc.isBF16 }.map(\.name))
     }
 
     func testBF16AgreesWithFP32AndRunsBF16Kernels() throws {
@@ -46,6 +46,10 @@ final class PrecisionTests: XCTestCase {
         // Every pass of every convolution is a bf16 kernel (the first layer has no backward-data).
         for impls in b.impls { for i in impls where i != "-" { XCTAssertTrue(i.contains("bf16"), "\(impls)") } }
         for impls in a.impls { for i in impls { XCTAssertFalse(i.contains("bf16"), "\(impls)") } }
+        // The activations between the convolutions are bf16 (batch norm and pooling run in it); the head,
+        // and so the logits, stays fp32.
+        XCTAssertEqual(b.bf16Outputs, ["conv1", "batchnorm1", "conv2", "batchnorm2", "maxpool1", "conv3", "maxpool2", "flatten1"])
+        XCTAssertEqual(a.bf16Outputs, [])
     }
 
     func testBF16IsRefusedWhereOneDNNHasNone() throws {
