@@ -73,15 +73,9 @@ final class Dropout: Layer {
     }
 }
 
-/// One sample's keep mask: `scale` where the element is kept, 0 where dropped. Two elements a hash: its
-/// top 24 bits decide element 2j, the next 24 element 2j + 1 (keep when below `threshold` / 2^24).
+/// One sample's keep mask: `scale` where element e is kept (the top 24 bits of its hash below
+/// `threshold` / 2^24), 0 where it is dropped.
 @inline(__always)
 private func fillMask(_ m: UnsafeMutablePointer<Float>, count: Int, key: UInt64, threshold: UInt32, scale: Float) {
-    let pairs = count / 2
-    for j in 0..<pairs {
-        let h = mix64(key ^ UInt64(j))
-        m[2 &* j] = UInt32(truncatingIfNeeded: h >> 40) < threshold ? scale : 0
-        m[2 &* j &+ 1] = UInt32(truncatingIfNeeded: h >> 16) & 0xFF_FFFF < threshold ? scale : 0
-    }
-    if count % 2 == 1 { m[count - 1] = UInt32(truncatingIfNeeded: mix64(key ^ UInt64(pairs)) >> 40) < threshold ? scale : 0 }
+    for e in 0..<count { m[e] = UInt32(truncatingIfNeeded: mix64(key ^ UInt64(e)) >> 40) < threshold ? scale : 0 }
 }

@@ -107,11 +107,7 @@ struct DoubleReference {
                 let per = map.count
                 for b0 in 0..<batch {
                     let k = hashKey(key.seed, key.step, UInt64(li), UInt64(key.globalOffset + b0))
-                    // Memory position e's draw: bits 40-63 (e even) or 16-39 (e odd) of the hash of e / 2.
-                    for j in 0..<per {
-                        let e = map[j], h = mix64(k ^ UInt64(e / 2))
-                        a[b0 * per + j] *= (e % 2 == 0 ? h >> 40 : (h >> 16) & 0xFF_FFFF) < threshold ? scale : 0
-                    }
+                    for j in 0..<per { a[b0 * per + j] *= (mix64(k ^ UInt64(map[j])) >> 40) < threshold ? scale : 0 }
                 }
             case .flatten: shape = [batch, shape.dropFirst().reduce(1, *)]
             }
