@@ -11,7 +11,7 @@ import FERNet
 /// kernels, refused with the reason elsewhere; auto: each convolution in the precision measured faster).
 /// For train and bench it sets train.precision.
 public struct PrecisionOption: ParsableArguments {
-    @Option(help: "Convolutions in fp32, bf16 (mixed precision: bf16 copies in, fp32 out; needs AVX512_BF16), or auto (each convolution in whichever measures faster here; train's default).")
+    @Option(help: "Convolutions in fp32, bf16 (mixed precision: bf16 convolutions and the activations between them, fp32 weights, head and loss; needs AVX512_BF16), or auto (each convolution in whichever measures faster here; train's default).")
     public var precision: Precision?
     public init() {}
     /// As a config override, for the commands that read a config.

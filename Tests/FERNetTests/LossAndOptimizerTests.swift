@@ -1,4 +1,5 @@
 import XCTest
+import FERCore
 @testable import FERNet
 
 final class LossAndOptimizerTests: XCTestCase {
@@ -40,6 +41,43 @@ final class LossAndOptimizerTests: XCTestCase {
         XCTAssertEqual(p.ptr[0], 1 - 0.38, accuracy: 1e-6)
         opt.step(params: p, grads: g, lr: 0.1)   // m = 0.9*2 + 2 = 3.8; p -= 0.1 * (2 + 0.9 * 3.8)
         XCTAssertEqual(p.ptr[0], 0.62 - 0.542, accuracy: 1e-6)
+    }
+
+    /// The update runs eight lanes at a time in chunks on the OpenMP threads, the tail element by element:
+    /// over 200,003 parameters (several chunks, lanes and a tail) every optimizer gives the bits of the
+    /// per-element formula, two steps running (the second reads the first's state).
+    func testVectorUpdateGivesThePerElementBits() {
+        let n = 200_003
+        for (name, nesterov) in [(OptimizerKind.sgd, false), (.sgd, true), (.adam, false), (.adamw, false)] {
+            var c = OptimizerConfig(); c.name = name; c.momentum = 0.9; c.nesterov = nesterov; c.weightDecay = 1e-3
+            let opt = Optimizer(config: c, count: n)
+            let p = Arena(n), g = Arena(n)
+            var r = KeyedStream(5)
+            for i in 0..<n { p.ptr[i] = Float(r.uniform(-1, 1)); g.ptr[i] = Float(r.uniform(-1, 1)) }
+            var want = Array(UnsafeBufferPointer(start: p.ptr, count: n))
+            var m = [Float](repeating: 0, count: n), v = m
+            for t in 1...2 {
+                opt.step(params: p, grads: g, lr: 0.01)
+                let lr: Float = 0.01, wd = c.weightDecay, b1 = c.beta1, b2 = c.beta2, eps = c.epsilon
+                let lrT = lr * Float((1 - pow(Double(b2), Double(t))).squareRoot() / (1 - pow(Double(b1), Double(t))))
+                for i in 0..<n {
+                    if name == .sgd {
+                        let gi = g.ptr[i] + wd * want[i], mi = c.momentum * m[i] + gi
+                        m[i] = mi
+                        want[i] -= lr * (nesterov ? gi + c.momentum * mi : mi)
+                    } else {
+                        let decoupled = name == .adamw
+                        let gi = decoupled ? g.ptr[i] : g.ptr[i] + wd * want[i]
+                        let mi = b1 * m[i] + (1 - b1) * gi, vi = b2 * v[i] + (1 - b2) * gi * gi
+                        m[i] = mi; v[i] = vi
+                        want[i] -= lrT * mi / (vi.squareRoot() + eps) + (decoupled ? lr * wd * want[i] : 0)
+                    }
+                }
+                let got = Array(UnsafeBufferPointer(start: p.ptr, count: n))
+                let wrong = (0..<n).first { got[$0].bitPattern != want[$0].bitPattern }
+                XCTAssertNil(wrong, "\(name) nesterov \(nesterov), step \(t): parameter \(wrong ?? -1)")
+            }
+        }
     }
 
     func testCosineScheduleWithWarmup() {
