@@ -1,4 +1,5 @@
 import CDNNL
+import FERCore
 import XCTest
 @testable import FERNet
 
@@ -50,6 +51,30 @@ final class PrecisionTests: XCTestCase {
         // and so the logits, stays fp32.
         XCTAssertEqual(b.bf16Outputs, ["conv1", "batchnorm1", "conv2", "batchnorm2", "maxpool1", "conv3", "maxpool2", "flatten1"])
         XCTAssertEqual(a.bf16Outputs, [])
+    }
+
+    /// Ghost batch norm on bf16 activations (its groups are views of the batch, two bytes an element):
+    /// a batch of 8 in groups of 4 gives each half the logits a batch of 4 holding that half gives, to
+    /// bf16 rounding, and not those of 8 normalised together.
+    func testGhostBatchNormInBF16NormalisesEachGroupAlone() throws {
+        try XCTSkipUnless(Precision.bf16Available, "oneDNN has no bf16 convolution on this CPU (\(effectiveISA))")
+        let image = 48 * 48
+        var r = KeyedStream(11)   // images of different brightness, so groups differ in their statistics
+        let images = (0..<(8 * image)).map { Float(r.uniform(0, 1)) * Float(1 + $0 / image) / 8 }
+        func logits(batch: Int, group: Int, first: Int) throws -> [Float] {
+            let m = try Model(config: config(), batch: batch, precision: .bf16, bnGroup: group)
+            m.initialize(seed: 3)
+            let net = try m.network(batch: batch)
+            net.input.ptr.update(from: Array(images[(first * image)..<((first + batch) * image)]), count: batch * image)
+            net.forward(training: true, key: StepKey(seed: 1, step: 0, globalOffset: 0))
+            return Array(UnsafeBufferPointer(start: net.logits, count: batch * 7))
+        }
+        let grouped = try logits(batch: 8, group: 4, first: 0), whole = try logits(batch: 8, group: 0, first: 0)
+        let halves = try logits(batch: 4, group: 0, first: 0) + logits(batch: 4, group: 0, first: 4)
+        func relative(_ x: [Float], _ y: [Float]) -> Float { zip(x, y).map { abs($0 - $1) }.max()! / x.map(abs).max()! }
+        print(String(format: "bf16 ghost batch norm: groups of 4 vs batches of 4 %.2e, vs 8 together %.2e", relative(grouped, halves), relative(grouped, whole)))
+        XCTAssertLessThan(relative(grouped, halves), 2e-2)
+        XCTAssertGreaterThan(relative(grouped, whole), 10 * relative(grouped, halves))
     }
 
     func testBF16IsRefusedWhereOneDNNHasNone() throws {
