@@ -36,7 +36,7 @@ struct TimeToAccuracyCommand: ParsableCommand {
 
     func validate() throws {
         guard !runs.isEmpty else { throw ValidationError("give at least one --run") }
-        guard scaling != nil || runs.count <= 5 else { throw ValidationError("at most 5 runs fit one plot (\(runs.count) given)") }
+        guard scaling != nil || runs.count <= 8 else { throw ValidationError("at most 8 runs fit one plot, one colour each (\(runs.count) given)") }
         guard runs.count <= 64 else { throw ValidationError("at most 64 runs (\(runs.count) given)") }
         guard names.isEmpty || names.count == runs.count else { throw ValidationError("give one --name per --run (\(names.count) for \(runs.count))") }
         for t in thresholds where !(t > 0 && t <= 1) { throw ValidationError("--threshold \(t): a fraction in (0, 1] (e.g. 0.66)") }
