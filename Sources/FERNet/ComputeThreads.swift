@@ -26,7 +26,7 @@ private struct OpenMP {
     typealias Query = @convention(c) () -> Int32
     let parallel: Parallel, threadNumber: Query, threadCount: Query
 
-    nonisolated(unsafe) static let runtime: OpenMP? = {
+    static let runtime: OpenMP? = {
         guard let p = dlsym(nil, "GOMP_parallel"), let n = dlsym(nil, "omp_get_thread_num"),
               let c = dlsym(nil, "omp_get_num_threads") else { return nil }
         return OpenMP(parallel: unsafeBitCast(p, to: Parallel.self), threadNumber: unsafeBitCast(n, to: Query.self),
