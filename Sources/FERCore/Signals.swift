@@ -42,8 +42,8 @@ public enum Interrupt {
         }
     }
 
-    /// The threads that may take the signals (every thread of the process, tests ask): the set blocked.
-    static func signalSet() -> sigset_t {
+    /// The three signals as a set: what install() blocks and the waiting thread waits for.
+    fileprivate static func signalSet() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         for s in signals { sigaddset(&set, s) }

@@ -15,7 +15,7 @@ func parallelOnComputeThreads(_ count: Int, chunk: Int, _ body: @Sendable (Range
     guard chunks > 1 else { if count > 0 { body(0..<count) }; return }
     guard let omp = OpenMP.runtime else { return parallelChunks(count, chunk: chunk, body) }
     withoutActuallyEscaping(body) { body in
-        var job = OpenMPJob(chunks: chunks) { c in body((c * chunk)..<min(count, (c + 1) * chunk)) }
+        var job = OpenMPJob(count: count, chunk: chunk, body: body)   // no closure made: nothing allocated a step
         withUnsafeMutablePointer(to: &job) { omp.parallel(runOpenMPJob, $0, 0, 0) }
     }
 }
@@ -35,8 +35,9 @@ private struct OpenMP {
 }
 
 private struct OpenMPJob {
-    let chunks: Int
-    let body: (Int) -> Void
+    let count: Int, chunk: Int
+    let body: @Sendable (Range<Int>) -> Void
+    var chunks: Int { (count + chunk - 1) / chunk }
 }
 
 /// Each thread of the team takes chunks t, t + T, t + 2T, ... (T threads).
@@ -45,5 +46,5 @@ private func runOpenMPJob(_ raw: UnsafeMutableRawPointer?) {
     let job = raw.assumingMemoryBound(to: OpenMPJob.self).pointee
     let t = Int(omp.threadNumber()), n = max(Int(omp.threadCount()), 1)
     var c = t
-    while c < job.chunks { job.body(c); c += n }
+    while c < job.chunks { job.body((c * job.chunk)..<min(job.count, (c + 1) * job.chunk)); c += n }
 }

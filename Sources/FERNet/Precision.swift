@@ -10,8 +10,9 @@ import Foundation
 // on the layer's shape, so `auto` times both instead of reading the ISA.
 
 /// What a network's convolutions compute in (`train.precision`, `--precision`): fp32; bf16 as mixed
-/// precision runs it (bf16 convolutions and the activations between them, fp32 head, logits and loss, fp32 master weights, gradients and
-/// optimizer state); or `auto`, each convolution in whichever of the two measured faster on this CPU.
+/// precision runs it (bf16 convolutions and the activations between them; fp32 head, logits, loss, master
+/// weights, gradients and optimizer state); or `auto`, each convolution in whichever of the two measured
+/// faster on this CPU.
 public enum Precision: String, ConfigChoice {
     case fp32, bf16, auto
     public static let what = "precision"

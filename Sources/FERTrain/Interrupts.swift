@@ -47,6 +47,7 @@ struct Fault {
     /// so the step that fired the fault is the one that stops (the signals are blocked on this thread).
     private func signalSelf(_ sig: Int32) {
         kill(getpid(), sig)
-        for _ in 0..<5000 where Interrupt.received == 0 { usleep(1000) }
+        let deadline = Date().addingTimeInterval(5)
+        while Interrupt.received == 0 && Date() < deadline { usleep(1000) }
     }
 }
