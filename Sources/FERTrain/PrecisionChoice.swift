@@ -11,6 +11,8 @@ public struct PrecisionChoice {
     public var config: RunConfig
     /// What was measured, when it was (auto, unresolved, on a CPU with bf16): for the log and `fer bench --json`.
     public var measured: [ConvChoice]?
+    /// auto, unresolved, on a CPU without bf16: fp32 everywhere, nothing timed.
+    private var resolvedWithoutBF16 = false
 
     public init(_ config: RunConfig, batch: Int, comm: Communicator) throws {
         self.config = config
@@ -19,12 +21,17 @@ public struct PrecisionChoice {
         guard t.precisionLayers.isEmpty else { return }
         let convs = config.model.layers.filter { $0.type == .conv }.count
         measured = try comm.onCoordinator { try measureConvPrecisions(config.model, batch: batch) }
+        resolvedWithoutBF16 = measured == nil
         self.config.train.precisionLayers = measured?.map(\.precision) ?? [Precision](repeating: .fp32, count: convs)
     }
 
-    /// "precision auto (measured on rank 0): conv1 fp32 (fp32 1.21 ms / bf16 1.90 ms), conv2 bf16 (...)", or
-    /// nil when nothing was measured.
+    /// "precision auto (measured on rank 0): conv1 fp32 (fp32 1.21 ms / bf16 1.90 ms), conv2 bf16 (...)";
+    /// on a CPU without bf16, why every convolution is fp32; nil when auto was not resolved here (fp32,
+    /// bf16, or a choice already recorded).
     public var description: String? {
+        if resolvedWithoutBF16 {
+            return "precision auto: fp32 for every convolution (oneDNN has no bf16 convolution on this CPU: its ISA is \(effectiveISA))"
+        }
         guard let measured else { return nil }
         return "precision auto (measured on rank 0): " + measured.map { c in
             String(format: "%@ %@ (fp32 %.2f ms / bf16 %.2f ms)", c.name, c.precision.rawValue, c.fp32Ms ?? 0, c.bf16Ms ?? 0)
