@@ -121,10 +121,18 @@ private func timeConvolution(_ s: ConvShape, precision: Precision, steps: Int) -
         bdpd = p
     }
     // Weight gradients in fp32: the master copies the optimizer updates.
-    var bw = dnnl_convolution_desc_t()
-    var dw = desc(wShape, dnnl_f32), db = desc([s.filters], dnnl_f32, dnnl_a)
-    guard dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &src, &dw, &db, &dst, &strides, &padL, &padR) == dnnl_success,
-          let bwpd = tryPrimitiveDesc(bw, hint: fpd) else { return nil }
+    func backwardWeights(_ diffDst: MD) -> PrimitiveDesc? {
+        var bw = dnnl_convolution_desc_t()
+        var dw = desc(wShape, dnnl_f32), db = desc([s.filters], dnnl_f32, dnnl_a), dd = diffDst
+        guard dnnl_convolution_backward_weights_desc_init(&bw, dnnl_convolution_direct, &src, &dw, &db, &dd, &strides, &padL, &padR) == dnnl_success
+        else { return nil }
+        return tryPrimitiveDesc(bw, hint: fpd)
+    }
+    // As the network's Conv does: where oneDNN has only its reference kernel for the forward's output
+    // layout (a first layer of 1-3 channels on AVX2: ~1.3 s a pass), the output gradient takes the layout
+    // oneDNN picks (a GEMM, milliseconds).
+    guard var bwpd = backwardWeights(dst) else { return nil }
+    if bwpd.implementation.hasPrefix("ref"), let alt = backwardWeights(desc(dShape, act)), !alt.implementation.hasPrefix("ref") { bwpd = alt }
 
     let mSrc = Memory(src), mW = Memory(w), mB = Memory(b), mDst = Memory(dst)
     let forward = Primitive(fpd, [(DNNL_ARG_SRC, mSrc), (DNNL_ARG_WEIGHTS, mW), (DNNL_ARG_BIAS, mB), (DNNL_ARG_DST, mDst)])

@@ -34,6 +34,7 @@ final class BenchPrecisionTests: XCTestCase {
         XCTAssertEqual(fp32.map(\.name), b.layers.map(\.name).filter { $0.hasPrefix("conv") })   // the network's convolutions, in order
         XCTAssertFalse(fp32.isEmpty)
         XCTAssertTrue(fp32.allSatisfy { $0.forward_ms > 0 && $0.backward_weights_ms > 0 })
+        assertNoReferenceKernel(fp32, on: b.isa)
         // The iterator's walk: its first offer is the implementation a plain create gives, each one timed.
         for c in fp32 {
             let offered = try XCTUnwrap(c.forward_offered, c.name)
@@ -53,8 +54,15 @@ final class BenchPrecisionTests: XCTestCase {
     func testNoBF16WhereOneDNNHasNone() throws {
         let b = try bench(["DNNL_MAX_CPU_ISA": "AVX2"])
         XCTAssertEqual(b.isa, "avx2")
-        XCTAssertNotNil(b.convolutions_fp32)
+        assertNoReferenceKernel(try XCTUnwrap(b.convolutions_fp32), on: b.isa)
         XCTAssertNil(b.convolutions_bf16, "oneDNN 2.6 has no bf16 convolution below AVX512_BF16")
+    }
+
+    /// The bound times what the network runs: on AVX2 oneDNN has only its reference kernel (~1.3 s a pass
+    /// at batch 64) for a first layer's weight gradient in the forward's output layout, and the network's
+    /// Conv takes oneDNN's own layouts instead; the stand-alone pass must do the same.
+    func assertNoReferenceKernel(_ convs: [Bench.Conv], on isa: String, file: StaticString = #filePath, line: UInt = #line) {
+        for c in convs { for impl in c.implementations { XCTAssertFalse(impl.hasPrefix("ref"), "\(c.name) on \(isa): \(c.implementations)", file: file, line: line) } }
     }
 
     /// `train.precision: bf16` trains (the synthetic squares are learnt: training loss falls, validation
