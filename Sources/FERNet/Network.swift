@@ -78,6 +78,18 @@ public final class Network {
         layers.compactMap { $0 as? Conv }.map { ($0.name, $0.implementations) }
     }
 
+    /// oneDNN's kernel for each pass of every layer that reports them, by layer name: a convolution's or
+    /// dense layer's forward, backward-data and backward-weights; a max pooling's forward and backward (the
+    /// fastest measured, Pool.swift).
+    public var layerImplementations: [String: [String]] {
+        var out: [String: [String]] = [:]
+        for l in layers {
+            if let w = l as? WeightedLayer { out[l.name] = w.implementations }
+            if let p = l as? MaxPool { out[l.name] = p.implementations }
+        }
+        return out
+    }
+
     func bind() {
         var src = input, diffSrc: Memory? = nil
         for l in layers {

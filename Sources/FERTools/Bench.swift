@@ -47,7 +47,9 @@ public struct BenchResult: Codable, Sendable {
     /// A layer's forward and backward, and the reorders inside them (nil in files older than the field).
     public struct LayerTime: Codable, Sendable {
         public var name: String; public var forwardMs: Double; public var backwardMs: Double; public var reorderMs: Double?
-        enum CodingKeys: String, CodingKey { case name, forwardMs, backwardMs, reorderMs = "reorder_ms" }
+        /// oneDNN's kernel for each pass, for convolutions, dense layers and max pooling.
+        public var implementations: [String]?
+        enum CodingKeys: String, CodingKey { case name, forwardMs, backwardMs, reorderMs = "reorder_ms", implementations }
     }
     /// Milliseconds per step by kind of work (layer kinds from the per-layer profile; data, loss and
     /// optimizer timed inside the training step).
@@ -123,6 +125,7 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
     let convNames = Set(zip(config.model.layers.indices, config.model.layers).compactMap { $0.1.type == .conv ? net.rows[$0.0].name : nil })
     let conv = profile.filter { convNames.contains($0.name) }.reduce(0) { $0 + $1.forward + $1.backward }
 
+    let kernels = net.layerImplementations
     var inferTimes: [Double] = []
     if !trainOnly {
         let inferNet = try model.network(batch: batch, inference: true)
@@ -157,7 +160,8 @@ public func benchmark(config: RunConfig, batch globalBatch: Int, steps: Int,
                        allreduceBytesPerStep: sentPerStep,
                        trainImagesPerSecond: Double(globalBatch) / step, convBoundImagesPerSecond: conv > 0 ? Double(globalBatch) / conv : 0,
                        inferImagesPerSecond: infer > 0 ? Double(globalBatch) / infer : 0, trainStepMs: step * 1e3, convMs: conv * 1e3,
-                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3, reorderMs: $0.reorders * 1e3) },
+                       layers: profile.map { .init(name: $0.name, forwardMs: $0.forward * 1e3, backwardMs: $0.backward * 1e3, reorderMs: $0.reorders * 1e3,
+                                                   implementations: kernels[$0.name]) },
                        components: components, gradientBytes: model.grads.count * MemoryLayout<Float>.stride,
                        backwardMs: (readyAfter.first ?? 0) * 1e3, buckets: buckets, convolutionsFP32: alone, convolutionsBF16: aloneBF16)
     // Each rank's convolutions run on its slice at once: the bound is the global batch over their time.

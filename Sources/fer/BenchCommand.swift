@@ -128,9 +128,10 @@ struct BenchCommand: ParsableCommand {
                       + (c.forwardOffered ?? []).map { String(format: "%@ %@ %.2f", $0.algorithm, $0.implementation, $0.ms) }.joined(separator: ", "))
             }
         }
-        print("\nlayer         forward ms  backward ms  of which reorders ms")
+        print("\nlayer         forward ms  backward ms  of which reorders ms  oneDNN kernels (forward, backward...)")
         for l in r.layers {
-            print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f %21.2f", l.forwardMs, l.backwardMs, l.reorderMs ?? 0))
+            print(l.name.padding(toLength: 14, withPad: " ", startingAt: 0) + String(format: "%10.2f %12.2f %21.2f  ", l.forwardMs, l.backwardMs, l.reorderMs ?? 0)
+                  + (l.implementations ?? []).joined(separator: ", "))
         }
     }
 }

@@ -13,7 +13,7 @@ final class BenchPrecisionTests: XCTestCase {
         struct Conv: Decodable {
             var name: String; var forward_ms: Double; var backward_weights_ms: Double; var implementations: [String]; var forward_offered: [Offered]?
         }
-        struct Layer: Decodable { var name: String }
+        struct Layer: Decodable { var name: String; var implementations: [String]? }
         var isa: String
         var layers: [Layer]
         var convolutions_fp32: [Conv]?
@@ -35,6 +35,13 @@ final class BenchPrecisionTests: XCTestCase {
         XCTAssertFalse(fp32.isEmpty)
         XCTAssertTrue(fp32.allSatisfy { $0.forward_ms > 0 && $0.backward_weights_ms > 0 })
         assertNoReferenceKernel(fp32, on: b.isa)
+        // Each layer's kernels in the network: a convolution's three passes (the first has no backward-data),
+        // max pooling's two, no reference kernel among them.
+        for l in b.layers where l.name.hasPrefix("conv") || l.name.hasPrefix("maxpool") {
+            let kernels = try XCTUnwrap(l.implementations, l.name)
+            XCTAssertEqual(kernels.count, l.name.hasPrefix("conv") ? 3 : 2, "\(l.name): \(kernels)")
+            XCTAssertFalse(kernels.contains { $0.hasPrefix("ref") }, "\(l.name): \(kernels)")
+        }
         // The iterator's walk: its first offer is the implementation a plain create gives, each one timed.
         for c in fp32 {
             let offered = try XCTUnwrap(c.forward_offered, c.name)
