@@ -73,10 +73,10 @@ final class MaxPool: Layer {
 }
 
 /// The fastest of `candidates` (oneDNN's offers for one pooling pass, reference kernels left out; its
-/// iterator repeats some), each run as `make` gives it (a primitive on scratch buffers): a warm-up, then the median of three
-/// runs, or the first alone when that is already twice the best so far (jit:sse41's backward on AVX2 takes
-/// ~60 ms a run). The choice is kept per `key` for the process, so each shape is timed once. nil when
-/// oneDNN offers nothing but its reference kernel.
+/// iterator repeats some), each run as `make` gives it (a primitive on scratch buffers): a warm-up, then
+/// the median of three runs, or the first alone when that is already twice the best so far (jit:sse41's
+/// backward on AVX2 takes ~60 ms a run). The choice is kept per `key` for the process, so each shape is
+/// timed once. nil when oneDNN offers nothing but its reference kernel.
 func fastestPooling(_ candidates: [PrimitiveDesc], key: String, _ make: (PrimitiveDesc) -> () -> Void) -> PrimitiveDesc? {
     var seen = Set<String>()
     let unique = candidates.filter { seen.insert($0.implementation).inserted }
