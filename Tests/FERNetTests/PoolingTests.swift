@@ -7,9 +7,9 @@ import XCTest
 /// Max pooling runs the fastest kernel oneDNN offers for each pass, timed (FERNet/Pool.swift). That is
 /// safe only because every kernel gives the same bits, ties included; and the choice must be the fastest.
 final class PoolingTests: XCTestCase {
-    /// 2x2 max pooling of a [4, 32, 12, 12] batch in `tag`, forward training and backward.
-    func descriptors(_ tag: dnnl_format_tag_t) -> (fwd: dnnl_pooling_desc_t, bwd: dnnl_pooling_desc_t) {
-        var src = md([4, 32, 12, 12], tag), dst = md([4, 32, 6, 6], tag)
+    /// 2x2 max pooling of a [n, 32, h, h] batch in `tag`, forward training and backward.
+    func descriptors(_ tag: dnnl_format_tag_t, n: Int = 4, h: Int = 12) -> (fwd: dnnl_pooling_desc_t, bwd: dnnl_pooling_desc_t) {
+        var src = md([n, 32, h, h], tag), dst = md([n, 32, h / 2, h / 2], tag)
         var strides = dims([2, 2]), kernel = dims([2, 2]), pad = dims([0, 0])
         var f = dnnl_pooling_desc_t(), b = dnnl_pooling_desc_t()
         check(dnnl_pooling_forward_desc_init(&f, dnnl_forward_training, dnnl_pooling_max, &src, &dst, &strides, &kernel, &pad, &pad), "fwd")
@@ -63,5 +63,20 @@ final class PoolingTests: XCTestCase {
         for fast in names { XCTAssertEqual(choose(fast: fast, key: "\(key) \(fast)"), fast) }
         XCTAssertEqual(choose(fast: names[0], key: key), names[0])
         XCTAssertEqual(choose(fast: names[1], key: key), names[0], "the same shape was timed again")
+    }
+
+    /// The layer runs the measured choice: building a MaxPool times its shape's kernels (an entry appears
+    /// for it) and takes the kernel recorded there, for forward and for backward.
+    func testTheLayerRunsTheMeasuredKernels() throws {
+        let shape = [3, 32, 10, 10]   // a batch no other test pools
+        let (fd, bd) = descriptors(dnnl_aBcd8b, n: 3, h: 10)
+        let kernels = { (offered: [PrimitiveDesc]) in Set(offered.map(\.implementation)).count }
+        try XCTSkipIf(kernels(implementationsOffered(fd)) < 2, "one pooling kernel on this CPU")
+        let pool = MaxPool(name: "pool", src: md(shape, dnnl_aBcd8b), size: 2, stride: 2, same: false, needDiffSrc: true, inference: false)
+        let chosen = poolingChoices.withLock { $0 }.filter { $0.key.contains("\(shape)") }
+        XCTAssertEqual(chosen.first { $0.key.hasPrefix("training ") }?.value, pool.implementations[0], "\(chosen)")
+        if kernels(implementationsOffered(bd, hint: pool.fwdPD)) > 1 {
+            XCTAssertEqual(chosen.first { $0.key.hasPrefix("backward ") }?.value, pool.implementations[1], "\(chosen)")
+        }
     }
 }
